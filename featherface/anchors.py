@@ -1,0 +1,105 @@
+"""Anchors ("priors") and the RetinaFace box/landmark coding.
+
+Conventions:
+
+* priors are ``(A, 4)`` float32 ``(cx, cy, w, h)`` normalised by the image width/height;
+  order: level (strides 8, 16, 32), row i, column j, anchor size;
+* a level's grid is ``ceil(H / stride) x ceil(W / stride)``; anchor centre
+  ``((j + 0.5) * stride / W, (i + 0.5) * stride / H)``, size ``(s / W, s / H)``;
+* boxes handed to :func:`encode` and returned by :func:`decode` are normalised ``(x1, y1, x2, y2)``;
+* landmarks are ``(..., 10)`` normalised ``(x1, y1, ..., x5, y5)``.
+
+Encoding uses variances ``(0.1, 0.2)``: centre ``(g_c - a_c) / (0.1 a_wh)``, size
+``log(g_wh / a_wh) / 0.2``, each landmark ``(p - a_c) / (0.1 a_wh)``. All functions broadcast
+over leading batch dimensions.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+from .config import MIN_SIZES, STEPS, VARIANCES
+
+
+def feature_map_sizes(height: int, width: int, steps: tuple[int, ...] = STEPS) -> list[tuple[int, int]]:
+    """Grid size ``(ceil(H/s), ceil(W/s))`` of each level."""
+    return [(math.ceil(height / s), math.ceil(width / s)) for s in steps]
+
+
+def num_anchors(height: int, width: int) -> int:
+    """Number of anchors for an ``H x W`` input (16,800 at 640x640)."""
+    return sum(h * w * len(ms) for (h, w), ms in zip(feature_map_sizes(height, width), MIN_SIZES))
+
+
+def _build_priors(height: int, width: int) -> torch.Tensor:
+    levels = []
+    for (fh, fw), step, sizes in zip(feature_map_sizes(height, width), STEPS, MIN_SIZES):
+        cy = (torch.arange(fh, dtype=torch.float64) + 0.5) * step / height
+        cx = (torch.arange(fw, dtype=torch.float64) + 0.5) * step / width
+        cyy, cxx = torch.meshgrid(cy, cx, indexing="ij")  # (fh, fw)
+        s = torch.tensor(sizes, dtype=torch.float64)
+        k = len(sizes)
+        level = torch.stack(
+            [
+                cxx[..., None].expand(fh, fw, k),
+                cyy[..., None].expand(fh, fw, k),
+                (s / width).expand(fh, fw, k),
+                (s / height).expand(fh, fw, k),
+            ],
+            dim=-1,
+        )
+        levels.append(level.reshape(-1, 4))
+    return torch.cat(levels).float()
+
+
+@lru_cache(maxsize=32)
+def _cached_priors(height: int, width: int) -> torch.Tensor:
+    return _build_priors(height, width)
+
+
+def priors(height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Priors for an ``H x W`` input, ``(A, 4)`` float32 ``(cx, cy, w, h)``; cached per size.
+
+    The cached CPU tensor is shared; callers must not modify it in place.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    p = _cached_priors(int(height), int(width))
+    return p if device is None else p.to(device)
+
+
+def encode(boxes: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
+    """Normalised ``(x1, y1, x2, y2)`` boxes -> regression targets ``(..., 4)``.
+
+    Degenerate (zero-size) boxes would give ``log(0)``; sizes are clamped to a tiny positive value
+    so that the result stays finite (training drops such boxes before matching anyway).
+    """
+    g_c = (boxes[..., :2] + boxes[..., 2:]) / 2
+    g_wh = (boxes[..., 2:] - boxes[..., :2]).clamp(min=1e-6)
+    a_c, a_wh = anchors[..., :2], anchors[..., 2:]
+    return torch.cat([(g_c - a_c) / (variances[0] * a_wh), torch.log(g_wh / a_wh) / variances[1]], dim=-1)
+
+
+def decode(loc: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
+    """Regressions ``(..., 4)`` -> normalised ``(x1, y1, x2, y2)`` boxes."""
+    a_c, a_wh = anchors[..., :2], anchors[..., 2:]
+    c = a_c + loc[..., :2] * variances[0] * a_wh
+    wh = a_wh * torch.exp(loc[..., 2:] * variances[1])
+    return torch.cat([c - wh / 2, c + wh / 2], dim=-1)
+
+
+def _tile5(t: torch.Tensor) -> torch.Tensor:
+    """``(..., 2) -> (..., 10)`` repeating (x, y) for the five points."""
+    return t.repeat(*([1] * (t.dim() - 1)), 5)
+
+
+def encode_landmarks(landms: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
+    """Normalised landmarks ``(..., 10)`` -> regression targets ``(..., 10)``."""
+    return (landms - _tile5(anchors[..., :2])) / (variances[0] * _tile5(anchors[..., 2:]))
+
+
+def decode_landmarks(pre: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
+    """Landmark regressions ``(..., 10)`` -> normalised landmarks ``(..., 10)``."""
+    return _tile5(anchors[..., :2]) + pre * variances[0] * _tile5(anchors[..., 2:])

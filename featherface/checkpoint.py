@@ -1,0 +1,101 @@
+"""This project's checkpoint format: safe to load, self-describing, written atomically.
+
+A checkpoint is a ``dict`` of tensors and plain Python values only, so it loads with
+``torch.load(path, weights_only=True)`` (no pickled code) and on CPU whatever device saved it::
+
+    {
+      "format": "featherface",          # marker checked on load
+      "format_version": 1,
+      "arch": "v1" | "nano",            # rebuilds the model with build_model(arch)
+      "state_dict": {name: tensor},     # strict: must match the architecture exactly
+      "preprocess": {"color": "bgr", "mean": [104, 117, 123], "std": None},
+      "landmarks": ["left_eye", ...],   # order of the 5 landmark points
+      "meta": {...},                    # provenance: source file, training command, metrics ...
+      # training checkpoints may add "optimizer", "scheduler", "epoch", "rng", "config" ...
+    }
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import LANDMARK_NAMES, MEAN_BGR
+from .models import build_model
+
+FORMAT = "featherface"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A file is not a usable FeatherFace checkpoint (message names the file and the reason)."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``, so a
+    crash never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(model: nn.Module, arch: str, meta: dict | None = None, **extra: Any) -> dict:
+    """Package a model's weights with the contract that travels with them."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "state_dict": state,
+        "preprocess": {"color": "bgr", "mean": list(MEAN_BGR), "std": None},
+        "landmarks": list(LANDMARK_NAMES),
+        "meta": dict(meta or {}),
+        **extra,
+    }
+
+
+def save_checkpoint(model: nn.Module, arch: str, path: str | Path, meta: dict | None = None, **extra: Any) -> None:
+    atomic_save(make_checkpoint(model, arch, meta, **extra), path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read and validate a checkpoint dict (on CPU, ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickled code, foreign format...
+        raise CheckpointError(f"{path}: cannot be read as a safe torch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        hint = " (an official V1 state_dict? convert it with `featherface convert SRC DST`)" if isinstance(ckpt, dict) else ""
+        raise CheckpointError(f"{path}: not a FeatherFace checkpoint{hint}")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {ckpt['format_version']} is newer than this library's {FORMAT_VERSION}")
+    return ckpt
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model stored in ``path`` (strict load), in eval mode on ``device``.
+    Returns ``(model, checkpoint_dict)``."""
+    ckpt = read_checkpoint(path)
+    try:
+        model = build_model(ckpt["arch"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match architecture {ckpt['arch']!r}: {exc}") from exc
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,195 @@
+"""``FaceDetector``: load a model once, detect faces in one image or a list of images.
+
+    >>> det = FaceDetector.from_pretrained("nano")          # or "v1.pt", "model.onnx"
+    >>> faces = det.detect(cv2.imread("photo.jpg"))          # list[Detection], [] if none
+    >>> arrays = det.detect_arrays(img)                      # boxes (N,4), scores (N,), landmarks (N,5,2)
+
+Images are ``H x W x 3`` uint8 arrays, BGR by default (as OpenCV reads them); pass
+``color="rgb"`` otherwise. Boxes and landmarks are in pixels of the ORIGINAL image.
+Resize policy: ``long_side=640`` (default) resizes so that the longer side is 640 pixels,
+``long_side=None`` runs at the original size. Images of different sizes can be mixed in one
+call: they are grouped by network input size, and each group runs as one batch, so a list gives
+exactly the detections of one-by-one calls.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, load_model, read_checkpoint
+from .config import MEAN_BGR
+from .postprocess import Detection, Detections, PostProcessConfig, postprocess_image
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT = object()  # sentinel: "use the detector's default" for per-call arguments
+
+# A runner maps a float32 NCHW batch to (loc, conf, landms) tensors and says whether the
+# outputs are already decoded (ONNX graphs exported with decoding inside).
+Runner = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def resolve_weights(name_or_path: str | Path) -> Path:
+    """Map ``"nano"``/``"v1"`` to bundled weights (or ``$FEATHERFACE_WEIGHTS/<name>.pt``); any
+    other value is a path that must exist."""
+    import os
+
+    name = str(name_or_path)
+    if name in ("nano", "v1"):
+        candidates = [WEIGHTS_DIR / f"{name}.pt"]
+        if os.environ.get("FEATHERFACE_WEIGHTS"):
+            candidates.insert(0, Path(os.environ["FEATHERFACE_WEIGHTS"]) / f"{name}.pt")
+        for c in candidates:
+            if c.is_file():
+                return c
+        hint = (" The official V1 weights are not redistributed here: convert them with "
+                "`featherface convert featherface_v1_official.pth v1.pt` and pass the path.") if name == "v1" else ""
+        raise FileNotFoundError(f"no weights for {name!r} (looked in {', '.join(map(str, candidates))}).{hint}")
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return path
+
+
+def load_any(path: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """Load our checkpoint format or, failing that, an official V1 state_dict (converted in
+    memory, strictly)."""
+    try:
+        read_checkpoint(path)
+    except CheckpointError as exc:
+        if "not a FeatherFace checkpoint" not in str(exc):
+            raise
+        from .convert import load_official_v1
+
+        log.info("%s is not in FeatherFace format; trying it as an official V1 state_dict", path)
+        return load_official_v1(path).to(device), {"arch": "v1", "meta": {"source": str(path)}}
+    return load_model(path, device)
+
+
+class TorchRunner:
+    """Runs a PyTorch model under ``torch.inference_mode``."""
+
+    decoded = False
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(batch).to(self.device))
+
+
+def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 640) -> tuple[np.ndarray, tuple[float, float]]:
+    """Validate, convert to BGR, resize, subtract the mean. Returns ``(CHW float32, (sx, sy))``
+    where ``(sx, sy)`` maps network-input pixels back to original pixels."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"image must be HxWx3 (or HxWx4 / HxW), got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    color = color.lower()
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    image = image[:, :, :3]
+    if color == "rgb":
+        image = image[:, :, ::-1]
+    h, w = image.shape[:2]
+    if long_side is not None:
+        if long_side < 32:
+            raise ValueError(f"long_side must be >= 32 or None, got {long_side}")
+        s = long_side / max(h, w)
+        nh, nw = max(1, round(h * s)), max(1, round(w * s))
+        if (nh, nw) != (h, w):
+            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    x = image.astype(np.float32) - np.asarray(MEAN_BGR, dtype=np.float32)
+    nh, nw = x.shape[:2]
+    return np.ascontiguousarray(x.transpose(2, 0, 1)), (w / nw, h / nh)
+
+
+class FaceDetector:
+    """Face detector with explicit thresholds and resize policy (see module docstring)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        arch: str = "?",
+        score_threshold: float = 0.5,
+        nms_iou: float = 0.4,
+        top_k: int = 5000,
+        keep_top_k: int = 750,
+        long_side: int | None = 640,
+        max_batch: int = 8,
+    ) -> None:
+        self.runner = runner
+        self.arch = arch
+        self.cfg = PostProcessConfig(score_threshold, nms_iou, top_k, keep_top_k)
+        self.long_side = long_side
+        self.max_batch = max_batch
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "nano", *, device: str = "cpu", backend: str = "torch",
+                        num_threads: int | None = None, **kwargs) -> "FaceDetector":
+        """Build from ``"nano"``, ``"v1"``, a checkpoint path, an official V1 state_dict or an
+        ``.onnx`` file. ``backend`` is ``"torch"`` or ``"onnxruntime"`` (a ``.pt`` is then
+        exported to a temporary ONNX file first)."""
+        path = resolve_weights(name_or_path)
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+        if path.suffix == ".onnx" or backend == "onnxruntime":
+            from .export import OnnxRunner, export_to_temp
+
+            onnx_path = path if path.suffix == ".onnx" else export_to_temp(path)
+            runner = OnnxRunner(onnx_path, num_threads=num_threads, device=device)
+            return cls(runner, arch=runner.arch, **kwargs)
+        model, ckpt = load_any(path, device)
+        return cls(TorchRunner(model, device), arch=ckpt.get("arch", "?"), **kwargs)
+
+    def _config(self, score_threshold, nms_iou, top_k, keep_top_k) -> PostProcessConfig:
+        c = self.cfg
+        pick = lambda v, d: d if v is DEFAULT else v
+        return PostProcessConfig(pick(score_threshold, c.score_threshold), pick(nms_iou, c.nms_iou),
+                                 pick(top_k, c.top_k), pick(keep_top_k, c.keep_top_k))
+
+    def detect_arrays(self, images, *, color: str = "bgr", long_side=DEFAULT, score_threshold=DEFAULT,
+                      nms_iou=DEFAULT, top_k=DEFAULT, keep_top_k=DEFAULT) -> Detections | list[Detections]:
+        """Like :meth:`detect` but returns :class:`Detections` arrays."""
+        single = isinstance(images, np.ndarray)
+        batch: Sequence[np.ndarray] = [images] if single else list(images)
+        cfg = self._config(score_threshold, nms_iou, top_k, keep_top_k)
+        ls = self.long_side if long_side is DEFAULT else long_side
+        prepared = [preprocess(img, color, ls) for img in batch]
+        results: list[Detections | None] = [None] * len(batch)
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, (x, _) in enumerate(prepared):
+            groups[x.shape[1:]].append(i)
+        for hw, idxs in groups.items():
+            for start in range(0, len(idxs), self.max_batch):
+                chunk = idxs[start:start + self.max_batch]
+                loc, conf, landms = self.runner(np.stack([prepared[i][0] for i in chunk]))
+                decoded = getattr(self.runner, "decoded", False)
+                for j, i in enumerate(chunk):
+                    results[i] = postprocess_image(loc[j], conf[j], landms[j], hw, prepared[i][1], cfg, decoded)
+        return results[0] if single else results  # type: ignore[return-value]
+
+    def detect(self, images, **kwargs) -> list[Detection] | list[list[Detection]]:
+        """Detect faces in one image (returns ``list[Detection]``) or a list of images (returns
+        one list per image). No faces gives ``[]``. Keyword arguments (``color``, ``long_side``,
+        ``score_threshold``, ``nms_iou``, ``top_k``, ``keep_top_k``) override the defaults for
+        this call."""
+        out = self.detect_arrays(images, **kwargs)
+        return out.to_list() if isinstance(out, Detections) else [d.to_list() for d in out]

@@ -1,0 +1,143 @@
+"""The FeatherFace detectors and :func:`build_model`.
+
+Contract shared by every model here:
+
+* input ``(N, 3, H, W)`` float32, BGR, minus the mean (104, 117, 123), no std division; any H, W;
+* ``forward`` returns ``(loc, conf, landms)``: box regressions ``(N, A, 4)``, class LOGITS
+  ``(N, A, 2)`` (index 1 = face; apply softmax for scores) and landmark regressions ``(N, A, 10)``,
+  concatenated over strides 8, 16, 32 in anchor order (see :mod:`featherface.anchors`);
+* ``forward_with_features`` also returns the three 64-channel feature maps that feed the context
+  modules (post-BiFPN attention), the maps aligned during distillation;
+* ``components()`` names the parts whose parameter counts ARCHITECTURE.md fixes.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import CBAM, EfficientCBAMGroup, residual_attention
+from .backbone import MobileNetV1
+from .bifpn import BiFPNCell, EfficientBiFPNLayer
+from .context import SSH, ChannelShuffle, GroupedSSH, channel_shuffle_block
+from .heads import Conv1x1Head, EfficientHead
+
+Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class FeatherFaceV1(nn.Module):
+    """The published FeatherFace (592,371 parameters). Attribute names (including the
+    reference's ``bacbkbone`` typo) mirror the official checkpoint so conversion only drops the
+    profiler entries."""
+
+    name = "v1"
+
+    def __init__(self, channels: int = 64) -> None:
+        super().__init__()
+        self.body = MobileNetV1()
+        c3, c4, c5 = MobileNetV1.out_channels
+        self.bacbkbone_0_cbam = CBAM(c3)
+        self.bacbkbone_1_cbam = CBAM(c4)
+        self.bacbkbone_2_cbam = CBAM(c5)
+        self.bifpn = nn.Sequential(
+            BiFPNCell(channels, in_channels=(c3, c4, c5)), BiFPNCell(channels), BiFPNCell(channels)
+        )
+        self.bif_cbam_0 = CBAM(channels)
+        self.bif_cbam_1 = CBAM(channels)
+        self.bif_cbam_2 = CBAM(channels)
+        self.ssh1, self.ssh2, self.ssh3 = SSH(channels, channels), SSH(channels, channels), SSH(channels, channels)
+        self.ssh1_cs = channel_shuffle_block(channels)
+        self.ssh2_cs = channel_shuffle_block(channels)
+        self.ssh3_cs = channel_shuffle_block(channels)
+        self.ClassHead = nn.ModuleList(Conv1x1Head(channels, 2) for _ in range(3))
+        self.BboxHead = nn.ModuleList(Conv1x1Head(channels, 4) for _ in range(3))
+        self.LandmarkHead = nn.ModuleList(Conv1x1Head(channels, 10) for _ in range(3))
+
+    def components(self) -> dict[str, list[nn.Module]]:
+        return {
+            "backbone": [self.body],
+            "backbone CBAM": [self.bacbkbone_0_cbam, self.bacbkbone_1_cbam, self.bacbkbone_2_cbam],
+            "BiFPN": [self.bifpn],
+            "BiFPN CBAM": [self.bif_cbam_0, self.bif_cbam_1, self.bif_cbam_2],
+            "SSH (DCN)": [self.ssh1, self.ssh2, self.ssh3],
+            "channel shuffle": [self.ssh1_cs, self.ssh2_cs, self.ssh3_cs],
+            "heads": [self.ClassHead, self.BboxHead, self.LandmarkHead],
+        }
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[Outputs, list[torch.Tensor]]:
+        feats = self.body(x)
+        gates = (self.bacbkbone_0_cbam, self.bacbkbone_1_cbam, self.bacbkbone_2_cbam)
+        feats = [residual_attention(g, f) for g, f in zip(gates, feats)]
+        feats = self.bifpn(feats)
+        gates = (self.bif_cbam_0, self.bif_cbam_1, self.bif_cbam_2)
+        feats = [residual_attention(g, f) for g, f in zip(gates, feats)]
+        ctx = [cs(ssh(f)) for ssh, cs, f in zip((self.ssh1, self.ssh2, self.ssh3),
+                                                 (self.ssh1_cs, self.ssh2_cs, self.ssh3_cs), feats)]
+        loc = torch.cat([h(f) for h, f in zip(self.BboxHead, ctx)], dim=1)
+        conf = torch.cat([h(f) for h, f in zip(self.ClassHead, ctx)], dim=1)
+        landms = torch.cat([h(f) for h, f in zip(self.LandmarkHead, ctx)], dim=1)
+        return (loc, conf, landms), feats
+
+    def forward(self, x: torch.Tensor) -> Outputs:
+        return self.forward_with_features(x)[0]
+
+
+class FeatherFaceNano(nn.Module):
+    """The Nano student (344,254 parameters): efficient CBAM groups, two efficient BiFPN layers,
+    grouped SSH, 4-group channel shuffle and shared-conv heads."""
+
+    name = "nano"
+
+    def __init__(self, channels: int = 64) -> None:
+        super().__init__()
+        self.backbone = MobileNetV1()
+        in_ch = MobileNetV1.out_channels
+        self.backbone_cbam = EfficientCBAMGroup(in_ch)
+        self.bifpn = nn.Sequential(EfficientBiFPNLayer(channels, in_channels=in_ch), EfficientBiFPNLayer(channels))
+        self.bifpn_cbam = EfficientCBAMGroup((channels,) * 3)
+        self.ssh = nn.ModuleList(GroupedSSH(channels, channels) for _ in range(3))
+        self.shuffle = ChannelShuffle(channels, 4)
+        self.heads = nn.ModuleList(EfficientHead(channels) for _ in range(3))
+
+    def components(self) -> dict[str, list[nn.Module]]:
+        return {
+            "backbone": [self.backbone],
+            "backbone CBAM": [self.backbone_cbam],
+            "BiFPN": [self.bifpn],
+            "BiFPN CBAM": [self.bifpn_cbam],
+            "SSH (grouped)": [self.ssh],
+            "channel shuffle": [self.shuffle],
+            "heads": [self.heads],
+        }
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[Outputs, list[torch.Tensor]]:
+        feats = self.bifpn_cbam(self.bifpn(self.backbone_cbam(list(self.backbone(x)))))
+        outs = [head(self.shuffle(ssh(f))) for ssh, head, f in zip(self.ssh, self.heads, feats)]
+        loc, conf, landms = (torch.cat([o[i] for o in outs], dim=1) for i in range(3))
+        return (loc, conf, landms), feats
+
+    def forward(self, x: torch.Tensor) -> Outputs:
+        return self.forward_with_features(x)[0]
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"v1": FeatherFaceV1, "nano": FeatherFaceNano}
+
+
+def build_model(name: str) -> nn.Module:
+    """Build an untrained model by architecture name (``"v1"`` or ``"nano"``)."""
+    try:
+        return ARCHITECTURES[name]()
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}") from None
+
+
+def count_parameters(module: nn.Module | list[nn.Module]) -> int:
+    """Trainable parameter count of a module or a list of modules."""
+    modules = module if isinstance(module, list) else [module]
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Parameters per named component (see ``components()``), plus ``"total"``."""
+    out = {name: count_parameters(mods) for name, mods in model.components().items()}
+    out["total"] = count_parameters(model)
+    return out

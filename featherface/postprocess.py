@@ -1,0 +1,134 @@
+"""Raw network outputs -> detections in original-image pixels.
+
+Order of operations (cheap first): softmax -> score threshold -> top-k -> decode only the kept
+anchors -> NMS -> keep-top-k -> rescale to original pixels. NMS is a greedy NumPy implementation
+(no torchvision); boxes are continuous coordinates (no "+1" pixel convention).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .anchors import decode, decode_landmarks, priors
+from .config import LANDMARK_NAMES
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face. ``box`` is ``(x1, y1, x2, y2)`` float pixels in the ORIGINAL image, ``landmarks``
+    is ``(5, 2)`` ``(x, y)`` in :data:`LANDMARK_NAMES` order (left = image left)."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 5),
+            "landmarks": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(LANDMARK_NAMES, self.landmarks)},
+        }
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Array form of one image's detections, sorted by decreasing score:
+    ``boxes (N, 4)``, ``scores (N,)``, ``landmarks (N, 5, 2)``, all float32 pixels."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_list(self) -> list[Detection]:
+        return [Detection(b, float(s), l) for b, s, l in zip(self.boxes, self.scores, self.landmarks)]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression. ``boxes (N, 4)`` xyxy, ``scores (N,)``; returns the kept
+    indices in decreasing score order. Each step suppresses, in one vectorised operation, every
+    remaining box whose IoU with the current best exceeds ``iou_threshold``."""
+    if len(boxes) == 0:
+        return np.zeros((0,), dtype=np.int64)
+    x1, y1, x2, y2 = boxes.T.astype(np.float64)
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        union = areas[i] + areas[rest] - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class PostProcessConfig:
+    """Thresholds. Defaults suit interactive use; WIDER FACE evaluation uses
+    ``score_threshold=0.02, top_k=5000, nms_iou=0.4, keep_top_k=750``."""
+
+    score_threshold: float = 0.5
+    nms_iou: float = 0.4
+    top_k: int = 5000  # candidates kept (by score) before NMS
+    keep_top_k: int = 750  # detections kept after NMS
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
+        if self.top_k < 1 or self.keep_top_k < 1:
+            raise ValueError("top_k and keep_top_k must be >= 1")
+
+
+def postprocess_image(
+    loc: torch.Tensor,
+    conf: torch.Tensor,
+    landms: torch.Tensor,
+    input_hw: tuple[int, int],
+    scale_xy: tuple[float, float] = (1.0, 1.0),
+    cfg: PostProcessConfig = PostProcessConfig(),
+    decoded: bool = False,
+) -> Detections:
+    """Post-process ONE image's outputs.
+
+    Args:
+        loc, conf, landms: ``(A, 4)``, ``(A, 2)``, ``(A, 10)`` raw regressions and class logits
+            (or, with ``decoded=True``, normalised xyxy boxes, face probabilities ``(A,)`` and
+            normalised landmarks, as produced by an ONNX graph with decoding inside).
+        input_hw: the network input size ``(H, W)`` the anchors belong to.
+        scale_xy: factors from network-input pixels to original pixels, ``(sx, sy)``.
+    """
+    h, w = input_hw
+    if decoded:
+        scores = conf.reshape(-1)
+    else:
+        scores = torch.softmax(conf.float(), dim=-1)[:, 1]
+    idx = torch.nonzero(scores > cfg.score_threshold).flatten()
+    if idx.numel() > cfg.top_k:
+        idx = idx[torch.topk(scores[idx], cfg.top_k).indices]
+    if idx.numel() == 0:
+        return Detections()
+    sel_scores = scores[idx]
+    if decoded:
+        boxes, lms = loc[idx].float(), landms[idx].float()
+    else:
+        anchors = priors(h, w, device=loc.device)[idx]
+        boxes = decode(loc[idx].float(), anchors)
+        lms = decode_landmarks(landms[idx].float(), anchors)
+    sx, sy = scale_xy
+    to_px = torch.tensor([w * sx, h * sy], dtype=torch.float32, device=boxes.device)
+    boxes = (boxes.reshape(-1, 2, 2) * to_px).reshape(-1, 4).cpu().numpy()
+    lms = (lms.reshape(-1, 5, 2) * to_px).cpu().numpy()
+    s = sel_scores.cpu().numpy()
+    keep = nms(boxes, s, cfg.nms_iou)[: cfg.keep_top_k]
+    return Detections(boxes[keep].astype(np.float32), s[keep].astype(np.float32), lms[keep].astype(np.float32))
