@@ -44,8 +44,10 @@ def _detector(args: argparse.Namespace, **overrides):
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from .detect_cli import run_detect
+    from .media import list_sources
 
-    return run_detect(args, _detector(args))
+    files = list_sources(args.source)  # fail on a bad SOURCE before loading any model
+    return run_detect(args, files, _detector(args))
 
 
 def _add_detector_args(p: argparse.ArgumentParser, score: float = 0.5, long_side: int = 640) -> None:

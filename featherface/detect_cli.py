@@ -10,7 +10,7 @@ import cv2
 from tqdm import tqdm
 
 from .detector import FaceDetector
-from .media import atomic_write_image, draw_detections, is_video, list_sources, read_image, write_json
+from .media import atomic_write_image, draw_detections, is_video, read_image, write_json
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def _detect_video(det: FaceDetector, path: Path, out_dir: Path, rel: Path, draw:
             "output": str(out_video) if draw else None}
 
 
-def run_detect(args: argparse.Namespace, det: FaceDetector) -> int:
-    files = list_sources(args.source)
+def run_detect(args: argparse.Namespace, files: list[Path], det: FaceDetector) -> int:
     out_dir: Path = args.output
     records, failures = [], []
     images = [f for f in files if not is_video(f)]

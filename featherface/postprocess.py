@@ -1,13 +1,14 @@
 """Raw network outputs -> detections in original-image pixels.
 
 Order of operations (cheap first): softmax -> score threshold -> top-k -> decode only the kept
-anchors -> NMS -> keep-top-k -> rescale to original pixels. NMS is a greedy NumPy implementation
+anchors -> NMS -> keep-top-k -> rescale to original pixels. NMS is OpenCV's greedy C++ implementation
 (no torchvision); boxes are continuous coordinates (no "+1" pixel convention).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -49,26 +50,18 @@ class Detections:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression. ``boxes (N, 4)`` xyxy, ``scores (N,)``; returns the kept
-    indices in decreasing score order. Each step suppresses, in one vectorised operation, every
-    remaining box whose IoU with the current best exceeds ``iou_threshold``."""
+    """Greedy non-maximum suppression (OpenCV's ``cv2.dnn.NMSBoxes``, C++). ``boxes (N, 4)``
+    xyxy, ``scores (N,)``; returns kept indices in decreasing score order. A box is suppressed
+    when its IoU with a kept, higher-scoring box exceeds ``iou_threshold``."""
     if len(boxes) == 0:
         return np.zeros((0,), dtype=np.int64)
-    x1, y1, x2, y2 = boxes.T.astype(np.float64)
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        union = areas[i] + areas[rest] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    b = np.asarray(boxes, dtype=np.float64)
+    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+    # OpenCV drops scores <= its score threshold, which must be >= 0; shifting the scores by +1
+    # keeps every box (scores here are probabilities in [0, 1]) without changing their order.
+    shifted = (np.asarray(scores, dtype=np.float64) + 1.0).tolist()
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), shifted, 0.0, float(iou_threshold))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -103,8 +96,8 @@ def postprocess_image(
 
     Args:
         loc, conf, landms: ``(A, 4)``, ``(A, 2)``, ``(A, 10)`` raw regressions and class logits
-            (or, with ``decoded=True``, normalised xyxy boxes, face probabilities ``(A,)`` and
-            normalised landmarks, as produced by an ONNX graph with decoding inside).
+            (or, with ``decoded=True``, xyxy boxes, face probabilities ``(A,)`` and landmarks in
+            network-input pixels, as produced by an ONNX graph with decoding inside).
         input_hw: the network input size ``(H, W)`` the anchors belong to.
         scale_xy: factors from network-input pixels to original pixels, ``(sx, sy)``.
     """
@@ -126,7 +119,8 @@ def postprocess_image(
         boxes = decode(loc[idx].float(), anchors)
         lms = decode_landmarks(landms[idx].float(), anchors)
     sx, sy = scale_xy
-    to_px = torch.tensor([w * sx, h * sy], dtype=torch.float32, device=boxes.device)
+    # Normalised coordinates -> input pixels (unless already there) -> original pixels.
+    to_px = torch.tensor([sx, sy] if decoded else [w * sx, h * sy], dtype=torch.float32, device=boxes.device)
     boxes = (boxes.reshape(-1, 2, 2) * to_px).reshape(-1, 4).cpu().numpy()
     lms = (lms.reshape(-1, 5, 2) * to_px).cpu().numpy()
     s = sel_scores.cpu().numpy()

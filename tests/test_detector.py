@@ -1,0 +1,83 @@
+"""FaceDetector with the official V1 weights on real photographs."""
+import cv2
+import numpy as np
+import pytest
+
+from featherface import FaceDetector, LANDMARK_NAMES
+from featherface.detector import TorchRunner, preprocess
+from featherface.models import build_model
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def v1_detector(v1_model):
+    return FaceDetector(TorchRunner(v1_model), arch="v1")
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    return cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+
+
+def test_crowd_photo_finds_faces(v1_detector, crowd):
+    faces = v1_detector.detect(crowd)
+    assert len(faces) >= 25
+    assert all(f.score >= 0.5 for f in faces)
+    assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
+    h, w = crowd.shape[:2]
+    for f in faces:
+        x1, y1, x2, y2 = f.box
+        assert -5 <= x1 < x2 <= w + 5 and -5 <= y1 < y2 <= h + 5
+        assert f.landmarks.shape == (5, 2)
+        # eyes above the mouth corners, left eye on the image left of the right eye
+        assert f.landmarks[0, 1] < f.landmarks[3, 1] and f.landmarks[0, 0] < f.landmarks[1, 0]
+    d = faces[0].to_dict()
+    assert list(d["landmarks"]) == list(LANDMARK_NAMES)
+
+
+def test_no_face_gives_empty_list(v1_detector):
+    assert v1_detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []
+    arrays = v1_detector.detect_arrays(np.zeros((50, 60, 3), np.uint8))
+    assert arrays.boxes.shape == (0, 4) and arrays.landmarks.shape == (0, 5, 2)
+
+
+def test_batch_of_mixed_sizes_equals_one_by_one(v1_detector, crowd):
+    small = cv2.imread(str(shared_file("images/small_pair.jpg")))
+    crop = crowd[:400, 100:700].copy()
+    images = [crowd, small, crop, crowd[:, ::-1].copy()]
+    batched = v1_detector.detect_arrays(images)
+    for img, got in zip(images, batched):
+        ref = v1_detector.detect_arrays(img)
+        assert len(ref) == len(got) > 0
+        np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-2)
+        np.testing.assert_allclose(got.scores, ref.scores, atol=1e-4)
+
+
+def test_rgb_and_resize_policy(v1_detector, crowd):
+    bgr = v1_detector.detect_arrays(crowd)
+    rgb = v1_detector.detect_arrays(np.ascontiguousarray(crowd[:, :, ::-1]), color="rgb")
+    np.testing.assert_allclose(rgb.boxes, bgr.boxes, atol=1e-3)
+    native = v1_detector.detect_arrays(crowd, long_side=None)
+    assert len(native) >= 25  # the photo is 1024 wide: original size differs from 640
+    assert not np.allclose(native.scores[:5], bgr.scores[:5])
+
+
+def test_bad_inputs():
+    det = FaceDetector(TorchRunner(build_model("nano")), arch="nano")
+    with pytest.raises(ValueError, match="uint8"):
+        det.detect(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="HxWx3"):
+        det.detect(np.zeros((10, 10, 5), np.uint8))
+    with pytest.raises(TypeError):
+        det.detect("photo.jpg")
+    with pytest.raises(ValueError, match="color"):
+        det.detect(np.zeros((10, 10, 3), np.uint8), color="hsv")
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        FaceDetector.from_pretrained("does/not/exist.pt")
+
+
+def test_preprocess_scale_and_mean():
+    img = np.zeros((300, 600, 3), np.uint8)
+    x, (sx, sy) = preprocess(img, long_side=640)
+    assert x.shape == (3, 320, 640) and sx == pytest.approx(600 / 640) and sy == pytest.approx(300 / 320)
+    assert x[:, 0, 0].tolist() == [-104.0, -117.0, -123.0]
