@@ -78,7 +78,7 @@ class FeatherFaceV1(nn.Module):
         return (loc, conf, landms), feats
 
     def forward(self, x: torch.Tensor) -> Outputs:
-        return self.forward_with_features(x)[0]
+        return _forward(self, x)
 
 
 class FeatherFaceNano(nn.Module):
@@ -116,7 +116,14 @@ class FeatherFaceNano(nn.Module):
         return (loc, conf, landms), feats
 
     def forward(self, x: torch.Tensor) -> Outputs:
-        return self.forward_with_features(x)[0]
+        return _forward(self, x)
+
+
+def _forward(model: nn.Module, x: torch.Tensor):
+    """Outputs only, unless the training engine set ``_return_features`` (it must call the
+    module itself, not ``forward_with_features``, for DistributedDataParallel to see the pass)."""
+    out, feats = model.forward_with_features(x)
+    return (out, feats) if getattr(model, "_return_features", False) else out
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"v1": FeatherFaceV1, "nano": FeatherFaceNano}

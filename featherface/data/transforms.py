@@ -1,0 +1,139 @@
+"""Training augmentation (RetinaFace recipe) on NumPy arrays.
+
+Conventions: images are ``H x W x 3`` uint8 BGR; boxes ``(K, 4)`` pixel ``x1, y1, x2, y2``;
+landmarks ``(K, 5, 2)`` pixels; ``has_landmarks (K,)`` bool. Every function returns new arrays.
+Randomness comes from an explicit ``numpy.random.Generator`` so that a sample's augmentation is
+reproducible from (seed, epoch, index), which makes resumed runs identical to uninterrupted ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import MEAN_BGR
+
+CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
+# Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).
+MIRROR_ORDER = (1, 0, 2, 4, 3)
+INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
+
+
+@dataclass
+class Sample:
+    image: np.ndarray
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    has_landmarks: np.ndarray
+
+    def select(self, keep: np.ndarray) -> "Sample":
+        return Sample(self.image, self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
+
+
+def drop_degenerate(s: Sample, min_size: float = 1.0) -> Sample:
+    """Remove boxes narrower or shorter than ``min_size`` pixels (they would give log(0))."""
+    wh = s.boxes[:, 2:] - s.boxes[:, :2]
+    return s.select((wh >= min_size).all(axis=1))
+
+
+def random_crop(s: Sample, rng: np.random.Generator, tries: int = 250) -> tuple[Sample, bool]:
+    """Square crop with side = a random scale of the short side; keeps the faces whose centre
+    lies inside the crop, clips them to it, and requires at least one face to survive.
+    Returns ``(sample, cropped)``; after ``tries`` failures the sample is returned unchanged."""
+    h, w = s.image.shape[:2]
+    if len(s.boxes) == 0:
+        return s, False
+    centres = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2
+    for _ in range(tries):
+        side = int(rng.choice(CROP_SCALES) * min(h, w))
+        if side < 1:
+            continue
+        left = 0 if w == side else int(rng.integers(w - side))
+        top = 0 if h == side else int(rng.integers(h - side))
+        lo = np.array([left, top], np.float32)
+        hi = lo + side
+        inside = ((centres > lo) & (centres < hi)).all(axis=1)
+        if not inside.any():
+            continue
+        boxes = s.boxes[inside].copy()
+        boxes[:, :2] = np.maximum(boxes[:, :2], lo) - lo
+        boxes[:, 2:] = np.minimum(boxes[:, 2:], hi) - lo
+        lms = s.landmarks[inside] - lo
+        has = s.has_landmarks[inside].copy()
+        out = drop_degenerate(Sample(s.image[top:top + side, left:left + side], boxes, lms, has))
+        if len(out.boxes) == 0:
+            continue
+        return out, True
+    return s, False
+
+
+def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness (+-32), contrast and saturation (x0.5..1.5) and hue (+-18 deg), each
+    with probability 0.5; contrast before or after the HSV part at random (RetinaFace order)."""
+    img = image.astype(np.float32)
+
+    def contrast(x):
+        return x * rng.uniform(0.5, 1.5) if rng.random() < 0.5 else x
+
+    if rng.random() < 0.5:
+        img += rng.uniform(-32, 32)
+    first = rng.random() < 0.5
+    if first:
+        img = contrast(img)
+    hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+    if rng.random() < 0.5:
+        hsv[:, :, 1] *= rng.uniform(0.5, 1.5)
+    if rng.random() < 0.5:
+        hsv[:, :, 0] = (hsv[:, :, 0] + rng.uniform(-9, 9)) % 180  # OpenCV hue is degrees / 2
+    img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    if not first:
+        img = contrast(img)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def mirror(s: Sample) -> Sample:
+    """Horizontal flip; boxes and landmarks move with the pixels and left/right points swap."""
+    w = s.image.shape[1]
+    boxes = s.boxes.copy()
+    boxes[:, [0, 2]] = w - s.boxes[:, [2, 0]]
+    lms = s.landmarks.copy()
+    lms[:, :, 0] = w - lms[:, :, 0]
+    lms = lms[:, list(MIRROR_ORDER)]
+    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lms, s.has_landmarks.copy())
+
+
+def pad_to_square(image: np.ndarray) -> np.ndarray:
+    """Pad right/bottom with the mean colour so the image is square (boxes do not move)."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    out = np.empty((side, side, 3), image.dtype)
+    out[:] = np.asarray(MEAN_BGR, dtype=image.dtype)
+    out[:h, :w] = image
+    return out
+
+
+class TrainTransform:
+    """crop -> photometric distortion -> mirror (p = 0.5) -> pad to square (if no crop) ->
+    resize to ``size`` with a random interpolation -> subtract mean.
+
+    Returns ``(image CHW float32, boxes (K,4), landmarks (K,10), has_landmarks (K,))`` with boxes
+    and landmarks normalised to [0, 1] by the output size.
+    """
+
+    def __init__(self, size: int = 640) -> None:
+        self.size = size
+
+    def __call__(self, s: Sample, rng: np.random.Generator):
+        s = drop_degenerate(s)
+        s, cropped = random_crop(s, rng)
+        s = Sample(photometric_distort(s.image, rng), s.boxes, s.landmarks, s.has_landmarks)
+        if rng.random() < 0.5:
+            s = mirror(s)
+        image = s.image if cropped else pad_to_square(s.image)
+        side = image.shape[0]  # square either way
+        image = cv2.resize(image, (self.size, self.size), interpolation=INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))])
+        x = (image.astype(np.float32) - np.asarray(MEAN_BGR, np.float32)).transpose(2, 0, 1)
+        boxes = (s.boxes / side).astype(np.float32)
+        lms = (s.landmarks / side).reshape(-1, 10).astype(np.float32)
+        return np.ascontiguousarray(x), boxes, lms, s.has_landmarks.astype(bool)

@@ -1,0 +1,98 @@
+"""``featherface evaluate`` and ``featherface check-data``."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def run_model_on_val(det, images_dir: Path, gt, pred_dir: Path) -> list[str]:
+    """Detect on every validation image listed in ``gt`` and write official prediction files.
+    Returns the images missing from ``images_dir`` (reported, then evaluated as empty)."""
+    from tqdm import tqdm
+
+    from ..media import read_image
+    from .widerface import write_prediction_file
+
+    missing = []
+    for event, name, _, _ in tqdm(list(gt), desc="WIDER val", unit="img"):
+        path = images_dir / event / f"{name}.jpg"
+        if not path.is_file():
+            missing.append(f"{event}/{name}")
+            continue
+        d = det.detect_arrays(read_image(path))
+        xywh = np.column_stack([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2], d.scores]) if len(d) else np.zeros((0, 5))
+        write_prediction_file(pred_dir / event / f"{name}.txt", f"{name}.jpg", xywh)
+    return missing
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..data.annotations import load_mat_ground_truth
+    from .widerface import evaluate_predictions, read_prediction_folder, save_report
+
+    gt = load_mat_ground_truth(args.gt)
+    out: Path = args.output
+    protocol = {"ground_truth": str(args.gt)}
+    if args.predictions is None:
+        if args.images is None:
+            raise ValueError("give --images (WIDER_val/images folder, to run a model) or --predictions (a folder of result files)")
+        from ..cli import _detector
+
+        det = _detector(args)
+        pred_dir = out / "predictions"
+        absent = run_model_on_val(det, Path(args.images), gt, pred_dir)
+        if absent:
+            log.warning("%d of %d validation images are missing from %s (first: %s); they count as images "
+                        "with no detections", len(absent), gt.num_images, args.images, ", ".join(absent[:3]))
+        protocol.update({"model": str(args.model), "arch": det.arch,
+                         "resize": "original size" if det.long_side is None else f"long side resized to {det.long_side}",
+                         "score_threshold": det.cfg.score_threshold, "top_k": det.cfg.top_k, "nms_iou": det.cfg.nms_iou,
+                         "keep_top_k": det.cfg.keep_top_k, "images_missing_from_folder": len(absent)})
+    else:
+        pred_dir = Path(args.predictions)
+        protocol.update({"predictions": str(pred_dir)})
+    preds = read_prediction_folder(pred_dir)
+    result = evaluate_predictions(preds, gt)
+    report = save_report(result, out, protocol)
+    if "resize" in protocol:
+        print(f"protocol: {protocol['resize']}, score threshold {protocol['score_threshold']}, top-k {protocol['top_k']}, "
+              f"NMS IoU {protocol['nms_iou']}, keep {protocol['keep_top_k']}; IoU 0.5, 1000 thresholds")
+    print(result.summary())
+    if result.missing:
+        print(f"{len(result.missing)} of {gt.num_images} images had no prediction file (counted as no detections), e.g. {result.missing[:3]}")
+    print(f"report: {report}  curves: {out / 'pr_curves.png'}")
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from ..data.checks import check_dataset
+
+    problems, summary = check_dataset(Path(args.labels), Path(args.images) if args.images else None)
+    print(summary)
+    for p in problems[: args.max_problems]:
+        print(f"  {p}")
+    if len(problems) > args.max_problems:
+        print(f"  ... and {len(problems) - args.max_problems} more")
+    return 1 if problems else 0
+
+
+def register_cli(sub) -> None:
+    from ..cli import _add_detector_args
+
+    p = sub.add_parser("evaluate", help="WIDER FACE val AP (Easy/Medium/Hard), official protocol")
+    p.add_argument("--images", type=Path, help="WIDER_val/images folder (<event>/<image>.jpg)")
+    p.add_argument("--predictions", type=Path, help="evaluate an existing folder of <event>/<image>.txt result files instead")
+    p.add_argument("--gt", type=Path, default=Path("../shared/widerface/ground_truth"), help="folder with the official .mat files")
+    p.add_argument("--output", "-o", type=Path, default=Path("eval_out"))
+    _add_detector_args(p, score=0.02, long_side=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("check-data", help="report problems in a WIDER-style dataset (labels and images)")
+    p.add_argument("labels", type=Path, help="label.txt (RetinaFace) or wider_face_*_bbx_gt.txt (official)")
+    p.add_argument("--images", type=Path, help="image root the label paths are relative to")
+    p.add_argument("--max-problems", type=int, default=50)
+    p.set_defaults(func=cmd_check_data)

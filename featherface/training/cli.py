@@ -1,0 +1,95 @@
+"""``featherface train`` and ``featherface distill``.
+
+Settings come from an optional ``--config`` YAML, overridden by command-line flags; the
+resulting config is written to ``<out>/config.yaml``. ``--resume`` continues from
+``<out>/last.pt`` with ``<out>/config.yaml``. Multi-process: launch with
+``torchrun --nproc_per_node N -m featherface.cli train ...``.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+from .config import TrainConfig
+
+# flag name -> config field; only flags the user actually gives override the config.
+_FLAGS = {
+    "arch": str, "images": str, "labels": str, "out": str, "init_backbone": str, "init_weights": str, "teacher": str,
+    "pseudo_label_threshold": float, "check_image": str, "check_min_faces": int, "temperature": float, "alpha": float,
+    "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
+    "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
+    "max_steps": int, "val_images": str, "eval_every": int,
+}
+
+
+def _config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:
+    out = Path(args.out) if args.out else None
+    if args.resume and out and (out / "config.yaml").is_file() and not args.config:
+        base = TrainConfig.from_yaml(out / "config.yaml")
+    elif args.config:
+        base = TrainConfig.from_yaml(args.config)
+    else:
+        base = TrainConfig(mode=mode)
+    values = {f.name: getattr(base, f.name) for f in fields(TrainConfig)}
+    values["mode"] = mode
+    for flag in _FLAGS:
+        v = getattr(args, flag, None)
+        if v is not None:
+            values["out_dir" if flag == "out" else flag] = v
+    if args.milestones is not None:
+        values["milestones"] = args.milestones
+    return TrainConfig(**values)
+
+
+def _run(args: argparse.Namespace, mode: str) -> int:
+    from .engine import train
+
+    cfg = _config_from_args(args, mode)
+    train(cfg, resume=args.resume)
+    print(f"done: {Path(cfg.out_dir) / 'last.pt'} (training state), {Path(cfg.out_dir) / 'model.pt'} (weights), "
+          f"{Path(cfg.out_dir) / 'log.csv'} (losses)")
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML with TrainConfig fields (flags override it)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--out", help="run folder (checkpoints, config.yaml, log.csv)")
+    p.add_argument("--images", help="image root (label paths are relative to it; or the photo folder)")
+    p.add_argument("--labels", help="label.txt (RetinaFace) or wider_face_*_bbx_gt.txt")
+    p.add_argument("--arch", choices=["nano", "v1"])
+    p.add_argument("--init-backbone", help="ImageNet MobileNetV1-0.25 weights (e.g. mobilenet0.25_imagenet_pretrain.tar)")
+    p.add_argument("--init-weights", help="FeatherFace checkpoint to fine-tune")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="per process")
+    p.add_argument("--lr-per-image", type=float, help="lr = this x global batch (default 1e-3/32)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--milestones", type=int, nargs="*", help="epochs where lr is multiplied by 0.1")
+    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--epoch-repeats", type=int, help="passes over the data per epoch")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps in total")
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("train", help="train V1 or Nano from labels (WIDER FACE layout)")
+    _add_common(p)
+    p.set_defaults(func=lambda a: _run(a, "train"))
+
+    p = sub.add_parser("distill", help="train Nano from a teacher (KD), on labels or on teacher pseudo-labels")
+    _add_common(p)
+    p.add_argument("--teacher", help="teacher checkpoint or official V1 .pth (loaded strictly and checked)")
+    p.add_argument("--pseudo-label-threshold", type=float, help="teacher score for pseudo-labels (default 0.5)")
+    p.add_argument("--check-image", help="photo the teacher must find faces in before training")
+    p.add_argument("--check-min-faces", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--alpha", type=float)
+    p.add_argument("--feature-weight", type=float)
+    p.add_argument("--val-images", help="held-out photos: agreement AP with the teacher")
+    p.add_argument("--eval-every", type=int, help="epochs between evaluations")
+    p.set_defaults(func=lambda a: _run(a, "distill"))

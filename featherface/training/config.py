@@ -1,0 +1,82 @@
+"""Training configuration: one dataclass, written as YAML next to the checkpoints."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train
+    arch: str = "nano"  # "nano" or "v1"
+    mode: str = "train"  # "train" (labels) or "distill" (teacher + labels or pseudo-labels)
+    images: str = ""  # image root; label paths (or the photo folder) are relative to it
+    labels: str | None = None  # label.txt / wider_face_*_bbx_gt.txt; None -> pseudo-labels (distill)
+    out_dir: str = "runs/exp"
+    init_backbone: str | None = None  # ImageNet MobileNetV1-0.25 weights for a run from scratch
+    init_weights: str | None = None  # FeatherFace checkpoint to start from (fine-tuning)
+    # --- teacher (distill mode)
+    teacher: str | None = None  # checkpoint or official V1 .pth, loaded strictly
+    pseudo_label_threshold: float = 0.5  # teacher detections above this become targets
+    pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
+    check_image: str | None = None  # real photo the teacher must find faces in before training
+    check_min_faces: int = 20  # ... at least this many at score >= 0.5
+    temperature: float = 4.0  # KD softening temperature T
+    alpha: float = 0.7  # weight of the KD term; the task loss gets 1 - alpha
+    feature_weight: float = 0.1  # beta: weight of the feature-map MSE
+    # --- optimisation
+    epochs: int = 400
+    batch_size: int = 32  # per process; the global batch is batch_size * world size
+    lr_per_image: float = 1e-3 / 32  # learning rate = lr_per_image * global batch (1e-3 at 32)
+    weight_decay: float = 5e-4
+    milestones: list[int] = field(default_factory=lambda: [250, 350])  # epochs where lr *= gamma
+    gamma: float = 0.1
+    warmup_epochs: float = 5.0  # linear warm-up from 0 (fraction of epochs allowed)
+    grad_clip: float | None = 10.0  # max global grad norm; None disables
+    image_size: int = 640
+    epoch_repeats: int = 1  # passes over the data per "epoch" (small photo sets: fewer loader restarts)
+    # --- bookkeeping
+    seed: int = 0
+    workers: int = 2
+    device: str = "cpu"
+    save_every_steps: int = 0  # also checkpoint every N optimizer steps (0: only at epoch ends)
+    max_steps: int = 0  # stop after this many optimizer steps in total (0: no limit); for smoke runs
+    val_images: str | None = None  # held-out photos: agreement AP with the teacher, every eval_every epochs
+    eval_every: int = 0
+
+    def to_yaml(self, path: str | Path) -> None:
+        from ..media import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(asdict(self), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        if self.arch not in ("nano", "v1"):
+            raise ValueError(f"arch must be 'nano' or 'v1', got {self.arch!r}")
+        if self.mode not in ("train", "distill"):
+            raise ValueError(f"mode must be 'train' or 'distill', got {self.mode!r}")
+        if not self.images:
+            raise ValueError("images: the training image folder is required")
+        if self.mode == "train" and not self.labels:
+            raise ValueError("train mode needs labels (use distill with a teacher for unlabeled photos)")
+        if self.mode == "distill" and not self.teacher:
+            raise ValueError("distill mode needs a teacher")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("batch_size and epochs must be >= 1")
+
+
+def lr_factor(epoch_float: float, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier at a (fractional) epoch: linear warm-up, then step decay."""
+    if cfg.warmup_epochs > 0 and epoch_float < cfg.warmup_epochs:
+        return max(epoch_float / cfg.warmup_epochs, 1e-3)
+    return cfg.gamma ** sum(epoch_float >= m for m in cfg.milestones)

@@ -1,0 +1,305 @@
+"""Training engine: ``train(cfg)`` for both labelled training and teacher-student distillation,
+single- or multi-process (``torchrun``: DistributedDataParallel, gloo on CPU, nccl on GPU).
+
+Resumability: the data order of epoch ``e`` is a permutation drawn from ``(seed, e)`` and the
+augmentation of sample ``i`` from ``(seed, e, i)``, so a run resumed from ``last.pt`` (model,
+optimizer, scheduler, epoch, step-within-epoch, RNG states) replays exactly the batches an
+uninterrupted run would have seen, and ends with the same number of optimizer steps.
+Checkpoints are written atomically (temporary file, then rename): ``kill -9`` at any moment
+leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from ..anchors import priors
+from ..checkpoint import atomic_save, make_checkpoint, read_checkpoint
+from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, list_images, pseudo_label
+from ..detector import FaceDetector, TorchRunner, load_any
+from ..losses import DistillationLoss, MultiBoxLoss
+from ..models import build_model
+from .config import TrainConfig, lr_factor
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "images_per_s", "time_s"]
+
+
+class TeacherCheckError(RuntimeError):
+    """The teacher failed its sanity check; distillation refuses to start."""
+
+
+# ------------------------------------------------------------------ distributed helpers
+
+def init_distributed(device: str) -> tuple[int, int, torch.device]:
+    """Join the process group when launched by torchrun. Returns ``(rank, world, device)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local if world > 1 else (dev.index or 0))
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    return rank, world, dev
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def epoch_batches(n: int, batch: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's batches of epoch ``epoch``: one permutation from (seed, epoch), dealt to the
+    ranks, cut into full batches (every rank gets the same number of steps)."""
+    perm = np.random.default_rng([seed, epoch, 7]).permutation(n)
+    steps = n // (batch * world)
+    if steps == 0:  # fewer images than one global batch: sample with replacement to fill it
+        perm = np.resize(perm, batch * world)
+        steps = 1
+    mine = perm[: steps * batch * world].reshape(steps, world, batch)[:, rank]
+    return mine.tolist()
+
+
+# ------------------------------------------------------------------ setup pieces
+
+def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> int:
+    """Run the teacher on a real photo; raise :class:`TeacherCheckError` if it does not find
+    ``check_min_faces`` faces at score >= 0.5 (a non-strict or wrong checkpoint would not)."""
+    from ..media import read_image
+
+    det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
+    if cfg.check_image:
+        n = len(det.detect(read_image(Path(cfg.check_image))))
+        where, need = cfg.check_image, cfg.check_min_faces
+    else:  # no check photo: the teacher must find faces in the first training photos
+        files = list_images(cfg.images)[:8]
+        n = sum(len(det.detect(read_image(Path(cfg.images) / f))) for f in files)
+        where, need = f"the first {len(files)} images of {cfg.images}", 1
+    if n < need:
+        raise TeacherCheckError(f"teacher {cfg.teacher} found {n} face(s) at score >= 0.5 in {where}; "
+                                f"at least {need} required. Refusing to distil from a broken teacher.")
+    log.info("teacher check passed: %d faces in %s", n, where)
+    return n
+
+
+def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
+    if cfg.labels:
+        return WiderFaceDataset(cfg.images, cfg.labels, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
+    cache = Path(cfg.out_dir) / "pseudo_labels.json"
+    files = list_images(cfg.images)
+    det = FaceDetector(TorchRunner(teacher, device), score_threshold=cfg.pseudo_label_threshold,
+                       long_side=cfg.pseudo_label_long_side)
+    if rank == 0:
+        pseudo_label(det, cfg.images, files, cache, teacher_id=str(cfg.teacher))
+    barrier(world)
+    records = pseudo_label(det, cfg.images, files, cache, teacher_id=str(cfg.teacher))
+    log.info("pseudo-labels: %d faces in %d of %d photos (teacher score >= %.2f)",
+             sum(len(r) for r in records), sum(1 for r in records if len(r)), len(records), cfg.pseudo_label_threshold)
+    return PseudoLabelDataset(cfg.images, records, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
+
+
+def init_student(cfg: TrainConfig) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch)
+    if cfg.init_weights:
+        model.load_state_dict(read_checkpoint(cfg.init_weights)["state_dict"], strict=True)
+    elif cfg.init_backbone:
+        from ..models.backbone import load_imagenet_weights
+
+        backbone = model.body if cfg.arch == "v1" else model.backbone
+        load_imagenet_weights(backbone, cfg.init_backbone)
+    return model
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.asarray(state["numpy"], np.uint32), 624, 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _prune_log(path: Path, max_step: int) -> None:
+    """On resume, drop log rows of steps that will be replayed."""
+    if not path.is_file():
+        return
+    with open(path) as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= max_step]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+# ------------------------------------------------------------------ the loop
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.nn.Module:
+    """Train (or distil) according to ``cfg``; returns the trained (unwrapped) model."""
+    cfg.validate()
+    rank, world, device = init_distributed(cfg.device)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    teacher = None
+    if cfg.mode == "distill":
+        teacher, _ = load_any(Path(cfg.teacher), str(device))  # strict: official or our format
+        teacher.eval().requires_grad_(False)
+        check_teacher(teacher, cfg, device)
+    dataset = build_dataset(cfg, teacher, device, rank, world)
+
+    model = init_student(cfg).to(device)
+    global_batch = cfg.batch_size * world
+    lr = cfg.lr_per_image * global_batch
+    steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, rank, world))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg))
+
+    start_epoch, skip, step = 0, 0, 0
+    last = out / "last.pt"
+    if resume and last.is_file():
+        ck = read_checkpoint(last)
+        model.load_state_dict(ck["state_dict"], strict=True)
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        start_epoch, skip, step = ck["epoch"], ck["step_in_epoch"], ck["step"]
+        _set_rng_state(ck["rng"])
+        log.info("resumed from %s at epoch %d, step %d (%d steps into the epoch)", last, start_epoch, step, skip)
+    elif resume:
+        log.warning("--resume: no %s yet, starting from scratch", last)
+    if rank == 0:
+        cfg.to_yaml(out / "config.yaml")
+        _prune_log(out / "log.csv", step)
+
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    anchors = priors(cfg.image_size, cfg.image_size, device)
+    criterion = DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight) if teacher is not None else MultiBoxLoss()
+    log_fh = open(out / "log.csv", "a", newline="") if rank == 0 else None
+    writer = csv.DictWriter(log_fh, LOG_FIELDS) if log_fh else None
+    if writer and log_fh.tell() == 0:
+        writer.writeheader()
+
+    def save(epoch: int, step_in_epoch: int) -> None:
+        if rank != 0:
+            return
+        meta = {"trained_steps": step, "config": asdict(cfg), "world_size": world}
+        atomic_save(make_checkpoint(model, cfg.arch, meta, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                    epoch=epoch, step_in_epoch=step_in_epoch, step=step, rng=_rng_state()), last)
+
+    if cfg.workers > 0:
+        # Loader processes already run in parallel. OpenCV's own thread pool must be off BEFORE
+        # they are forked: re-configuring it inside a forked worker deadlocks.
+        import cv2
+
+        cv2.setNumThreads(0)
+    started = time.perf_counter()
+    try:
+        from tqdm import tqdm
+
+        for epoch in range(start_epoch, cfg.epochs):
+            dataset.set_epoch(epoch)
+            batches = epoch_batches(len(dataset), cfg.batch_size, cfg.seed, epoch, rank, world)
+            first = skip if epoch == start_epoch else 0
+            loader = DataLoader(dataset, batch_sampler=batches[first:], collate_fn=collate, num_workers=cfg.workers,
+                                pin_memory=device.type == "cuda")
+            net.train()
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
+            for i, (images, targets) in enumerate(bar, start=first):
+                t0 = time.perf_counter()
+                images = images.to(device, non_blocking=True)
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_out, t_feats = teacher.forward_with_features(images)
+                    s_out, s_feats = _forward(net, images)
+                    terms = criterion(s_out, t_out, targets, anchors, s_feats, t_feats)
+                else:
+                    s_out, _ = _forward(net, images)
+                    terms = criterion(s_out, targets, anchors)
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                if writer:
+                    row = {k: float(v.detach()) for k, v in terms.items() if k in LOG_FIELDS}
+                    row.update(step=step, epoch=epoch + (i + 1) / len(batches), lr=optimizer.param_groups[0]["lr"],
+                               images_per_s=global_batch / (time.perf_counter() - t0), time_s=time.perf_counter() - started)
+                    writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+                    log_fh.flush()
+                    bar.set_postfix(loss=f"{row['total']:.3f}")
+                done = cfg.max_steps and step >= cfg.max_steps
+                if done or (cfg.save_every_steps and step % cfg.save_every_steps == 0):
+                    finished_epoch = i + 1 == len(batches)
+                    save(epoch + 1 if finished_epoch else epoch, 0 if finished_epoch else i + 1)
+                if done:
+                    break
+            if cfg.max_steps and step >= cfg.max_steps:
+                log.info("max_steps=%d reached", cfg.max_steps)
+                break
+            save(epoch + 1, 0)
+            if rank == 0 and cfg.val_images and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and teacher is not None:
+                ap = agreement_with_teacher(model, teacher, cfg.val_images, device)
+                with open(out / "eval.csv", "a") as fh:
+                    fh.write(f"{epoch + 1},{step},{ap:.5f}\n")
+                log.info("epoch %d: agreement AP with the teacher on %s = %.4f", epoch + 1, cfg.val_images, ap)
+        if rank == 0:
+            from ..checkpoint import save_checkpoint
+
+            save_checkpoint(model, cfg.arch, out / "model.pt", meta={"trained_steps": step, "config": asdict(cfg)})
+        return model
+    finally:
+        if log_fh:
+            log_fh.close()
+        barrier(world)
+
+
+def _forward(net, images):
+    """Forward through a (possibly DDP-wrapped) model, returning outputs and features. DDP's
+    own ``forward`` must be the entry point for gradient synchronisation, so the features are
+    obtained through a flag on the wrapped module."""
+    inner = net.module if hasattr(net, "module") else net
+    inner._return_features = True
+    try:
+        return net(images)
+    finally:
+        inner._return_features = False
+
+
+def agreement_with_teacher(student, teacher, folder: str, device, student_threshold: float = 0.05) -> float:
+    """AP@0.5 of the student's detections against the teacher's (score >= 0.5) on ``folder``."""
+    from ..evaluation.agreement import agreement_ap
+    from ..media import read_image
+
+    was = student.training
+    s_det = FaceDetector(TorchRunner(student, device), score_threshold=student_threshold)
+    t_det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
+    imgs = [read_image(Path(folder) / f) for f in list_images(folder)]
+    ap = agreement_ap([s_det.detect_arrays(i) for i in imgs], [t_det.detect_arrays(i) for i in imgs])
+    student.train(was)
+    return ap
