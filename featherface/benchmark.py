@@ -253,8 +253,27 @@ def plot_latency(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _v1_weights(name: str) -> str:
+    """``"v1"`` resolves to bundled/``$FEATHERFACE_WEIGHTS`` weights; failing that, to the official
+    checkpoint in ``../shared/weights`` when it is there (converted in memory)."""
+    if name != "v1":
+        return name
+    try:
+        resolve_weights("v1")
+        return name
+    except FileNotFoundError:
+        from .peers.bench import default_shared
+
+        official = default_shared() / "weights" / "featherface_v1_official.pth"
+        if official.is_file():
+            log.info("using the official V1 checkpoint %s", official)
+            return str(official)
+        raise
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    models = dict(zip(("v1", "nano"), (args.v1, args.nano)))
+    models = dict(zip(("v1", "nano"), (_v1_weights(args.v1), args.nano)))
+    args.command_line = "featherface " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("featherface") else "featherface benchmark --peers"
     if getattr(args, "peers", False):
         from .peers.bench import benchmark_with_peers
 
@@ -277,4 +296,5 @@ def register_cli(sub) -> None:
     p.add_argument("--output", "-o", type=Path, default=Path("benchmark_out"))
     p.add_argument("--peers", action="store_true", help="also run RetinaFace-MobileNet and the peer detectors")
     p.add_argument("--peers-dir", type=Path, default=None, help="folder with the peer model files (default ../shared/peers)")
+    p.add_argument("--images", type=Path, default=None, help="--peers: photos for the agreement with V1 (default ../shared/images)")
     p.set_defaults(func=cmd_benchmark)

@@ -21,10 +21,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_official_v1
+    from .convert import convert_official
 
-    meta = convert_official_v1(args.src, args.dst)
-    print(f"wrote {args.dst} (arch v1, source sha256 {meta['source_sha256'][:12]}...)")
+    meta = convert_official(args.src, args.dst, args.arch)
+    print(f"wrote {args.dst} (arch {meta['arch']}, source sha256 {meta['source_sha256'][:12]}...)")
     return 0
 
 
@@ -50,12 +50,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return run_detect(args, files, _detector(args))
 
 
-def _add_detector_args(p: argparse.ArgumentParser, score: float = 0.5, long_side: int = 640) -> None:
+def _add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int = 640) -> None:
     p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 .pth or an .onnx file")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
-    p.add_argument("--score-threshold", type=float, default=score)
+    p.add_argument("--score-threshold", type=float, default=score,
+                   help="minimum face score (default: the checkpoint's recommended value, else 0.5)" if score is None else None)
     p.add_argument("--nms-iou", type=float, default=0.4)
     p.add_argument("--top-k", type=int, default=5000, help="candidates kept before NMS")
     p.add_argument("--keep-top-k", type=int, default=750, help="detections kept after NMS")
@@ -71,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"))
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("convert", help="official FeatherFace V1 state_dict -> FeatherFace checkpoint")
+    p = sub.add_parser("convert", help="official V1 / RetinaFace-MobileNet0.25 state_dict -> FeatherFace checkpoint")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
+    p.add_argument("--arch", choices=["v1", "retinaface"], help="default: recognised from the keys")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("detect", help="detect faces in an image, a folder, a glob or a video")

@@ -1,4 +1,5 @@
-"""Convert the official FeatherFace V1 checkpoint to this project's checkpoint format.
+"""Convert released checkpoints (official FeatherFace V1, RetinaFace-MobileNet0.25) to this
+project's checkpoint format.
 
 The official file is a plain ``state_dict`` whose keys already match :class:`FeatherFaceV1`
 (our module names mirror the reference code), plus ``total_ops``/``total_params`` entries that a
@@ -14,7 +15,9 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, save_checkpoint
-from .models import FeatherFaceV1
+from torch import nn
+
+from .models import FeatherFaceV1, build_model
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +35,14 @@ def clean_official_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str,
     return cleaned, dropped
 
 
-def load_official_v1(src: str | Path) -> FeatherFaceV1:
-    """Build :class:`FeatherFaceV1` from the official checkpoint, strictly."""
-    src = Path(src)
+# Released state_dicts we convert, recognised by a key only that architecture has.
+OFFICIAL_SOURCES = {
+    "v1": ("bifpn.0.", "official FeatherFace V1 weights (Kim, Jung, Kim, Electronics 2025), converted"),
+    "retinaface": ("fpn.output1.", "RetinaFace-MobileNet0.25 (biubug6/Pytorch_Retinaface mobilenet0.25_Final.pth), converted"),
+}
+
+
+def _read_state_dict(src: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -43,21 +51,49 @@ def load_official_v1(src: str | Path) -> FeatherFaceV1:
         raw = raw["state_dict"]
     if not isinstance(raw, dict):
         raise CheckpointError(f"{src}: expected a state_dict, got {type(raw).__name__}")
-    state, dropped = clean_official_state_dict(raw)
-    model = FeatherFaceV1()
+    return raw
+
+
+def detect_official_arch(state: dict[str, torch.Tensor]) -> str | None:
+    """``"v1"`` or ``"retinaface"`` from the keys of a cleaned state_dict, else ``None``."""
+    for arch, (marker, _) in OFFICIAL_SOURCES.items():
+        if any(k.startswith(marker) for k in state):
+            return arch
+    return None
+
+
+def load_official(src: str | Path, arch: str | None = None) -> tuple[nn.Module, str]:
+    """Build the model of a released state_dict (official V1 or RetinaFace-MobileNet0.25),
+    strictly. ``arch`` is detected from the keys when not given. Returns ``(model, arch)``."""
+    src = Path(src)
+    state, dropped = clean_official_state_dict(_read_state_dict(src))
+    arch = arch or detect_official_arch(state)
+    if arch is None:
+        raise CheckpointError(f"{src}: not a FeatherFace checkpoint, nor an official V1 or RetinaFace-MobileNet0.25 state_dict")
+    model = build_model(arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{src}: does not match the FeatherFace V1 architecture: {exc}") from exc
-    log.info("loaded %d tensors from %s, dropped %d profiler entries", len(state), src, len(dropped))
-    return model.eval()
+        raise CheckpointError(f"{src}: does not match the {arch} architecture: {exc}") from exc
+    log.info("loaded %d tensors from %s as %s, dropped %d profiler entries", len(state), src, arch, len(dropped))
+    return model.eval(), arch
+
+
+def load_official_v1(src: str | Path) -> FeatherFaceV1:
+    """Build :class:`FeatherFaceV1` from the official checkpoint, strictly."""
+    return load_official(src, "v1")[0]
+
+
+def convert_official(src: str | Path, dst: str | Path, arch: str | None = None) -> dict:
+    """Convert a released state_dict at ``src`` to a FeatherFace checkpoint at ``dst``.
+    Returns the metadata written (``arch``, source name and sha256)."""
+    model, arch = load_official(src, arch)
+    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    meta = {"source": str(Path(src).name), "source_sha256": digest, "note": OFFICIAL_SOURCES[arch][1]}
+    save_checkpoint(model, arch, dst, meta=meta)
+    return {**meta, "arch": arch}
 
 
 def convert_official_v1(src: str | Path, dst: str | Path) -> dict:
-    """Convert ``src`` (official V1 state_dict) to a FeatherFace checkpoint at ``dst``."""
-    model = load_official_v1(src)
-    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
-    meta = {"source": str(Path(src).name), "source_sha256": digest,
-            "note": "official FeatherFace V1 weights (Kim, Jung, Kim, Electronics 2025), converted"}
-    save_checkpoint(model, "v1", dst, meta=meta)
-    return meta
+    """Convert the official V1 state_dict ``src`` to a FeatherFace checkpoint at ``dst``."""
+    return convert_official(src, dst, "v1")

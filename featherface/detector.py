@@ -60,18 +60,27 @@ def resolve_weights(name_or_path: str | Path) -> Path:
 
 
 def load_any(path: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Load our checkpoint format or, failing that, an official V1 state_dict (converted in
-    memory, strictly)."""
+    """Load our checkpoint format or, failing that, a released V1 or RetinaFace-MobileNet0.25
+    state_dict (converted in memory, strictly)."""
     try:
         read_checkpoint(path)
     except CheckpointError as exc:
         if "not a FeatherFace checkpoint" not in str(exc):
             raise
-        from .convert import load_official_v1
+        from .convert import load_official
 
-        log.info("%s is not in FeatherFace format; trying it as an official V1 state_dict", path)
-        return load_official_v1(path).to(device), {"arch": "v1", "meta": {"source": str(path)}}
+        log.info("%s is not in FeatherFace format; trying it as a released V1/RetinaFace state_dict", path)
+        model, arch = load_official(path)
+        return model.to(device), {"arch": arch, "meta": {"source": str(path)}}
     return load_model(path, device)
+
+
+def recommended_threshold(ckpt: dict) -> float | None:
+    """The score threshold a checkpoint recommends (``meta["score_threshold"]``), if any. Models
+    distilled at a high temperature are less confident than their teacher, so their useful
+    operating point sits lower than 0.5; the model card says how it was chosen."""
+    value = ckpt.get("meta", {}).get("score_threshold")
+    return None if value is None else float(value)
 
 
 class TorchRunner:
@@ -120,6 +129,10 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     return np.ascontiguousarray(x.transpose(2, 0, 1)), (w / nw, h / nh)
 
 
+def _drop_none(kwargs: dict) -> dict:
+    return {k: v for k, v in kwargs.items() if not (k == "score_threshold" and v is None)}
+
+
 class FaceDetector:
     """Face detector with explicit thresholds and resize policy (see module docstring)."""
 
@@ -144,9 +157,11 @@ class FaceDetector:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "nano", *, device: str = "cpu", backend: str = "torch",
                         num_threads: int | None = None, **kwargs) -> "FaceDetector":
-        """Build from ``"nano"``, ``"v1"``, a checkpoint path, an official V1 state_dict or an
-        ``.onnx`` file. ``backend`` is ``"torch"`` or ``"onnxruntime"`` (a ``.pt`` is then
-        exported to a temporary ONNX file first)."""
+        """Build from ``"nano"``, ``"v1"``, a checkpoint path, a released V1 or
+        RetinaFace-MobileNet0.25 state_dict or an ``.onnx`` file. ``backend`` is ``"torch"`` or
+        ``"onnxruntime"`` (a ``.pt`` is then exported to a temporary ONNX file first).
+        ``score_threshold`` defaults to the checkpoint's recommended value when it states one
+        (the bundled Nano does), else 0.5."""
         path = resolve_weights(name_or_path)
         if backend not in ("torch", "onnxruntime"):
             raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
@@ -155,9 +170,13 @@ class FaceDetector:
 
             onnx_path = path if path.suffix == ".onnx" else export_to_temp(path)
             runner = OnnxRunner(onnx_path, num_threads=num_threads, device=device)
-            return cls(runner, arch=runner.arch, **kwargs)
+            if kwargs.get("score_threshold") is None and runner.score_threshold is not None:
+                kwargs["score_threshold"] = runner.score_threshold
+            return cls(runner, arch=runner.arch, **_drop_none(kwargs))
         model, ckpt = load_any(path, device)
-        return cls(TorchRunner(model, device), arch=ckpt.get("arch", "?"), **kwargs)
+        if kwargs.get("score_threshold") is None and recommended_threshold(ckpt) is not None:
+            kwargs["score_threshold"] = recommended_threshold(ckpt)
+        return cls(TorchRunner(model, device), arch=ckpt.get("arch", "?"), **_drop_none(kwargs))
 
     def _config(self, score_threshold, nms_iou, top_k, keep_top_k) -> PostProcessConfig:
         c = self.cfg

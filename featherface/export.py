@@ -73,8 +73,9 @@ class DecodedModel(nn.Module):
 
 
 def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640, width: int = 640,
-                decode: bool = False, opset: int = 17) -> Path:
-    """Export ``model`` to ONNX at ``path`` (see the module docstring for the contract)."""
+                decode: bool = False, opset: int = 17, score_threshold: float | None = None) -> Path:
+    """Export ``model`` to ONNX at ``path`` (see the module docstring for the contract).
+    ``score_threshold``: the checkpoint's recommended default, recorded in the metadata."""
     import onnx
 
     path = Path(path)
@@ -96,6 +97,8 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
             "variances": ",".join(str(v) for v in VARIANCES), "export_size": f"{height}x{width}",
             "outputs": ("boxes/landmarks: input pixels x1,y1,x2,y2; scores: face probability" if decode
                         else "loc/landms: raw regressions (see anchors.py); conf: class logits, index 1 = face")}
+    if score_threshold is not None:
+        meta["score_threshold"] = f"{score_threshold:g}"
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -107,11 +110,11 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
 
 def export_to_temp(checkpoint: str | Path) -> Path:
     """Export a checkpoint to a temporary ONNX file (for ``FaceDetector(backend="onnxruntime")``)."""
-    from .detector import load_any
+    from .detector import load_any, recommended_threshold
 
     model, ckpt = load_any(Path(checkpoint))
     out = Path(tempfile.mkdtemp(prefix="featherface_onnx_")) / f"{Path(checkpoint).stem}.onnx"
-    return export_onnx(model, out, arch=ckpt.get("arch", "?"))
+    return export_onnx(model, out, arch=ckpt.get("arch", "?"), score_threshold=recommended_threshold(ckpt))
 
 
 class OnnxRunner:
@@ -129,6 +132,7 @@ class OnnxRunner:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.arch = meta.get("featherface_arch", "?")
         self.decoded = meta.get("decoded", "false") == "true"
+        self.score_threshold = float(meta["score_threshold"]) if "score_threshold" in meta else None
         self.input_name = self.session.get_inputs()[0].name
         self.path = Path(path)
 
@@ -160,12 +164,13 @@ def check_parity(model: nn.Module, onnx_path: str | Path, sizes=((480, 640), (31
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .detector import load_any, resolve_weights
+    from .detector import load_any, recommended_threshold, resolve_weights
 
     model, ckpt = load_any(resolve_weights(args.model))
     arch = ckpt.get("arch", "?")
     h, w = args.size
-    path = export_onnx(model, args.output, arch, h, w, decode=args.decode, opset=args.opset)
+    path = export_onnx(model, args.output, arch, h, w, decode=args.decode, opset=args.opset,
+                       score_threshold=recommended_threshold(ckpt))
     print(f"wrote {path} ({arch}, exported at {h}x{w}, outputs: {', '.join(DECODED_OUTPUTS if args.decode else RAW_OUTPUTS)})")
     if not args.no_check:
         sizes = ((h + 32 * 3 + 8, w - 64 - 4 if w > 128 else w + 36), (max(32, h // 2 + 1), max(32, w // 2 - 3)))

@@ -56,6 +56,8 @@ def draw_detections(image: np.ndarray, faces: Iterable[Detection]) -> np.ndarray
         cv2.putText(out, f"{f.score:.2f}", (x1, max(0, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4 * thick, (255, 255, 255), thick, cv2.LINE_AA)
         for (x, y), c in zip(f.landmarks, LANDMARK_COLORS):
+            if not (np.isfinite(x) and np.isfinite(y)):  # detectors without landmarks give NaN
+                continue
             cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, c, -1)
     return out
 

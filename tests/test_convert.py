@@ -41,7 +41,7 @@ def test_official_load_is_strict(official_v1_path):
 def test_official_converter_rejects_other_weights(tmp_path):
     # A Nano state_dict is not silently accepted as V1 (the reference's strict=False bug).
     torch.save(build_model("nano").state_dict(), tmp_path / "nano_state.pth")
-    with pytest.raises(CheckpointError, match="does not match the FeatherFace V1"):
+    with pytest.raises(CheckpointError, match="does not match the v1 architecture"):
         load_official_v1(tmp_path / "nano_state.pth")
 
 

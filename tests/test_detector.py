@@ -81,3 +81,21 @@ def test_preprocess_scale_and_mean():
     x, (sx, sy) = preprocess(img, long_side=640)
     assert x.shape == (3, 320, 640) and sx == pytest.approx(600 / 640) and sy == pytest.approx(300 / 320)
     assert x[:, 0, 0].tolist() == [-104.0, -117.0, -123.0]
+
+
+def test_bundled_nano_uses_its_recommended_threshold(tmp_path):
+    import cv2
+
+    from featherface.checkpoint import read_checkpoint
+    from featherface.detector import resolve_weights
+
+    ck = read_checkpoint(resolve_weights("nano"))
+    assert ck["arch"] == "nano" and 0 < ck["meta"]["score_threshold"] < 0.5
+    det = FaceDetector.from_pretrained("nano")
+    assert det.cfg.score_threshold == ck["meta"]["score_threshold"]
+    assert FaceDetector.from_pretrained("nano", score_threshold=0.6).cfg.score_threshold == 0.6
+    # The recommendation travels into ONNX metadata too.
+    assert FaceDetector.from_pretrained("nano", backend="onnxruntime").cfg.score_threshold == ck["meta"]["score_threshold"]
+    crowd = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    assert len(det.detect(crowd)) >= 15
+    assert det.detect(np.full((240, 320, 3), 127, np.uint8), score_threshold=0.5) == []

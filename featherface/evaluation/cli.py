@@ -61,6 +61,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "resize" in protocol:
         print(f"protocol: {protocol['resize']}, score threshold {protocol['score_threshold']}, top-k {protocol['top_k']}, "
               f"NMS IoU {protocol['nms_iou']}, keep {protocol['keep_top_k']}; IoU 0.5, 1000 thresholds")
+    if protocol.get("images_missing_from_folder"):
+        print(f"{protocol['images_missing_from_folder']} of {gt.num_images} validation images missing from {args.images} "
+              "(evaluated as images without detections; see the log for names)")
     print(result.summary())
     if result.missing:
         print(f"{len(result.missing)} of {gt.num_images} images had no prediction file (counted as no detections), e.g. {result.missing[:3]}")

@@ -20,6 +20,7 @@ from .backbone import MobileNetV1
 from .bifpn import BiFPNCell, EfficientBiFPNLayer
 from .context import SSH, ChannelShuffle, GroupedSSH, channel_shuffle_block
 from .heads import Conv1x1Head, EfficientHead
+from .retinaface import RetinaFaceMobileNet
 
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -126,11 +127,12 @@ def _forward(model: nn.Module, x: torch.Tensor):
     return (out, feats) if getattr(model, "_return_features", False) else out
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"v1": FeatherFaceV1, "nano": FeatherFaceNano}
+# "retinaface" is the paper's baseline (RetinaFace-MobileNet0.25), usable everywhere ours are.
+ARCHITECTURES: dict[str, type[nn.Module]] = {"v1": FeatherFaceV1, "nano": FeatherFaceNano, "retinaface": RetinaFaceMobileNet}
 
 
 def build_model(name: str) -> nn.Module:
-    """Build an untrained model by architecture name (``"v1"`` or ``"nano"``)."""
+    """Build an untrained model by architecture name (``"v1"``, ``"nano"`` or ``"retinaface"``)."""
     try:
         return ARCHITECTURES[name]()
     except KeyError:

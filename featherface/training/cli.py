@@ -58,7 +58,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (checkpoints, config.yaml, log.csv)")
     p.add_argument("--images", help="image root (label paths are relative to it; or the photo folder)")
     p.add_argument("--labels", help="label.txt (RetinaFace) or wider_face_*_bbx_gt.txt")
-    p.add_argument("--arch", choices=["nano", "v1"])
+    p.add_argument("--arch", choices=["nano", "v1", "retinaface"])
     p.add_argument("--init-backbone", help="ImageNet MobileNetV1-0.25 weights (e.g. mobilenet0.25_imagenet_pretrain.tar)")
     p.add_argument("--init-weights", help="FeatherFace checkpoint to fine-tune")
     p.add_argument("--epochs", type=int)
@@ -83,7 +83,7 @@ def register_cli(sub) -> None:
 
     p = sub.add_parser("distill", help="train Nano from a teacher (KD), on labels or on teacher pseudo-labels")
     _add_common(p)
-    p.add_argument("--teacher", help="teacher checkpoint or official V1 .pth (loaded strictly and checked)")
+    p.add_argument("--teacher", help="teacher: checkpoint, official V1 .pth or RetinaFace-MobileNet0.25 .pth (loaded strictly and checked)")
     p.add_argument("--pseudo-label-threshold", type=float, help="teacher score for pseudo-labels (default 0.5)")
     p.add_argument("--check-image", help="photo the teacher must find faces in before training")
     p.add_argument("--check-min-faces", type=int)

@@ -10,7 +10,7 @@ import yaml
 @dataclass
 class TrainConfig:
     # --- what to train
-    arch: str = "nano"  # "nano" or "v1"
+    arch: str = "nano"  # "nano", "v1" or "retinaface"
     mode: str = "train"  # "train" (labels) or "distill" (teacher + labels or pseudo-labels)
     images: str = ""  # image root; label paths (or the photo folder) are relative to it
     labels: str | None = None  # label.txt / wider_face_*_bbx_gt.txt; None -> pseudo-labels (distill)
@@ -61,8 +61,8 @@ class TrainConfig:
         return cls(**data)
 
     def validate(self) -> None:
-        if self.arch not in ("nano", "v1"):
-            raise ValueError(f"arch must be 'nano' or 'v1', got {self.arch!r}")
+        if self.arch not in ("nano", "v1", "retinaface"):
+            raise ValueError(f"arch must be 'nano', 'v1' or 'retinaface', got {self.arch!r}")
         if self.mode not in ("train", "distill"):
             raise ValueError(f"mode must be 'train' or 'distill', got {self.mode!r}")
         if not self.images:

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "images_per_s", "time_s"]
 
 
-class TeacherCheckError(RuntimeError):
-    """The teacher failed its sanity check; distillation refuses to start."""
+class TeacherCheckError(ValueError):
+    """The teacher failed its sanity check; distillation refuses to start (a bad input, reported
+    by the CLI as a one-line error)."""
 
 
 # ------------------------------------------------------------------ distributed helpers
@@ -56,6 +57,17 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
         if dev.type == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     return rank, world, dev
+
+
+def replica_difference(model: torch.nn.Module, world: int) -> float:
+    """Largest absolute difference between any rank's parameters and rank 0's (0.0 when the
+    DDP replicas are identical, as they must be). Collective: every rank must call it."""
+    if world == 1:
+        return 0.0
+    flat = torch.cat([p.detach().reshape(-1).float() for p in model.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    return max(float((g - gathered[0]).abs().max()) for g in gathered)
 
 
 def barrier(world: int) -> None:
@@ -78,11 +90,24 @@ def epoch_batches(n: int, batch: int, seed: int, epoch: int, rank: int, world: i
 # ------------------------------------------------------------------ setup pieces
 
 def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> int:
-    """Run the teacher on a real photo; raise :class:`TeacherCheckError` if it does not find
-    ``check_min_faces`` faces at score >= 0.5 (a non-strict or wrong checkpoint would not)."""
+    """Sanity-check the teacher before any training; raise :class:`TeacherCheckError` unless it
+
+    * finds at least ``check_min_faces`` faces at score >= 0.5 in ``check_image`` (without a
+      check photo: at least one face in the first training images), and
+    * finds at most 2 "faces" in each of two face-free images (flat grey, and fixed-seed noise):
+      an untrained or wrongly loaded network fires everywhere, so counting faces on a photo
+      alone would let it through (the reference pipeline's non-strict load did exactly that).
+    """
     from ..media import read_image
 
     det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
+    blank = np.full((320, 320, 3), 127, np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)
+    false = [len(det.detect(img)) for img in (blank, noise)]
+    if max(false) > 2:
+        raise TeacherCheckError(f"teacher {cfg.teacher} finds {false[0]} and {false[1]} 'faces' at score >= 0.5 in a "
+                                "blank and a noise image (a trained detector finds none): its weights look untrained or "
+                                "mismatched. Refusing to distil from a broken teacher.")
     if cfg.check_image:
         n = len(det.detect(read_image(Path(cfg.check_image))))
         where, need = cfg.check_image, cfg.check_min_faces
@@ -93,7 +118,7 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     if n < need:
         raise TeacherCheckError(f"teacher {cfg.teacher} found {n} face(s) at score >= 0.5 in {where}; "
                                 f"at least {need} required. Refusing to distil from a broken teacher.")
-    log.info("teacher check passed: %d faces in %s", n, where)
+    log.info("teacher check passed: %d faces in %s, none in blank/noise images", n, where)
     return n
 
 
@@ -121,7 +146,7 @@ def init_student(cfg: TrainConfig) -> torch.nn.Module:
     elif cfg.init_backbone:
         from ..models.backbone import load_imagenet_weights
 
-        backbone = model.body if cfg.arch == "v1" else model.backbone
+        backbone = model.backbone if cfg.arch == "nano" else model.body  # V1 and RetinaFace: ``body``
         load_imagenet_weights(backbone, cfg.init_backbone)
     return model
 
@@ -268,10 +293,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torc
                 with open(out / "eval.csv", "a") as fh:
                     fh.write(f"{epoch + 1},{step},{ap:.5f}\n")
                 log.info("epoch %d: agreement AP with the teacher on %s = %.4f", epoch + 1, cfg.val_images, ap)
+        diff = replica_difference(model, world)
+        if diff > 0:
+            log.warning("DDP replicas differ after training: max |diff| = %.3g", diff)
         if rank == 0:
             from ..checkpoint import save_checkpoint
 
-            save_checkpoint(model, cfg.arch, out / "model.pt", meta={"trained_steps": step, "config": asdict(cfg)})
+            save_checkpoint(model, cfg.arch, out / "model.pt",
+                            meta={"trained_steps": step, "config": asdict(cfg), "world_size": world, "replica_max_abs_diff": diff})
         return model
     finally:
         if log_fh:

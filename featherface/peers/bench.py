@@ -1,0 +1,247 @@
+"""``featherface benchmark --peers``: our models and the detectors people use instead, one run.
+
+For every detector (V1, Nano and RetinaFace-MobileNet0.25 with PyTorch and onnxruntime; YuNet,
+SCRFD and Ultra-Light with their own engines), on the same images and thread settings:
+
+* size: parameters (ours: counted in PyTorch; peers: values in the ONNX graph's initializers)
+  and model file size;
+* latency, end to end as users experience it (preprocessing, network, decoding, NMS), median and
+  p90 after warm-up, on a real photo resized to 640x480 and 640x640, with 1 and 2 threads;
+* agreement with V1 on every readable photo under the image folder (each resized to a long side
+  of 640 first): AP at IoU 0.5 of the detector's ranked detections (score >= 0.05) against V1's
+  detections at score >= 0.5, and face counts at each detector's default threshold;
+* a grid image of every detector's detections on the crowd photo.
+
+Outputs in the output folder: ``peers.md``, ``peers.json``, ``peers_latency.png``,
+``peers_grid.jpg``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from ..benchmark import SIZES, machine_description, p90, time_call
+from ..detector import FaceDetector, resolve_weights
+from ..evaluation.agreement import agreement_ap
+from ..media import draw_detections, write_json
+from ..postprocess import Detections
+from .runners import PeerRunner, load_peers
+
+log = logging.getLogger(__name__)
+
+AGREEMENT_LOW_THRESHOLD = 0.05  # detections ranked for AP
+REFERENCE_THRESHOLD = 0.5  # V1 detections taken as the reference
+
+
+@dataclass
+class Entry:
+    """One detector as the benchmark drives it."""
+
+    name: str
+    engine: str
+    parameters: int
+    file_mb: float
+    default_threshold: float
+    input_rule: str
+    detect: Callable[[np.ndarray, float], Detections]  # (BGR image, score threshold)
+    set_threads: Callable[[int], None]
+    results: dict = field(default_factory=dict)
+
+
+def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
+    from ..detector import load_any
+    from ..export import export_to_temp
+    from ..models import count_parameters
+
+    entries = []
+    for label, weights in models.items():
+        path = resolve_weights(weights)
+        model, ckpt = load_any(path)
+        threshold = float(ckpt.get("meta", {}).get("score_threshold", 0.5))
+        holder: dict[str, FaceDetector] = {}
+        if backend == "torch":
+            holder["det"] = FaceDetector.from_pretrained(path, long_side=None)
+            set_threads = torch.set_num_threads
+        else:
+            onnx_path = export_to_temp(path)
+
+            def set_threads(n: int, onnx_path=onnx_path, holder=holder) -> None:
+                holder["det"] = FaceDetector.from_pretrained(onnx_path, backend="onnxruntime", num_threads=n, long_side=None)
+
+            set_threads(1)
+        detect = lambda img, thr, holder=holder: holder["det"].detect_arrays(img, score_threshold=thr)
+        entries.append(Entry(label, "PyTorch" if backend == "torch" else "onnxruntime", count_parameters(model),
+                             path.stat().st_size / 2**20, threshold, "image as given (long side 640)", detect, set_threads))
+    return entries
+
+
+def _peer_entry(runner: PeerRunner) -> Entry:
+    engine = "OpenCV FaceDetectorYN" if type(runner).__name__ == "YuNet" else "onnxruntime"
+    return Entry(runner.name, engine, runner.parameters, runner.path.stat().st_size / 2**20, runner.score_threshold,
+                 runner.input_rule, lambda img, thr, r=runner: r.detect_arrays(img, thr), runner.set_num_threads)
+
+
+def _photos(folder: Path, long_side: int = 640) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+            continue
+        img = cv2.imread(str(p))
+        if img is None:
+            log.warning("%s: unreadable, skipped", p)
+            continue
+        s = long_side / max(img.shape[:2])
+        out.append((str(p.relative_to(folder)), cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)))
+    return out
+
+
+def _resize_to(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def run_peer_benchmark(entries: list[Entry], photos: list[tuple[str, np.ndarray]], crowd: np.ndarray,
+                       reference: Entry, threads=(1, 2), sizes=SIZES, warmup: int = 3, repeat: int = 20,
+                       progress: bool = True) -> dict:
+    """Measure every entry; returns the result dict (also what ``peers.json`` holds)."""
+    from tqdm import tqdm
+
+    ref = [reference.detect(img, REFERENCE_THRESHOLD) for _, img in photos]
+    rows = []
+    for e in tqdm(entries, desc="detectors", disable=not progress):
+        e.set_threads(max(threads))
+        preds = [e.detect(img, AGREEMENT_LOW_THRESHOLD) for _, img in photos]
+        counts = [int((p.scores >= e.default_threshold).sum()) for p in preds]
+        crowd_faces = int((e.detect(crowd, AGREEMENT_LOW_THRESHOLD).scores >= e.default_threshold).sum())
+        latency = {}
+        for n in threads:
+            e.set_threads(n)
+            for h, w in sizes:
+                img = _resize_to(crowd, h, w)
+                ms = time_call(lambda: e.detect(img, e.default_threshold), warmup, repeat)
+                latency[f"{w}x{h}@{n}t"] = {"median_ms": statistics.median(ms), "p90_ms": p90(ms)}
+        rows.append({"name": e.name, "engine": e.engine, "parameters": e.parameters, "file_mb": e.file_mb,
+                     "default_threshold": e.default_threshold, "input_rule": e.input_rule,
+                     "agreement_ap": agreement_ap(preds, ref), "faces": sum(counts), "crowd_faces": crowd_faces,
+                     "latency": latency})
+    return {"machine": machine_description(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "photos": len(photos), "reference_faces": sum(len(r) for r in ref), "threads": list(threads),
+            "sizes": [f"{w}x{h}" for h, w in sizes], "warmup": warmup, "repeat": repeat, "rows": rows}
+
+
+def render_peers_markdown(result: dict, command: str) -> str:
+    keys = [f"{s}@{t}t" for t in result["threads"] for s in result["sizes"]]
+    head = ["detector", "engine", "params", "file MB"] + [f"{k} median / p90 ms" for k in keys] + \
+           ["AP vs V1", f"faces ({result['reference_faces']} by V1)", "crowd faces", "threshold"]
+    lines = [
+        f"Machine: {result['machine']}  ",
+        f"Date: {result['date']}; command: `{command}`  ",
+        f"Latency: end to end (preprocess + network + decode + NMS) on the crowd photo resized to each size, "
+        f"{result['warmup']} warm-up + {result['repeat']} timed calls. Agreement: {result['photos']} photos, long side 640; "
+        f"AP at IoU 0.5 of detections with score >= {AGREEMENT_LOW_THRESHOLD} against V1 (PyTorch) at score >= "
+        f"{REFERENCE_THRESHOLD}; face counts at each detector's default threshold.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in result["rows"]:
+        lat = [f"{r['latency'][k]['median_ms']:.1f} / {r['latency'][k]['p90_ms']:.1f}" for k in keys]
+        lines.append("| " + " | ".join([r["name"], r["engine"], f"{r['parameters']:,}", f"{r['file_mb']:.2f}", *lat,
+                                         f"{r['agreement_ap']:.3f}", str(r["faces"]), str(r["crowd_faces"]),
+                                         f"{r['default_threshold']:g}"]) + " |")
+    lines += ["", "Input rules: " + "; ".join(sorted({f"{r['name']}: {r['input_rule']}" for r in result["rows"]})) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_peers_latency(result: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib not installed; %s not written", path)
+        return
+    fig, axes = plt.subplots(1, len(result["threads"]), figsize=(6 * len(result["threads"]), 4.5), squeeze=False)
+    pixels = [int(s.split("x")[0]) * int(s.split("x")[1]) / 1e3 for s in result["sizes"]]
+    for ax, t in zip(axes[0], result["threads"]):
+        for r in result["rows"]:
+            ys = [r["latency"][f"{s}@{t}t"]["median_ms"] for s in result["sizes"]]
+            ax.plot(pixels, ys, marker="o", label=f"{r['name']} ({r['engine']})")
+        ax.set_xlabel("input size (kilopixels)")
+        ax.set_ylabel("median latency, ms")
+        ax.set_title(f"{t} thread(s)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def grid_image(crowd: np.ndarray, entries: list[Entry], cols: int = 4) -> np.ndarray:
+    """Each detector's detections on ``crowd`` at its default threshold, titled, in a grid."""
+    tiles = []
+    for e in entries:
+        det = e.detect(crowd, e.default_threshold)
+        tile = draw_detections(crowd, det.to_list())
+        cv2.rectangle(tile, (0, 0), (tile.shape[1], 28), (0, 0, 0), -1)
+        cv2.putText(tile, f"{e.name} ({e.engine}): {len(det)} faces", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(crowd))
+    rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    return np.concatenate(rows, axis=0)
+
+
+def default_shared() -> Path:
+    import os
+
+    return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))
+
+
+def benchmark_with_peers(models: dict[str, str], args: argparse.Namespace) -> dict:
+    """Entry point of ``featherface benchmark --peers``."""
+    shared = default_shared()
+    peers_dir = args.peers_dir or shared / "peers"
+    images_dir = getattr(args, "images", None) or shared / "images"
+    crowd_path = args.image or images_dir / "crowd_baseball.jpg"
+    crowd = cv2.imread(str(crowd_path))
+    if crowd is None:
+        raise FileNotFoundError(f"crowd photo not readable: {crowd_path} (pass --image)")
+    s = 640 / max(crowd.shape[:2])
+    crowd = cv2.resize(crowd, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
+    models = dict(models)
+    retina = getattr(args, "retinaface", None) or peers_dir / "retinaface_mnet0.25_biubug6.pth"
+    if Path(retina).is_file():
+        models["RetinaFace-MNet0.25"] = str(retina)
+    else:
+        log.warning("RetinaFace-MobileNet0.25 weights not found at %s; skipped", retina)
+    labels = {"v1": "FeatherFace V1", "nano": "FeatherFace Nano"}
+    models = {labels.get(k, k): v for k, v in models.items()}
+    entries = _our_entries(models, "torch") + _our_entries(models, "onnxruntime")
+    entries += [_peer_entry(r) for r in load_peers(peers_dir)]
+    reference = entries[0]  # V1, PyTorch
+    photos = _photos(images_dir)
+    if not photos:
+        raise FileNotFoundError(f"no readable photos under {images_dir}")
+    result = run_peer_benchmark(entries, photos, crowd, reference, threads=tuple(args.threads),
+                                warmup=args.warmup, repeat=args.repeat)
+    out: Path = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    command = getattr(args, "command_line", "featherface benchmark --peers")
+    write_json(out / "peers.json", result)
+    (out / "peers.md").write_text(render_peers_markdown(result, command))
+    plot_peers_latency(result, out / "peers_latency.png")
+    cv2.imwrite(str(out / "peers_grid.jpg"), grid_image(crowd, entries))
+    print((out / "peers.md").read_text())
+    return result

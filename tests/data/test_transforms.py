@@ -1,0 +1,86 @@
+"""Augmentation moves boxes and landmarks with the pixels; mirror swaps left/right points."""
+import numpy as np
+import pytest
+
+from featherface.config import MEAN_BGR
+from featherface.data.transforms import MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mirror, pad_to_square, random_crop
+
+
+def _marked_sample(h=200, w=300, radius=0):
+    """A black image with a white pixel (or square of ``radius``) at every landmark and a box
+    around them."""
+    img = np.zeros((h, w, 3), np.uint8)
+    lms = np.array([[[60, 50], [100, 52], [80, 70], [65, 90], [97, 91]]], np.float32)
+    for x, y in lms[0].astype(int):
+        img[y - radius:y + radius + 1, x - radius:x + radius + 1] = 255
+    boxes = np.array([[50, 40, 110, 100]], np.float32)
+    return Sample(img, boxes, lms, np.array([True]))
+
+
+def _bright_pixels(img):
+    ys, xs = np.nonzero(img[..., 0] > 127)
+    return set(zip(xs.tolist(), ys.tolist()))
+
+
+def test_mirror_moves_points_with_pixels_and_swaps_left_right():
+    s = _marked_sample()
+    m = mirror(s)
+    w = s.image.shape[1]
+    # Pixel column x maps to w - 1 - x; continuous coordinates map x -> w - x (pixel centres at +0.5).
+    expected = {(w - 1 - x, y) for x, y in s.landmarks[0].astype(int).tolist()}
+    assert _bright_pixels(m.image) == expected
+    np.testing.assert_allclose(m.boxes, [[w - 110, 40, w - 50, 100]])
+    # The point that was image-left eye is now on the right: index 0 and 1 swap, as do 3 and 4.
+    np.testing.assert_allclose(m.landmarks[0, 1], [w - 60, 50])
+    np.testing.assert_allclose(m.landmarks[0, 0], [w - 100, 52])
+    np.testing.assert_allclose(m.landmarks[0, 2], [w - 80, 70])
+    np.testing.assert_allclose(m.landmarks[0, 4], [w - 65, 90])
+    assert m.landmarks[0, 0, 0] < m.landmarks[0, 1, 0]  # left eye stays left of right eye
+    assert MIRROR_ORDER == (1, 0, 2, 4, 3)
+    np.testing.assert_allclose(mirror(m).landmarks, s.landmarks)  # involution
+
+
+def test_crop_moves_points_with_pixels():
+    s = _marked_sample(400, 500)
+    for seed in range(20):
+        c, cropped = random_crop(s, np.random.default_rng(seed))
+        if not cropped or len(c.boxes) == 0:
+            continue
+        got = _bright_pixels(c.image)
+        h, w = c.image.shape[:2]
+        # Landmarks that fall inside the crop land exactly on the white pixels.
+        want = {(int(x), int(y)) for x, y in c.landmarks[0] if 0 <= x < w and 0 <= y < h}
+        assert want <= got, seed
+        assert (c.boxes[:, :2] >= 0).all() and (c.boxes[:, 2] <= w).all() and (c.boxes[:, 3] <= h).all()
+
+
+def test_pad_to_square_keeps_pixels_and_fills_mean():
+    img = np.full((100, 160, 3), 7, np.uint8)
+    sq = pad_to_square(img)
+    assert sq.shape == (160, 160, 3)
+    assert (sq[:100] == 7).all() and (sq[100:] == np.array(MEAN_BGR, np.uint8)).all()
+
+
+def test_degenerate_boxes_dropped():
+    s = _marked_sample()
+    s = Sample(s.image, np.array([[1, 1, 1, 9], [1, 1, 9, 9]], np.float32), np.zeros((2, 5, 2), np.float32), np.array([False, False]))
+    assert drop_degenerate(s).boxes.tolist() == [[1, 1, 9, 9]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_train_transform_output_contract(seed):
+    s = _marked_sample(240, 320, radius=3)
+    x, boxes, lms, has = TrainTransform(128)(s, np.random.default_rng(seed))
+    assert x.shape == (3, 128, 128) and x.dtype == np.float32
+    assert boxes.shape[1] == 4 and lms.shape == (len(boxes), 10) and has.dtype == bool
+    if len(boxes):
+        assert (boxes >= 0).all() and (boxes <= 1).all()
+        # The white squares move with the landmarks (up to resampling blur and photometric
+        # distortion): each normalised landmark inside the output lands on a bright spot.
+        img = (x.transpose(1, 2, 0) + np.asarray(MEAN_BGR, np.float32)).mean(axis=2)
+        background = np.median(img)
+        for px, py in (lms[0].reshape(5, 2) * 128):
+            if not (0 <= px < 128 and 0 <= py < 128):
+                continue
+            r = img[max(0, int(py) - 1):int(py) + 2, max(0, int(px) - 1):int(px) + 2]
+            assert r.max() - background > 50, (seed, px, py)

@@ -1,0 +1,80 @@
+"""``featherface evaluate`` and ``featherface check-data`` end to end, in-process."""
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from featherface.cli import main
+from featherface.data.annotations import load_mat_ground_truth
+from featherface.evaluation.widerface import write_prediction_file
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def gt_dir():
+    return shared_file("widerface/ground_truth")
+
+
+def test_evaluate_prediction_folder(tmp_path, gt_dir, capsys):
+    gt = load_mat_ground_truth(gt_dir)
+    # Perfect predictions (every ground-truth face, score 1) on every image. AP is 1 up to the
+    # official protocol's own quirks: a duplicated ground-truth box (0--Parade has one) can only
+    # be matched once, because each prediction goes to its highest-IoU face even when recalled.
+    for event, name, e, i in gt:
+        boxes = gt.boxes[e][i]
+        write_prediction_file(tmp_path / "pred" / event / f"{name}.txt", f"{name}.jpg",
+                              np.column_stack([boxes, np.ones(len(boxes))]))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--predictions", str(tmp_path / "pred"), "--gt", str(gt_dir), "--output", str(out)]) == 0
+    report = json.loads((out / "ap.json").read_text())
+    assert all(0.9998 < report["ap"][s] <= 1.0 for s in ("easy", "medium", "hard")), report["ap"]
+    assert (out / "pr_curves.png").is_file()
+    assert "Easy" in capsys.readouterr().out
+
+
+def test_evaluate_runs_a_model_and_reports_missing_images(tmp_path, gt_dir, capsys):
+    gt = load_mat_ground_truth(gt_dir)
+    event, name, _, _ = next(iter(gt))
+    images = tmp_path / "WIDER_val" / "images"
+    (images / event).mkdir(parents=True)
+    shutil.copy(shared_file("images/crowd_baseball.jpg"), images / event / f"{name}.jpg")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--images", str(images), "--gt", str(gt_dir), "--output", str(out), "--model", "nano"]) == 0
+    captured = capsys.readouterr()
+    pred = (out / "predictions" / event / f"{name}.txt").read_text().splitlines()
+    assert pred[0] == f"{name}.jpg" and int(pred[1]) == len(pred) - 2 > 0
+    report = json.loads((out / "ap.json").read_text())
+    assert report["protocol"]["resize"] == "original size"
+    assert report["protocol"]["score_threshold"] == 0.02
+    assert report["protocol"]["images_missing_from_folder"] == gt.num_images - 1
+    assert "protocol: original size" in captured.out
+    assert f"{gt.num_images - 1} of {gt.num_images} validation images missing from {images}" in captured.out
+
+
+def test_evaluate_without_inputs_is_a_clean_error(tmp_path, gt_dir, capsys):
+    assert main(["evaluate", "--gt", str(gt_dir), "--output", str(tmp_path)]) == 2
+    assert "--images" in capsys.readouterr().err
+
+
+def test_check_data_reports_problems_with_locations(tmp_path, capsys):
+    root = tmp_path / "images"
+    (root / "ev").mkdir(parents=True)
+    cv2.imwrite(str(root / "ev" / "ok.jpg"), np.zeros((100, 100, 3), np.uint8))
+    (root / "ev" / "bad.jpg").write_bytes(b"not an image")
+    labels = tmp_path / "label.txt"
+    labels.write_text("# ev/ok.jpg\n10 10 20 20\n# ev/bad.jpg\n1 1 5 5\n# ev/gone.jpg\n1 1 5 5\n")
+    assert main(["check-data", str(labels), "--images", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"{labels}:3 (ev/bad.jpg): image cannot be decoded" in out
+    assert f"{labels}:5 (ev/gone.jpg): image file missing" in out
+    labels.write_text("# ev/ok.jpg\n10 10 20 20\n")
+    assert main(["check-data", str(labels), "--images", str(root)]) == 0
+
+
+def test_check_data_malformed_line(tmp_path, capsys):
+    labels = tmp_path / "label.txt"
+    labels.write_text("# a.jpg\n1 2 three 4\n")
+    assert main(["check-data", str(labels)]) == 1
+    assert f"{labels}:2: expected numbers" in capsys.readouterr().out

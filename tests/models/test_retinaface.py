@@ -1,0 +1,58 @@
+"""RetinaFace-MobileNet0.25: parameter count, strict load of the released weights, a stored output."""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from featherface import FaceDetector
+from featherface.checkpoint import CheckpointError, load_model
+from featherface.convert import clean_official_state_dict, convert_official, load_official
+from featherface.models import build_model, parameter_breakdown
+from tests.conftest import shared_file
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "retinaface_crowd.json"
+
+
+def test_parameter_count():
+    b = parameter_breakdown(build_model("retinaface"))
+    assert b == {"backbone": 213_072, "FPN": 103_040, "SSH": 104_256, "heads": 6_240, "total": 426_608}
+
+
+@pytest.mark.parametrize("hw", [(640, 640), (312, 512), (479, 641)])
+def test_output_shapes_match_priors(hw):
+    from featherface.anchors import priors
+
+    with torch.no_grad():
+        loc, conf, landms = build_model("retinaface").eval()(torch.zeros(1, 3, *hw))
+    n = priors(*hw).shape[0]
+    assert loc.shape == (1, n, 4) and conf.shape == (1, n, 2) and landms.shape == (1, n, 10)
+
+
+def test_released_weights_load_strictly_and_convert(tmp_path):
+    src = shared_file("peers/retinaface_mnet0.25_biubug6.pth")
+    model, arch = load_official(src)
+    assert arch == "retinaface"
+    raw = torch.load(src, map_location="cpu", weights_only=True)
+    state, dropped = clean_official_state_dict(raw)
+    assert dropped == [] and set(state) == set(model.state_dict())
+    meta = convert_official(src, tmp_path / "retina.pt")
+    assert meta["arch"] == "retinaface" and meta["source_sha256"].startswith("2979b33f")
+    m2, ck = load_model(tmp_path / "retina.pt")
+    assert ck["arch"] == "retinaface"
+    # A V1 state_dict is not accepted as RetinaFace (strict).
+    with pytest.raises(CheckpointError, match="does not match the retinaface architecture"):
+        load_official(shared_file("weights/featherface_v1_official.pth"), "retinaface")
+
+
+def test_reproduces_stored_output_on_crowd_photo():
+    det = FaceDetector.from_pretrained(shared_file("peers/retinaface_mnet0.25_biubug6.pth"))
+    assert det.arch == "retinaface"
+    d = det.detect_arrays(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
+    ref = json.loads(FIXTURE.read_text())
+    assert len(d) == len(ref["scores"]) == 26
+    np.testing.assert_allclose(d.scores, ref["scores"], atol=1e-4)
+    np.testing.assert_allclose(d.boxes, ref["boxes"], atol=2e-2)
+    np.testing.assert_allclose(d.landmarks, ref["landmarks"], atol=2e-2)

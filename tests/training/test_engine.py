@@ -1,0 +1,107 @@
+"""Training engine: kill -9 and resume gives the uninterrupted run's steps and weights; 2-process
+torchrun keeps replicas identical; distillation refuses a broken teacher; CLI smoke runs."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from featherface.checkpoint import read_checkpoint, save_checkpoint
+from featherface.cli import main
+from featherface.models import build_model
+from tests.conftest import REPO, shared_file
+
+
+def _train_cmd(root, labels, out, *extra):
+    return [sys.executable, "-m", "featherface.cli", "train", "--images", str(root), "--labels", str(labels),
+            "--arch", "nano", "--image-size", "96", "--batch-size", "2", "--epochs", "3", "--epoch-repeats", "4",
+            "--workers", "0", "--save-every-steps", "1", "--milestones", "2", "--out", str(out), *extra]
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    return env
+
+
+def _steps(out):
+    with open(out / "log.csv") as fh:
+        return [int(r["step"]) for r in csv.DictReader(fh)]
+
+
+def test_kill9_then_resume_matches_uninterrupted_run(tiny_dataset, tmp_path):
+    root, labels = tiny_dataset
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_train_cmd(root, labels, full), check=True, env=_env(), capture_output=True)
+    expected = 3 * (4 * 4 // 2)  # epochs x (images x repeats / batch)
+    assert _steps(full) == list(range(1, expected + 1))
+
+    proc = subprocess.Popen(_train_cmd(root, labels, cut), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (cut / "log.csv").is_file() and len(_steps(cut)) >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = read_checkpoint(cut / "last.pt")["step"]
+    assert 0 < killed_at < expected
+
+    subprocess.run(_train_cmd(root, labels, cut, "--resume"), check=True, env=_env(), capture_output=True)
+    assert _steps(cut) == list(range(1, expected + 1))  # replayed steps were pruned from the log
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(cut / "last.pt")
+    assert a["step"] == b["step"] == expected
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=1e-5, msg=k)
+
+
+def test_torchrun_two_processes_keep_replicas_identical(tiny_dataset, tmp_path):
+    root, labels = tiny_dataset
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "featherface.cli", "train", "--images", str(root), "--labels", str(labels), "--arch", "nano",
+           "--image-size", "96", "--batch-size", "2", "--epochs", "1", "--epoch-repeats", "2", "--workers", "0",
+           "--device", "cpu", "--out", str(out)]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    meta = read_checkpoint(out / "model.pt")["meta"]
+    assert meta["world_size"] == 2
+    assert meta["trained_steps"] == 4 * 2 // (2 * 2)  # images x repeats / (batch x processes)
+    assert meta["replica_max_abs_diff"] == 0.0
+
+
+def test_distill_refuses_a_broken_teacher(tmp_path, capsys):
+    photos = shared_file("images/crowd_baseball.jpg").parent
+    bad = tmp_path / "random_v1.pt"
+    save_checkpoint(build_model("v1"), "v1", bad)  # untrained: finds no faces
+    rc = main(["distill", "--images", str(photos), "--teacher", str(bad), "--check-image", str(photos / "crowd_baseball.jpg"),
+               "--out", str(tmp_path / "run"), "--max-steps", "1"])
+    assert rc == 2
+    assert "Refusing to distil from a broken teacher" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_distill_on_pseudo_labels_smoke(tmp_path, official_v1_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("crowd_baseball.jpg", "portraits/couple.jpg"):
+        (photos / name.split("/")[-1]).symlink_to(shared_file(f"images/{name}"))
+    out = tmp_path / "run"
+    rc = main(["distill", "--images", str(photos), "--teacher", str(official_v1_path), "--check-image",
+               str(photos / "crowd_baseball.jpg"), "--image-size", "160", "--batch-size", "2", "--epochs", "1",
+               "--epoch-repeats", "2", "--workers", "0", "--out", str(out), "--val-images", str(photos), "--eval-every", "1"])
+    assert rc == 0
+    with open(out / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2
+    for r in rows:  # every term is logged and finite
+        for k in ("total", "task", "box", "cls", "landmark", "kd", "feature", "lr"):
+            assert float(r[k]) == float(r[k]) and abs(float(r[k])) < 1e6, (k, r[k])
+    labels = (out / "pseudo_labels.json").read_text()
+    assert "crowd_baseball.jpg" in labels
+    assert (out / "eval.csv").read_text().startswith("1,2,")
+    ck = read_checkpoint(out / "model.pt")
+    assert ck["arch"] == "nano" and ck["meta"]["config"]["temperature"] == 4.0
