@@ -84,13 +84,18 @@ def recommended_threshold(ckpt: dict) -> float | None:
 
 
 class TorchRunner:
-    """Runs a PyTorch model under ``torch.inference_mode``."""
+    """Runs a PyTorch model under ``torch.inference_mode``. With ``fuse=True`` (default) it runs
+    a copy with BatchNorm folded into the convolutions (same outputs to ~1e-5, faster); the
+    model passed in is left untouched."""
 
     decoded = False
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", fuse: bool = True) -> None:
+        from .models.fuse import fold_batchnorm
+
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
+        self.model = fold_batchnorm(model) if fuse else model
 
     def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.inference_mode():

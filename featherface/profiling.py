@@ -25,7 +25,7 @@ def count_flops(model: nn.Module, height: int = 640, width: int = 640) -> int:
     return int(counter.get_total_flops())
 
 
-def info_table(archs: tuple[str, ...] = ("v1", "nano"), height: int = 640, width: int = 640) -> str:
+def info_table(archs: tuple[str, ...] = ("v1", "nano", "retinaface"), height: int = 640, width: int = 640) -> str:
     """A markdown table: parameters per component and FLOPs at ``H x W`` for each architecture."""
     models = {a: build_model(a) for a in archs}
     breakdowns = {a: parameter_breakdown(m) for a, m in models.items()}

@@ -37,3 +37,29 @@ def test_convert_and_detect_folder_with_corrupt_file(tmp_path, official_v1_path,
 def test_missing_source_is_a_clean_error(tmp_path, capsys):
     assert main(["detect", str(tmp_path / "nothing*.jpg"), "--output", str(tmp_path)]) == 2
     assert "no images or videos found" in capsys.readouterr().err
+
+
+def test_detect_video(tmp_path):
+    crowd = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    crowd = cv2.resize(crowd, (512, 312))
+    src = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (512, 312))
+    for k in range(5):  # the photo sliding right by 4 px per frame
+        writer.write(np.roll(crowd, 4 * k, axis=1))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--model", "nano", "--output", str(out)]) == 0
+    res = json.loads((out / "detections.json").read_text())
+    (rec,) = res["results"]
+    assert rec["type"] == "video" and len(rec["frames"]) == 5
+    counts = [len(f["faces"]) for f in rec["frames"]]
+    assert min(counts) >= 10, counts
+    # Detections follow the motion: the most confident face of frame 0 reappears 16 px to the right.
+    best = max(rec["frames"][0]["faces"], key=lambda f: f["score"])
+    centre = np.array(best["box"]).reshape(2, 2).mean(axis=0) + [16, 0]
+    moved = min(np.linalg.norm(np.array(f["box"]).reshape(2, 2).mean(axis=0) - centre) for f in rec["frames"][4]["faces"])
+    assert moved < 4, moved
+    cap = cv2.VideoCapture(rec["output"])
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    ok, frame = cap.read()
+    assert ok and frame.shape == (312, 512, 3)

@@ -40,6 +40,15 @@ def test_nano_parity_other_sizes_batch2(nano_model, tmp_path):
     assert max(diffs.values()) < TOL, diffs
 
 
+def test_retinaface_parity_other_sizes_batch2(tmp_path):
+    from featherface.convert import load_official
+
+    model, _ = load_official(shared_file("peers/retinaface_mnet0.25_biubug6.pth"))
+    path = export_onnx(model, tmp_path / "retina.onnx", "retinaface", 320, 320)
+    diffs = check_parity(model, path, sizes=((480, 640), (313, 487)), batch=2)
+    assert max(diffs.values()) < TOL, diffs
+
+
 def test_graph_contract_and_metadata(nano_model, tmp_path):
     path = export_onnx(nano_model, tmp_path / "n.onnx", "nano", 256, 256, decode=True)
     proto = onnx.load(str(path))

@@ -170,7 +170,7 @@ class UltraLight(_OrtRunner):
         scores, boxes = scores[0, :, 1], boxes[0]
         keep = np.flatnonzero(scores >= thr)
         h, w = image.shape[:2]
-        b = np.clip(boxes[keep], 0, 1) * np.array([w, h, w, h], np.float32)
+        b = boxes[keep] * np.array([w, h, w, h], np.float32)  # not clipped, like the authors' code
         s = scores[keep]
         k = nms(b, s, self.nms_iou)
         return _sorted(b[k], s[k], np.full((len(k), 5, 2), np.nan, np.float32))

@@ -32,7 +32,7 @@ def test_v1_subcomponents():
     assert [count(h) for h in (m.ClassHead, m.BboxHead, m.LandmarkHead)] == [780, 1_560, 3_900]
 
 
-@pytest.mark.parametrize("arch", ["v1", "nano"])
+@pytest.mark.parametrize("arch", ["v1", "nano", "retinaface"])
 @pytest.mark.parametrize("size", [(640, 640), (312, 512), (97, 131)])
 def test_output_shapes(arch, size):
     model = build_model(arch).eval()

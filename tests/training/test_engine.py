@@ -84,13 +84,15 @@ def test_distill_refuses_a_broken_teacher(tmp_path, capsys):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_distill_on_pseudo_labels_smoke(tmp_path, official_v1_path):
+@pytest.mark.parametrize("teacher", ["weights/featherface_v1_official.pth", "peers/retinaface_mnet0.25_biubug6.pth"])
+def test_distill_on_pseudo_labels_smoke(tmp_path, teacher):
+    """Nano from the official V1, or from RetinaFace-MobileNet0.25 as an alternative teacher."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("crowd_baseball.jpg", "portraits/couple.jpg"):
         (photos / name.split("/")[-1]).symlink_to(shared_file(f"images/{name}"))
     out = tmp_path / "run"
-    rc = main(["distill", "--images", str(photos), "--teacher", str(official_v1_path), "--check-image",
+    rc = main(["distill", "--images", str(photos), "--teacher", str(shared_file(teacher)), "--check-image",
                str(photos / "crowd_baseball.jpg"), "--image-size", "160", "--batch-size", "2", "--epochs", "1",
                "--epoch-repeats", "2", "--workers", "0", "--out", str(out), "--val-images", str(photos), "--eval-every", "1"])
     assert rc == 0

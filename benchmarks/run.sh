@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Reproduce the benchmark tables of the README on this machine (results in benchmarks/results/
+# or the folder given as $1). Needs the project installed with the `onnx` and `plot` extras
+# (`pip install -e ".[all]"`) and the shared inputs at ../shared (or $FEATHERFACE_SHARED).
+# Close other CPU-heavy programs first: every number is measured in one run, side by side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-benchmarks/results}
+SHARED=${FEATHERFACE_SHARED:-../shared}
+# 1. V1 vs Nano: size, FLOPs, peak memory, latency split into network and post-processing.
+featherface benchmark --v1 v1 --nano nano --image "$SHARED/images/crowd_baseball.jpg" --output "$OUT"
+# 2. Ours and the detectors people use instead: latency end to end, agreement with V1, grid image.
+featherface benchmark --peers --output "$OUT"
