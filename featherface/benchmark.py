@@ -50,15 +50,24 @@ class Timing:
     faces: int
 
 
-def time_call(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
-    """Wall-clock milliseconds of ``repeat`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
+def interleaved_times(fns: dict[str, Callable[[], object]], warmup: int, repeat: int, per_turn: int = 3) -> dict[str, list[float]]:
+    """Wall-clock milliseconds of ``repeat`` calls of every function, taken in turns after
+    ``warmup`` untimed calls of each: each turn makes ``per_turn`` consecutive calls of one
+    function and times all but the first (which absorbs the switch: thread pools of the previous
+    engine still spinning, cold caches). Drift and bursts of load on a shared machine thus fall on
+    all contenders alike and their ratios stay meaningful."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    timed = max(1, per_turn - 1)
+    while any(len(v) < repeat for v in out.values()):
+        for k, fn in fns.items():
+            fn()
+            for _ in range(min(timed, repeat - len(out[k]))):
+                t0 = time.perf_counter()
+                fn()
+                out[k].append((time.perf_counter() - t0) * 1e3)
     return out
 
 
@@ -134,15 +143,19 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
     from .models import parameter_breakdown
     from .profiling import count_flops
 
+    from .detector import recommended_threshold
+
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="featherface_bench_"))
-    cfg = PostProcessConfig(score_threshold=0.5)
-    static, timings = {}, []
+    static, timings, loaded = {}, [], {}
     saved_threads = torch.get_num_threads()
     for label, spec in models.items():
         path = resolve_weights(spec)
         model, ckpt = load_any(path)
         onnx_path = export_onnx(model, tmp / f"{label}.onnx", ckpt.get("arch", "?"))
+        # Each model post-processes at its own recommended threshold (Nano's is below 0.5).
+        cfg = PostProcessConfig(score_threshold=recommended_threshold(ckpt) or 0.5)
+        loaded[label] = (model, onnx_path, cfg)
         static[label] = {
             "arch": ckpt.get("arch", "?"),
             "weights": str(path),
@@ -150,26 +163,31 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
             "gflops_640": count_flops(model, 640, 640) / 1e9,
             "checkpoint_mb": path.stat().st_size / 2**20,
             "onnx_mb": onnx_path.stat().st_size / 2**20,
+            "score_threshold": cfg.score_threshold,
             "peak_forward_mb": {}, "peak_rss_mb": {},
         }
         for h, w in sizes:
             extra, total = peak_forward_memory(path, h, w)
             static[label]["peak_forward_mb"][f"{w}x{h}"] = extra / 2**20
             static[label]["peak_rss_mb"][f"{w}x{h}"] = total / 2**20
-        for backend in backends:
-            for t in threads:
-                torch.set_num_threads(t)
-                runner = TorchRunner(model) if backend == "torch" else OnnxRunner(onnx_path, num_threads=t)
-                for h, w in sizes:
-                    img = _sample_image(image, h, w)
-                    x, scale = preprocess(img, long_side=None)
-                    batch = x[None]
-                    net = time_call(lambda: runner(batch), warmup, repeat)
-                    loc, conf, landms = runner(batch)
-                    post = time_call(lambda: postprocess_image(loc[0], conf[0], landms[0], (h, w), scale, cfg), warmup, repeat)
-                    faces = len(postprocess_image(loc[0], conf[0], landms[0], (h, w), scale, cfg))
-                    timings.append(Timing(label, backend, t, f"{w}x{h}", statistics.median(net), p90(net),
-                                          statistics.median(post), p90(post), statistics.median(net) + statistics.median(post), faces))
+    for backend in backends:
+        for t in threads:
+            torch.set_num_threads(t)
+            runners = {label: TorchRunner(m) if backend == "torch" else OnnxRunner(o, num_threads=t)
+                       for label, (m, o, _) in loaded.items()}
+            for h, w in sizes:
+                x, scale = preprocess(_sample_image(image, h, w), long_side=None)
+                batch = x[None]
+                net = interleaved_times({k: (lambda r=r: r(batch)) for k, r in runners.items()}, warmup, repeat)
+                outs = {k: r(batch) for k, r in runners.items()}
+                post_fns = {k: (lambda o=o, c=loaded[k][2]: postprocess_image(o[0][0], o[1][0], o[2][0], (h, w), scale, c))
+                            for k, o in outs.items()}
+                post = interleaved_times(post_fns, warmup, repeat)
+                for label in runners:
+                    faces = len(post_fns[label]())
+                    timings.append(Timing(label, backend, t, f"{w}x{h}", statistics.median(net[label]), p90(net[label]),
+                                          statistics.median(post[label]), p90(post[label]),
+                                          statistics.median(net[label]) + statistics.median(post[label]), faces))
                     log.info("%s %s %d thread(s) %dx%d: net %.1f ms, post %.2f ms", label, backend, t, w, h,
                              timings[-1].net_median_ms, timings[-1].post_median_ms)
     torch.set_num_threads(saved_threads)
@@ -198,7 +216,10 @@ def _ratio_rows(result: dict, num: str, den: str) -> list[str]:
 def render_markdown(result: dict) -> str:
     lines = [f"# FeatherFace benchmark", "", f"- date: {result['date']}", f"- machine: {result['machine']}",
              f"- command: `{result['command']}`", f"- image: {result['image']} (resized to each size), "
-             f"score threshold 0.5; {result['warmup']} warm-up runs, {result['repeat']} timed runs per row", "",
+             "score threshold: " + ", ".join(f"{k} {v.get('score_threshold', 0.5):g}" for k, v in result["models"].items())
+             + f" (each model's recommended one); PyTorch runs with BatchNorm folded into the convolutions; "
+             f"{result['warmup']} warm-up calls, then {result['repeat']} timed calls per row, the models taking turns "
+             "(3 calls per turn, the first untimed) so that load bursts on a shared machine hit all of them alike", "",
              "## Size and compute", "",
              "| model | parameters | GFLOPs @640x640 | checkpoint MB | ONNX MB | forward-pass peak memory MB (per size) | process peak RSS MB |",
              "|---|---:|---:|---:|---:|---|---|"]

@@ -35,6 +35,14 @@ class CheckpointError(RuntimeError):
     """A file is not a usable FeatherFace checkpoint (message names the file and the reason)."""
 
 
+def give_default_permissions(path: str | Path) -> None:
+    """``mkstemp`` creates files readable by their owner only; give ``path`` the permissions an
+    ordinary new file gets (0666 minus the umask) before it is renamed into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``, so a
     crash never leaves a truncated checkpoint behind."""
@@ -44,9 +52,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions of a new file
+        give_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

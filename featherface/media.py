@@ -12,6 +12,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+from .checkpoint import give_default_permissions
 from .postprocess import Detection
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -46,6 +47,23 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
+def read_folder_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
+    """Every readable image under ``folder`` (recursively, sorted) as ``(relative path, BGR
+    image)``; unreadable files are logged and skipped."""
+    import logging
+
+    folder = Path(folder)
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
+            continue
+        try:
+            out.append((str(p.relative_to(folder)), read_image(p)))
+        except ValueError as exc:
+            logging.getLogger(__name__).warning("skipped: %s", exc)
+    return out
+
+
 def draw_detections(image: np.ndarray, faces: Iterable[Detection]) -> np.ndarray:
     """A copy of ``image`` with boxes, scores and the five landmarks drawn."""
     out = image.copy()
@@ -62,23 +80,25 @@ def draw_detections(image: np.ndarray, faces: Iterable[Detection]) -> np.ndarray
     return out
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def atomic_write_image(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(path.suffix or ".jpg", image)
-    if not ok:
-        raise ValueError(f"cannot encode image for {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(buf.tobytes())
+        fh.write(data)
+    give_default_permissions(tmp)
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_image(path: Path, image: np.ndarray, jpeg_quality: int = 95) -> None:
+    ok, buf = cv2.imencode(path.suffix or ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise ValueError(f"cannot encode image for {path}")
+    _atomic_write_bytes(path, buf.tobytes())
 
 
 def write_json(path: Path, obj) -> None:

@@ -30,10 +30,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..benchmark import SIZES, machine_description, p90, time_call
+from ..benchmark import SIZES, interleaved_times, machine_description, p90
 from ..detector import FaceDetector, resolve_weights
 from ..evaluation.agreement import agreement_ap
-from ..media import draw_detections, write_json
+from ..media import atomic_write_image, draw_detections, read_folder_images, write_json
 from ..postprocess import Detections
 from .runners import PeerRunner, load_peers
 
@@ -93,15 +93,9 @@ def _peer_entry(runner: PeerRunner) -> Entry:
 
 def _photos(folder: Path, long_side: int = 640) -> list[tuple[str, np.ndarray]]:
     out = []
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
-            continue
-        img = cv2.imread(str(p))
-        if img is None:
-            log.warning("%s: unreadable, skipped", p)
-            continue
+    for name, img in read_folder_images(folder):
         s = long_side / max(img.shape[:2])
-        out.append((str(p.relative_to(folder)), cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)))
+        out.append((name, cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)))
     return out
 
 
@@ -116,23 +110,27 @@ def run_peer_benchmark(entries: list[Entry], photos: list[tuple[str, np.ndarray]
     from tqdm import tqdm
 
     ref = [reference.detect(img, REFERENCE_THRESHOLD) for _, img in photos]
-    rows = []
-    for e in tqdm(entries, desc="detectors", disable=not progress):
+    rows = {}
+    for e in tqdm(entries, desc="agreement", disable=not progress):
         e.set_threads(max(threads))
         preds = [e.detect(img, AGREEMENT_LOW_THRESHOLD) for _, img in photos]
         counts = [int((p.scores >= e.default_threshold).sum()) for p in preds]
         crowd_faces = int((e.detect(crowd, AGREEMENT_LOW_THRESHOLD).scores >= e.default_threshold).sum())
-        latency = {}
-        for n in threads:
+        rows[e.name + e.engine] = {"name": e.name, "engine": e.engine, "parameters": e.parameters, "file_mb": e.file_mb,
+                                   "default_threshold": e.default_threshold, "input_rule": e.input_rule,
+                                   "agreement_ap": agreement_ap(preds, ref), "faces": sum(counts),
+                                   "crowd_faces": crowd_faces, "latency": {}}
+    # Latency: for each thread count and size, the detectors take turns (see interleaved_times),
+    # so load bursts on a shared machine hit all of them alike.
+    for n in tqdm(threads, desc="latency", disable=not progress):
+        for e in entries:
             e.set_threads(n)
-            for h, w in sizes:
-                img = _resize_to(crowd, h, w)
-                ms = time_call(lambda: e.detect(img, e.default_threshold), warmup, repeat)
-                latency[f"{w}x{h}@{n}t"] = {"median_ms": statistics.median(ms), "p90_ms": p90(ms)}
-        rows.append({"name": e.name, "engine": e.engine, "parameters": e.parameters, "file_mb": e.file_mb,
-                     "default_threshold": e.default_threshold, "input_rule": e.input_rule,
-                     "agreement_ap": agreement_ap(preds, ref), "faces": sum(counts), "crowd_faces": crowd_faces,
-                     "latency": latency})
+        for h, w in sizes:
+            img = _resize_to(crowd, h, w)
+            fns = {e.name + e.engine: (lambda e=e: e.detect(img, e.default_threshold)) for e in entries}
+            for key, ms in interleaved_times(fns, warmup, repeat).items():
+                rows[key]["latency"][f"{w}x{h}@{n}t"] = {"median_ms": statistics.median(ms), "p90_ms": p90(ms)}
+    rows = list(rows.values())
     return {"machine": machine_description(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "photos": len(photos), "reference_faces": sum(len(r) for r in ref), "threads": list(threads),
             "sizes": [f"{w}x{h}" for h, w in sizes], "warmup": warmup, "repeat": repeat, "rows": rows}
@@ -146,7 +144,8 @@ def render_peers_markdown(result: dict, command: str) -> str:
         f"Machine: {result['machine']}  ",
         f"Date: {result['date']}; command: `{command}`  ",
         f"Latency: end to end (preprocess + network + decode + NMS) on the crowd photo resized to each size, "
-        f"{result['warmup']} warm-up + {result['repeat']} timed calls. Agreement: {result['photos']} photos, long side 640; "
+        f"{result['warmup']} warm-up + {result['repeat']} timed calls each, the detectors taking turns (3 calls per "
+        f"turn, the first untimed) so that load bursts hit all alike; PyTorch runs with BatchNorm folded. Agreement: {result['photos']} photos, long side 640; "
         f"AP at IoU 0.5 of detections with score >= {AGREEMENT_LOW_THRESHOLD} against V1 (PyTorch) at score >= "
         f"{REFERENCE_THRESHOLD}; face counts at each detector's default threshold.",
         "",
@@ -174,9 +173,10 @@ def plot_peers_latency(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(result["threads"]), figsize=(6 * len(result["threads"]), 4.5), squeeze=False)
     pixels = [int(s.split("x")[0]) * int(s.split("x")[1]) / 1e3 for s in result["sizes"]]
     for ax, t in zip(axes[0], result["threads"]):
-        for r in result["rows"]:
+        for i, r in enumerate(result["rows"]):
             ys = [r["latency"][f"{s}@{t}t"]["median_ms"] for s in result["sizes"]]
-            ax.plot(pixels, ys, marker="o", label=f"{r['name']} ({r['engine']})")
+            ax.plot(pixels, ys, marker="o", color=plt.cm.tab20(i % 20), linestyle="--" if r["engine"] == "PyTorch" else "-",
+                    label=f"{r['name']} ({r['engine']})")
         ax.set_xlabel("input size (kilopixels)")
         ax.set_ylabel("median latency, ms")
         ax.set_title(f"{t} thread(s)")
@@ -242,6 +242,7 @@ def benchmark_with_peers(models: dict[str, str], args: argparse.Namespace) -> di
     write_json(out / "peers.json", result)
     (out / "peers.md").write_text(render_peers_markdown(result, command))
     plot_peers_latency(result, out / "peers_latency.png")
-    cv2.imwrite(str(out / "peers_grid.jpg"), grid_image(crowd, entries))
+    grid = grid_image(crowd, entries)
+    atomic_write_image(out / "peers_grid.jpg", cv2.resize(grid, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA), 85)
     print((out / "peers.md").read_text())
     return result

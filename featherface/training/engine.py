@@ -113,7 +113,12 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
         where, need = cfg.check_image, cfg.check_min_faces
     else:  # no check photo: the teacher must find faces in the first training photos
         files = list_images(cfg.images)[:8]
-        n = sum(len(det.detect(read_image(Path(cfg.images) / f))) for f in files)
+        n = 0
+        for f in files:
+            try:
+                n += len(det.detect(read_image(Path(cfg.images) / f)))
+            except ValueError as exc:  # an unreadable photo is reported, not fatal
+                log.warning("teacher check: %s", exc)
         where, need = f"the first {len(files)} images of {cfg.images}", 1
     if n < need:
         raise TeacherCheckError(f"teacher {cfg.teacher} found {n} face(s) at score >= 0.5 in {where}; "
@@ -323,12 +328,12 @@ def _forward(net, images):
 def agreement_with_teacher(student, teacher, folder: str, device, student_threshold: float = 0.05) -> float:
     """AP@0.5 of the student's detections against the teacher's (score >= 0.5) on ``folder``."""
     from ..evaluation.agreement import agreement_ap
-    from ..media import read_image
+    from ..media import read_folder_images
 
     was = student.training
     s_det = FaceDetector(TorchRunner(student, device), score_threshold=student_threshold)
     t_det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
-    imgs = [read_image(Path(folder) / f) for f in list_images(folder)]
+    imgs = [img for _, img in read_folder_images(folder)]
     ap = agreement_ap([s_det.detect_arrays(i) for i in imgs], [t_det.detect_arrays(i) for i in imgs])
     student.train(was)
     return ap
