@@ -51,7 +51,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int = 640) -> None:
-    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 .pth or an .onnx file")
+    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 or RetinaFace-MobileNet0.25 .pth, or an .onnx file")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")

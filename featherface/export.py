@@ -191,7 +191,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def register_cli(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (dynamic batch/height/width) and check parity with PyTorch")
-    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint or an official V1 .pth")
+    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint, an official V1 or RetinaFace .pth")
     p.add_argument("--output", "-o", type=Path, required=True, help="output .onnx path")
     p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"), help="export size")
     p.add_argument("--decode", action="store_true", help="decode boxes/landmarks and softmax scores inside the graph")
