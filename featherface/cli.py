@@ -105,12 +105,22 @@ def _extra_registrations():
     return regs
 
 
+OPTIONAL_PACKAGES = {"onnx", "onnxruntime", "onnxscript", "matplotlib"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        # Optional dependencies (onnx, onnxruntime, matplotlib) live in extras.
+        if args.verbose or not exc.name or exc.name.split(".")[0] not in OPTIONAL_PACKAGES:
+            raise
+        print(f"featherface {args.command}: error: needs the optional package '{exc.name}': "
+              f"pip install 'featherface[all]' (or -e '.[all]' in a checkout)", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError) as exc:
         # Bad input: one clear line, no traceback (use -v to see where it came from).
         if args.verbose:

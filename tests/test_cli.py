@@ -63,3 +63,19 @@ def test_detect_video(tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     ok, frame = cap.read()
     assert ok and frame.shape == (312, 512, 3)
+
+
+def test_missing_optional_package_is_a_clean_error(monkeypatch, tmp_path, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.split(".")[0] == "onnxruntime":
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    rc = main(["detect", str(shared_file("images/crowd_baseball.jpg")), "--backend", "onnxruntime", "--output", str(tmp_path)])
+    assert rc == 2
+    assert "needs the optional package 'onnxruntime'" in capsys.readouterr().err
