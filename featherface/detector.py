@@ -134,10 +134,6 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     return np.ascontiguousarray(x.transpose(2, 0, 1)), (w / nw, h / nh)
 
 
-def _drop_none(kwargs: dict) -> dict:
-    return {k: v for k, v in kwargs.items() if not (k == "score_threshold" and v is None)}
-
-
 class FaceDetector:
     """Face detector with explicit thresholds and resize policy (see module docstring)."""
 
@@ -175,13 +171,13 @@ class FaceDetector:
 
             onnx_path = path if path.suffix == ".onnx" else export_to_temp(path)
             runner = OnnxRunner(onnx_path, num_threads=num_threads, device=device)
-            if kwargs.get("score_threshold") is None and runner.score_threshold is not None:
-                kwargs["score_threshold"] = runner.score_threshold
-            return cls(runner, arch=runner.arch, **_drop_none(kwargs))
-        model, ckpt = load_any(path, device)
-        if kwargs.get("score_threshold") is None and recommended_threshold(ckpt) is not None:
-            kwargs["score_threshold"] = recommended_threshold(ckpt)
-        return cls(TorchRunner(model, device), arch=ckpt.get("arch", "?"), **_drop_none(kwargs))
+            arch, recommended = runner.arch, runner.score_threshold
+        else:
+            model, ckpt = load_any(path, device)
+            runner, arch, recommended = TorchRunner(model, device), ckpt.get("arch", "?"), recommended_threshold(ckpt)
+        if kwargs.get("score_threshold") is None:
+            kwargs["score_threshold"] = 0.5 if recommended is None else recommended
+        return cls(runner, arch=arch, **kwargs)
 
     def _config(self, score_threshold, nms_iou, top_k, keep_top_k) -> PostProcessConfig:
         c = self.cfg

@@ -24,26 +24,10 @@ import numpy as np
 
 from featherface.checkpoint import atomic_save, load_model, make_checkpoint, read_checkpoint
 from featherface.detector import FaceDetector, TorchRunner
-from featherface.evaluation.agreement import _iou
+from featherface.evaluation.agreement import match_image
 from featherface.media import read_folder_images
 
 GRID = [round(0.05 * k, 2) for k in range(1, 11)]
-
-
-def _matches(pred, ref) -> int:
-    """Greedy one-to-one matches at IoU >= 0.5 (predictions in score order)."""
-    if len(pred) == 0 or len(ref) == 0:
-        return 0
-    ov = _iou(pred.boxes, ref.boxes)
-    used, tp = set(), 0
-    for k in range(len(pred)):
-        o = ov[k].copy()
-        o[list(used)] = -1
-        j = int(o.argmax())
-        if o[j] >= 0.5:
-            used.add(j)
-            tp += 1
-    return tp
 
 
 def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = False) -> float:
@@ -60,7 +44,7 @@ def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = Fals
     print("threshold  detections  precision  recall  F1     blank/noise detections")
     for t in GRID:
         sel = [type(p)(p.boxes[p.scores >= t], p.scores[p.scores >= t], p.landmarks[p.scores >= t]) for p in preds]
-        tp = sum(_matches(p, r) for p, r in zip(sel, refs))
+        tp = sum(int(match_image(p, r).sum()) for p, r in zip(sel, refs))
         n = sum(len(p) for p in sel)
         prec, rec = tp / max(n, 1), tp / max(n_ref, 1)
         f1 = 2 * prec * rec / max(prec + rec, 1e-9)

@@ -20,30 +20,36 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
 
 
+def match_image(prediction: Detections, reference: Detections, iou: float = 0.5) -> np.ndarray:
+    """True-positive flags of one image's predictions (in their given order, which should be
+    decreasing score): each is matched greedily to the unmatched reference box of highest IoU."""
+    tp = np.zeros(len(prediction), bool)
+    if len(prediction) == 0 or len(reference) == 0:
+        return tp
+    overlaps = _iou(prediction.boxes, reference.boxes)
+    used = np.zeros(len(reference), bool)
+    for k, ov in enumerate(overlaps):
+        ov = np.where(used, -1.0, ov)
+        j = int(ov.argmax())
+        if ov[j] >= iou:
+            used[j] = tp[k] = True
+    return tp
+
+
 def agreement_ap(predictions: list[Detections], references: list[Detections], iou: float = 0.5) -> float:
     """AP of ``predictions`` against ``references`` (one entry per image)."""
     n_ref = sum(len(r) for r in references)
     if n_ref == 0:
         return float("nan")
-    records = []  # (score, image, box)
-    for i, p in enumerate(predictions):
-        records += [(float(s), i, b) for s, b in zip(p.scores, p.boxes)]
-    if not records:
+    scores, flags = [], []
+    for p, r in zip(predictions, references):
+        order = np.argsort(-p.scores, kind="stable")  # matching follows decreasing score
+        scores.append(p.scores[order])
+        flags.append(match_image(Detections(p.boxes[order], p.scores[order], p.landmarks[order]), r, iou))
+    if not scores or sum(len(s) for s in scores) == 0:
         return 0.0
-    records.sort(key=lambda r: -r[0])
-    used = [np.zeros(len(r), bool) for r in references]
-    tp = np.zeros(len(records))
-    for k, (_, i, box) in enumerate(records):
-        ref = references[i]
-        if len(ref) == 0:
-            continue
-        ov = _iou(box[None], ref.boxes)[0]
-        ov[used[i]] = -1
-        j = int(ov.argmax())
-        if ov[j] >= iou:
-            used[i][j] = True
-            tp[k] = 1
-    ctp = np.cumsum(tp)
+    ranked = np.argsort(-np.concatenate(scores), kind="stable")
+    ctp = np.cumsum(np.concatenate(flags)[ranked])
     recall = ctp / n_ref
-    precision = ctp / np.arange(1, len(records) + 1)
+    precision = ctp / np.arange(1, len(ranked) + 1)
     return voc_ap(recall, precision)

@@ -19,7 +19,7 @@ from .attention import CBAM, EfficientCBAMGroup, residual_attention
 from .backbone import MobileNetV1
 from .bifpn import BiFPNCell, EfficientBiFPNLayer
 from .context import SSH, ChannelShuffle, GroupedSSH, channel_shuffle_block
-from .heads import Conv1x1Head, EfficientHead
+from .heads import EfficientHead, apply_conv1x1_heads, conv1x1_heads, outputs_or_features
 from .retinaface import RetinaFaceMobileNet
 
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -49,9 +49,7 @@ class FeatherFaceV1(nn.Module):
         self.ssh1_cs = channel_shuffle_block(channels)
         self.ssh2_cs = channel_shuffle_block(channels)
         self.ssh3_cs = channel_shuffle_block(channels)
-        self.ClassHead = nn.ModuleList(Conv1x1Head(channels, 2) for _ in range(3))
-        self.BboxHead = nn.ModuleList(Conv1x1Head(channels, 4) for _ in range(3))
-        self.LandmarkHead = nn.ModuleList(Conv1x1Head(channels, 10) for _ in range(3))
+        self.ClassHead, self.BboxHead, self.LandmarkHead = conv1x1_heads(channels)
 
     def components(self) -> dict[str, list[nn.Module]]:
         return {
@@ -73,13 +71,10 @@ class FeatherFaceV1(nn.Module):
         feats = [residual_attention(g, f) for g, f in zip(gates, feats)]
         ctx = [cs(ssh(f)) for ssh, cs, f in zip((self.ssh1, self.ssh2, self.ssh3),
                                                  (self.ssh1_cs, self.ssh2_cs, self.ssh3_cs), feats)]
-        loc = torch.cat([h(f) for h, f in zip(self.BboxHead, ctx)], dim=1)
-        conf = torch.cat([h(f) for h, f in zip(self.ClassHead, ctx)], dim=1)
-        landms = torch.cat([h(f) for h, f in zip(self.LandmarkHead, ctx)], dim=1)
-        return (loc, conf, landms), feats
+        return apply_conv1x1_heads(self, ctx), feats
 
     def forward(self, x: torch.Tensor) -> Outputs:
-        return _forward(self, x)
+        return outputs_or_features(self, x)
 
 
 class FeatherFaceNano(nn.Module):
@@ -117,14 +112,7 @@ class FeatherFaceNano(nn.Module):
         return (loc, conf, landms), feats
 
     def forward(self, x: torch.Tensor) -> Outputs:
-        return _forward(self, x)
-
-
-def _forward(model: nn.Module, x: torch.Tensor):
-    """Outputs only, unless the training engine set ``_return_features`` (it must call the
-    module itself, not ``forward_with_features``, for DistributedDataParallel to see the pass)."""
-    out, feats = model.forward_with_features(x)
-    return (out, feats) if getattr(model, "_return_features", False) else out
+        return outputs_or_features(self, x)
 
 
 # "retinaface" is the paper's baseline (RetinaFace-MobileNet0.25), usable everywhere ours are.

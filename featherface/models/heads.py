@@ -26,6 +26,28 @@ class Conv1x1Head(nn.Module):
         return _flatten(self.conv1x1(x), self.k)
 
 
+def conv1x1_heads(cin: int, levels: int = 3) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList]:
+    """Per-level 1x1 heads ``(ClassHead, BboxHead, LandmarkHead)`` of V1 and RetinaFace."""
+    return tuple(nn.ModuleList(Conv1x1Head(cin, k) for _ in range(levels)) for k in (2, 4, 10))  # type: ignore[return-value]
+
+
+def apply_conv1x1_heads(model: nn.Module, ctx: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(loc, conf, landms)`` from a model's ``BboxHead``/``ClassHead``/``LandmarkHead`` over
+    the levels ``ctx``, concatenated in anchor order."""
+    loc = torch.cat([h(f) for h, f in zip(model.BboxHead, ctx)], dim=1)
+    conf = torch.cat([h(f) for h, f in zip(model.ClassHead, ctx)], dim=1)
+    landms = torch.cat([h(f) for h, f in zip(model.LandmarkHead, ctx)], dim=1)
+    return loc, conf, landms
+
+
+def outputs_or_features(model: nn.Module, x: torch.Tensor):
+    """``forward`` of every detector here: outputs only, unless the training engine set
+    ``_return_features`` (it must call the module itself, not ``forward_with_features``, for
+    DistributedDataParallel to see the pass)."""
+    out, feats = model.forward_with_features(x)
+    return (out, feats) if getattr(model, "_return_features", False) else out
+
+
 class EfficientHead(nn.Module):
     """Nano head: a 3x3 conv C->C/2 (no bias) + BN + ReLU shared by three 1x1 convs with bias
     (class 2*2, box 2*4, landmarks 2*10); 19,552 parameters at C = 64."""

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import MobileNetV1
-from .heads import Conv1x1Head
+from .heads import apply_conv1x1_heads, conv1x1_heads, outputs_or_features
 
 # The release uses LeakyReLU(0.1) everywhere when the channel count is <= 64.
 LEAKY = 0.1
@@ -79,9 +79,7 @@ class RetinaFaceMobileNet(nn.Module):
         self.body = MobileNetV1()
         self.fpn = FPN(MobileNetV1.out_channels, channels)
         self.ssh1, self.ssh2, self.ssh3 = PlainSSH(channels, channels), PlainSSH(channels, channels), PlainSSH(channels, channels)
-        self.ClassHead = nn.ModuleList(Conv1x1Head(channels, 2) for _ in range(3))
-        self.BboxHead = nn.ModuleList(Conv1x1Head(channels, 4) for _ in range(3))
-        self.LandmarkHead = nn.ModuleList(Conv1x1Head(channels, 10) for _ in range(3))
+        self.ClassHead, self.BboxHead, self.LandmarkHead = conv1x1_heads(channels)
 
     def components(self) -> dict[str, list[nn.Module]]:
         return {
@@ -95,11 +93,7 @@ class RetinaFaceMobileNet(nn.Module):
         """Outputs and the three FPN maps (64 channels each) that feed the SSH modules."""
         feats = self.fpn(self.body(x))
         ctx = [ssh(f) for ssh, f in zip((self.ssh1, self.ssh2, self.ssh3), feats)]
-        loc = torch.cat([h(f) for h, f in zip(self.BboxHead, ctx)], dim=1)
-        conf = torch.cat([h(f) for h, f in zip(self.ClassHead, ctx)], dim=1)
-        landms = torch.cat([h(f) for h, f in zip(self.LandmarkHead, ctx)], dim=1)
-        return (loc, conf, landms), feats
+        return apply_conv1x1_heads(self, ctx), feats
 
     def forward(self, x: torch.Tensor):
-        out, feats = self.forward_with_features(x)
-        return (out, feats) if getattr(self, "_return_features", False) else out
+        return outputs_or_features(self, x)

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import statistics
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,21 +60,22 @@ class Entry:
 
 
 def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
-    from ..detector import load_any
-    from ..export import export_to_temp
+    from ..detector import TorchRunner, load_any, recommended_threshold
+    from ..export import export_onnx
     from ..models import count_parameters
 
     entries = []
     for label, weights in models.items():
         path = resolve_weights(weights)
-        model, ckpt = load_any(path)
-        threshold = float(ckpt.get("meta", {}).get("score_threshold", 0.5))
+        model, ckpt = load_any(path)  # loaded once; the detectors below reuse it
+        arch, threshold = ckpt.get("arch", "?"), recommended_threshold(ckpt) or 0.5
         holder: dict[str, FaceDetector] = {}
         if backend == "torch":
-            holder["det"] = FaceDetector.from_pretrained(path, long_side=None)
+            holder["det"] = FaceDetector(TorchRunner(model), arch=arch, score_threshold=threshold, long_side=None)
             set_threads = torch.set_num_threads
         else:
-            onnx_path = export_to_temp(path)
+            onnx_path = export_onnx(model, Path(tempfile.mkdtemp(prefix="featherface_peers_")) / f"{arch}.onnx", arch,
+                                    score_threshold=threshold)
 
             def set_threads(n: int, onnx_path=onnx_path, holder=holder) -> None:
                 holder["det"] = FaceDetector.from_pretrained(onnx_path, backend="onnxruntime", num_threads=n, long_side=None)

@@ -45,13 +45,13 @@ class PeerRunner:
     ``set_num_threads(n)``, ``name``, ``path``, ``has_landmarks``, ``score_threshold`` (the
     authors' default), ``input_rule`` (how the image is fed to the network)."""
 
-    name = "?"
     has_landmarks = True
     score_threshold = 0.5
     nms_iou = 0.4
     input_rule = "?"
 
-    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, num_threads: int | None = None, name: str | None = None) -> None:
+        self.name = name or type(self).__name__
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"peer model file not found: {self.path}")
@@ -104,10 +104,6 @@ class SCRFD(_OrtRunner):
     num_anchors = 2
     input_rule = "letterbox into 640x640"
 
-    def __init__(self, path: str | Path, num_threads: int | None = None, name: str = "SCRFD") -> None:
-        self.name = name
-        super().__init__(path, num_threads)
-
     def _build(self) -> None:
         super()._build()
         h, w = self.input_shape[2:]
@@ -159,10 +155,6 @@ class UltraLight(_OrtRunner):
     nms_iou = 0.3
     input_rule = "resize to 320x240"
 
-    def __init__(self, path: str | Path, num_threads: int | None = None, name: str = "Ultra-Light") -> None:
-        self.name = name
-        super().__init__(path, num_threads)
-
     def detect_arrays(self, image: np.ndarray, score_threshold: float | None = None) -> Detections:
         thr = self.score_threshold if score_threshold is None else score_threshold
         blob = cv2.dnn.blobFromImage(image, 1.0 / 128, (320, 240), (127, 127, 127), swapRB=True)
@@ -189,10 +181,6 @@ class YuNet(PeerRunner):
     score_threshold = 0.9
     nms_iou = 0.3
     input_rule = "image as given"
-
-    def __init__(self, path: str | Path, num_threads: int | None = None, name: str = "YuNet") -> None:
-        self.name = name
-        super().__init__(path, num_threads)
 
     def _build(self) -> None:
         try:  # OpenCV 5 logs a harmless warning per network about unsupported targets
