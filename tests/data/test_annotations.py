@@ -58,32 +58,25 @@ def test_official_format_with_attributes_and_empty_images(tmp_path):
 
 
 @pytest.mark.parametrize("text, line, words", [
+    # RetinaFace label.txt
     ("# a.jpg\n10 20 30\n", 2, "got 3"),
     ("# a.jpg\n10 20 x 40\n", 2, "expected numbers"),
     ("# a.jpg\n1 1 1 1\n\n1 2 3 4 5 6\n", 4, "got 6"),
     ("# a.jpg\n1 1 1 1\n#\n", 3, "without an image path"),
     ("# a.jpg\n1 1 -5 4\n", 2, "negative box size"),
-])
-def test_retinaface_errors_name_file_and_line(tmp_path, text, line, words):
-    p = _write(tmp_path, "label.txt", text)
-    with pytest.raises(AnnotationError, match=words) as exc:
-        read_annotations(p)
-    assert str(exc.value).startswith(f"{p}:{line}:")
-    assert exc.value.line == line
-
-
-@pytest.mark.parametrize("text, line, words", [
+    # official wider_face_*_bbx_gt.txt
     ("a.jpg\ntwo\n", 2, "face count"),
     ("10 20 30 40\n", 1, "expected an image path"),  # a box line first: not a '#' file, so official
     ("a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n", 2, "file ends"),
     ("a.jpg\n1\n1 2 3 4 0 0\n", 3, "10 numbers"),
     ("a.jpg\n1\n1 2 3 4 0 0 0 0 0 0\nnot-an-image\n", 4, "image path"),
 ])
-def test_official_errors_name_file_and_line(tmp_path, text, line, words):
-    p = _write(tmp_path, "gt.txt", text)
+def test_errors_name_file_and_line(tmp_path, text, line, words):
+    p = _write(tmp_path, "labels.txt", text)
     with pytest.raises(AnnotationError, match=words) as exc:
         read_annotations(p)
-    assert exc.value.line == line and str(p) in str(exc.value)
+    assert str(exc.value).startswith(f"{p}:{line}:")
+    assert exc.value.line == line
 
 
 def test_missing_file(tmp_path):
