@@ -317,5 +317,10 @@ def register_cli(sub) -> None:
     p.add_argument("--output", "-o", type=Path, default=Path("benchmark_out"))
     p.add_argument("--peers", action="store_true", help="also run RetinaFace-MobileNet and the peer detectors")
     p.add_argument("--peers-dir", type=Path, default=None, help="folder with the peer model files (default ../shared/peers)")
-    p.add_argument("--images", type=Path, default=None, help="--peers: photos for the agreement with V1 (default ../shared/images)")
+    p.add_argument("--images", type=Path, nargs="+", default=None,
+                   help="--peers: photos for the agreement with V1 (default ../shared/images); with --labels: the "
+                        "labelled images, one folder per labels file")
+    p.add_argument("--labels", type=Path, nargs="+", default=None,
+                   help="--peers: human labels (labels.json, VOC folder, COCO .json); adds AP against them for every detector")
+    p.add_argument("--accuracy-only", action="store_true", help="--peers --labels: skip latency and agreement")
     p.set_defaults(func=cmd_benchmark)

@@ -36,7 +36,7 @@ def _detector(args: argparse.Namespace, **overrides):
 
         torch.set_num_threads(args.threads)
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k,
-              keep_top_k=args.keep_top_k, long_side=None if args.long_side <= 0 else args.long_side)
+              keep_top_k=args.keep_top_k, long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
     kw.update(overrides)
     return FaceDetector.from_pretrained(args.model, device=args.device, backend=args.backend,
                                         num_threads=args.threads, **kw)

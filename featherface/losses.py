@@ -12,21 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .anchors import encode, encode_landmarks
+from .geometry import box_iou
 
 
 def point_form(anchors: torch.Tensor) -> torch.Tensor:
     """``(cx, cy, w, h) -> (x1, y1, x2, y2)``."""
     return torch.cat([anchors[:, :2] - anchors[:, 2:] / 2, anchors[:, :2] + anchors[:, 2:] / 2], dim=1)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU matrix ``(len(a), len(b))`` of xyxy boxes (continuous coordinates)."""
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=2)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-12)
 
 
 def match(boxes: torch.Tensor, landmarks: torch.Tensor, has_landmarks: torch.Tensor, anchors: torch.Tensor,

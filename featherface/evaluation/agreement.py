@@ -12,28 +12,13 @@ from ..postprocess import Detections
 from .widerface import voc_ap
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(axis=1)
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
-
-
 def match_image(prediction: Detections, reference: Detections, iou: float = 0.5) -> np.ndarray:
     """True-positive flags of one image's predictions (in their given order, which should be
-    decreasing score): each is matched greedily to the unmatched reference box of highest IoU."""
-    tp = np.zeros(len(prediction), bool)
-    if len(prediction) == 0 or len(reference) == 0:
-        return tp
-    overlaps = _iou(prediction.boxes, reference.boxes)
-    used = np.zeros(len(reference), bool)
-    for k, ov in enumerate(overlaps):
-        ov = np.where(used, -1.0, ov)
-        j = int(ov.argmax())
-        if ov[j] >= iou:
-            used[j] = tp[k] = True
-    return tp
+    decreasing score): each is matched greedily to the unmatched reference box of highest IoU
+    (:func:`featherface.evaluation.labelled.match_detections`)."""
+    from .labelled import match_detections
+
+    return match_detections(prediction, reference, iou=iou)[0] == 1
 
 
 def agreement_ap(predictions: list[Detections], references: list[Detections], iou: float = 0.5) -> float:

@@ -30,10 +30,71 @@ def run_model_on_val(det, images_dir: Path, gt, pred_dir: Path) -> list[str]:
     return missing
 
 
+def evaluate_on_labels(det, images: Path, labels_path: Path, long_side: int | None, classes: set[str] | None = None,
+                       progress: bool = True) -> tuple["LabelledResult", dict, list[str]]:
+    """Run a :class:`FaceDetector` over a labelled set with the protocol of
+    :mod:`featherface.evaluation.labelled`. Returns ``(result, protocol, missing images)``."""
+    from ..data.face_labels import read_face_labels
+    from .labelled import evaluate_labelled, predict_labelled
+
+    labels = read_face_labels(labels_path, classes)
+    if not labels:
+        raise ValueError(f"{labels_path}: no labelled images")
+    threshold = det.cfg.score_threshold  # the model's own operating point
+    ranking = 0.02
+    preds, missing = predict_labelled(lambda im: det.detect_arrays(im, long_side=None, score_threshold=ranking),
+                                      images, labels, long_side, progress)
+    result = evaluate_labelled(preds, labels, threshold)
+    protocol = {"labels": str(labels_path), "images": str(images), "resize": f"long side resized to {long_side}"
+                if long_side else "original size", "ranking_score_threshold": ranking, "nms_iou": det.cfg.nms_iou,
+                "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k, "iou": 0.5,
+                "matching": "per image, detections in decreasing score order to the unmatched labelled box of highest IoU "
+                            "(continuous coordinates)", "ap": "VOC all-point (precision envelope)",
+                "ap_16": "labelled faces with width or height < 16 px (as stored) ignored; detections matched to them dropped",
+                "model_threshold": threshold, "images_missing": len(missing)}
+    return result, protocol, missing
+
+
+def cmd_evaluate_labels(args: argparse.Namespace) -> int:
+    from ..cli import _detector
+    from ..media import write_json
+    from .labelled import plot_pr_curve
+
+    if args.images is None:
+        raise ValueError("--labels needs --images (the folder the labelled image names are relative to)")
+    long_side = 640 if args.long_side is None else (None if args.long_side <= 0 else args.long_side)
+    det = _detector(args, score_threshold=args.score_threshold, long_side=None)
+    classes = set(args.classes.split(",")) if args.classes else None
+    result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes)
+    protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
+    out: Path = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "result.json", {**result.to_dict(), "protocol": protocol, "missing_images": missing})
+    try:
+        plot_pr_curve({str(args.model): result}, out / "pr_curve.png")
+        curve = f", curve: {out / 'pr_curve.png'}"
+    except ModuleNotFoundError:
+        curve = " (no PR curve: matplotlib not installed)"
+    print(f"protocol: {protocol['resize']}, ranking from score {protocol['ranking_score_threshold']}, NMS IoU "
+          f"{protocol['nms_iou']}, keep {protocol['keep_top_k']}; IoU 0.5, greedy matching in score order, VOC all-point AP")
+    if missing:
+        print(f"{len(missing)} of {result.num_images} labelled images missing or unreadable under {args.images} "
+              f"(counted as images without detections), e.g. {missing[:3]}")
+    print(result.summary())
+    print(f"result: {out / 'result.json'}{curve}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.labels is not None:
+        return cmd_evaluate_labels(args)
     from ..data.annotations import load_mat_ground_truth
     from .widerface import evaluate_predictions, read_prediction_folder, save_report
 
+    if args.long_side is None:
+        args.long_side = 0  # the WIDER FACE protocol runs at the original size
+    if args.score_threshold is None:
+        args.score_threshold = 0.02
     gt = load_mat_ground_truth(args.gt)
     out: Path = args.output
     protocol = {"ground_truth": str(args.gt)}
@@ -86,12 +147,16 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def register_cli(sub) -> None:
     from ..cli import _add_detector_args
 
-    p = sub.add_parser("evaluate", help="WIDER FACE val AP (Easy/Medium/Hard), official protocol")
-    p.add_argument("--images", type=Path, help="WIDER_val/images folder (<event>/<image>.jpg)")
+    p = sub.add_parser("evaluate", help="AP against human labels (--labels: labels.json, VOC XML folder, COCO JSON, "
+                       "WIDER text), or WIDER FACE val AP (Easy/Medium/Hard) with the official protocol")
+    p.add_argument("--images", type=Path, help="folder of the labelled images, or WIDER_val/images (<event>/<image>.jpg)")
+    p.add_argument("--labels", type=Path, help="human labels: labels.json, a folder of Pascal VOC .xml, COCO .json, "
+                   "or a WIDER/RetinaFace .txt (resize default: long side 640)")
+    p.add_argument("--classes", help="with --labels: comma-separated VOC/COCO class names that are faces (default: all)")
     p.add_argument("--predictions", type=Path, help="evaluate an existing folder of <event>/<image>.txt result files instead")
     p.add_argument("--gt", type=Path, default=Path("../shared/widerface/ground_truth"), help="folder with the official .mat files")
     p.add_argument("--output", "-o", type=Path, default=Path("eval_out"))
-    _add_detector_args(p, score=0.02, long_side=0)
+    _add_detector_args(p, score=None, long_side=None)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("check-data", help="report problems in a WIDER-style dataset (labels and images)")

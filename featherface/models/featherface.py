@@ -6,8 +6,11 @@ Contract shared by every model here:
 * ``forward`` returns ``(loc, conf, landms)``: box regressions ``(N, A, 4)``, class LOGITS
   ``(N, A, 2)`` (index 1 = face; apply softmax for scores) and landmark regressions ``(N, A, 10)``,
   concatenated over strides 8, 16, 32 in anchor order (see :mod:`featherface.anchors`);
-* ``forward_with_features`` also returns the three 64-channel feature maps that feed the context
-  modules (post-BiFPN attention), the maps aligned during distillation;
+* ``forward(x, return_features=True)`` also returns the three 64-channel feature maps that feed
+  the context modules (post-BiFPN attention), the maps aligned during distillation (a keyword
+  argument, so DistributedDataParallel passes it through);
+* ``backbone_of(model)`` is the MobileNetV1-0.25 and ``model.from_backbone(c3, c4, c5)`` runs the
+  rest: teacher and student can share one backbone pass when they share backbone weights;
 * ``components()`` names the parts whose parameter counts ARCHITECTURE.md fixes.
 """
 from __future__ import annotations
@@ -62,8 +65,7 @@ class FeatherFaceV1(nn.Module):
             "heads": [self.ClassHead, self.BboxHead, self.LandmarkHead],
         }
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[Outputs, list[torch.Tensor]]:
-        feats = self.body(x)
+    def from_backbone(self, feats) -> tuple[Outputs, list[torch.Tensor]]:
         gates = (self.bacbkbone_0_cbam, self.bacbkbone_1_cbam, self.bacbkbone_2_cbam)
         feats = [residual_attention(g, f) for g, f in zip(gates, feats)]
         feats = self.bifpn(feats)
@@ -73,8 +75,8 @@ class FeatherFaceV1(nn.Module):
                                                  (self.ssh1_cs, self.ssh2_cs, self.ssh3_cs), feats)]
         return apply_conv1x1_heads(self, ctx), feats
 
-    def forward(self, x: torch.Tensor) -> Outputs:
-        return outputs_or_features(self, x)
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        return outputs_or_features(self, x, return_features)
 
 
 class FeatherFaceNano(nn.Module):
@@ -105,14 +107,14 @@ class FeatherFaceNano(nn.Module):
             "heads": [self.heads],
         }
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[Outputs, list[torch.Tensor]]:
-        feats = self.bifpn_cbam(self.bifpn(self.backbone_cbam(list(self.backbone(x)))))
+    def from_backbone(self, feats) -> tuple[Outputs, list[torch.Tensor]]:
+        feats = self.bifpn_cbam(self.bifpn(self.backbone_cbam(list(feats))))
         outs = [head(self.shuffle(ssh(f))) for ssh, head, f in zip(self.ssh, self.heads, feats)]
         loc, conf, landms = (torch.cat([o[i] for o in outs], dim=1) for i in range(3))
         return (loc, conf, landms), feats
 
-    def forward(self, x: torch.Tensor) -> Outputs:
-        return outputs_or_features(self, x)
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        return outputs_or_features(self, x, return_features)
 
 
 # "retinaface" is the paper's baseline (RetinaFace-MobileNet0.25), usable everywhere ours are.
@@ -125,6 +127,11 @@ def build_model(name: str) -> nn.Module:
         return ARCHITECTURES[name]()
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}") from None
+
+
+def backbone_of(model: nn.Module) -> MobileNetV1:
+    """The MobileNetV1-0.25 of any model here (``body`` in V1/RetinaFace, ``backbone`` in Nano)."""
+    return model.backbone if hasattr(model, "backbone") else model.body
 
 
 def count_parameters(module: nn.Module | list[nn.Module]) -> int:

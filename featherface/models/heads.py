@@ -40,12 +40,11 @@ def apply_conv1x1_heads(model: nn.Module, ctx: list[torch.Tensor]) -> tuple[torc
     return loc, conf, landms
 
 
-def outputs_or_features(model: nn.Module, x: torch.Tensor):
-    """``forward`` of every detector here: outputs only, unless the training engine set
-    ``_return_features`` (it must call the module itself, not ``forward_with_features``, for
-    DistributedDataParallel to see the pass)."""
-    out, feats = model.forward_with_features(x)
-    return (out, feats) if getattr(model, "_return_features", False) else out
+def outputs_or_features(model: nn.Module, x: torch.Tensor, return_features: bool = False):
+    """``forward`` of every detector here: backbone, then ``model.from_backbone``; outputs only,
+    or ``(outputs, features)`` with ``return_features=True``."""
+    out, feats = model.from_backbone(model.body(x) if hasattr(model, "body") else model.backbone(x))
+    return (out, feats) if return_features else out
 
 
 class EfficientHead(nn.Module):

@@ -89,11 +89,11 @@ class RetinaFaceMobileNet(nn.Module):
             "heads": [self.ClassHead, self.BboxHead, self.LandmarkHead],
         }
 
-    def forward_with_features(self, x: torch.Tensor):
+    def from_backbone(self, feats):
         """Outputs and the three FPN maps (64 channels each) that feed the SSH modules."""
-        feats = self.fpn(self.body(x))
+        feats = self.fpn(feats)
         ctx = [ssh(f) for ssh, f in zip((self.ssh1, self.ssh2, self.ssh3), feats)]
         return apply_conv1x1_heads(self, ctx), feats
 
-    def forward(self, x: torch.Tensor):
-        return outputs_or_features(self, x)
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        return outputs_or_features(self, x, return_features)

@@ -138,6 +138,48 @@ def run_peer_benchmark(entries: list[Entry], photos: list[tuple[str, np.ndarray]
             "sizes": [f"{w}x{h}" for h, w in sizes], "warmup": warmup, "repeat": repeat, "rows": rows}
 
 
+def labelled_accuracy(entries: list[Entry], sets: list[tuple[str, Path, Path]], long_side: int = 640,
+                      progress: bool = True) -> list[dict]:
+    """AP against human labels (protocol of :mod:`featherface.evaluation.labelled`) of every
+    detector on every labelled set ``(name, images folder, labels path)``. Each detector gets the
+    same image resized to ``long_side`` (then applies its authors' preprocessing), ranks from
+    score 0.02, and is scored at its own default threshold for precision/recall. Entries sharing
+    a name (one network on two engines) are measured once: their outputs agree to 1e-3 (tested)."""
+    from tqdm import tqdm
+
+    from ..data.face_labels import read_face_labels
+    from ..evaluation.labelled import evaluate_labelled, predict_labelled
+
+    loaded = [(name, images, read_face_labels(labels)) for name, images, labels in sets]
+    rows, seen = [], set()
+    for e in tqdm(entries, desc="human-label AP", disable=not progress):
+        if e.name in seen:
+            continue
+        seen.add(e.name)
+        row = {"name": e.name, "engine": e.engine, "default_threshold": e.default_threshold, "sets": {}}
+        for set_name, images, labels in loaded:
+            preds, missing = predict_labelled(lambda im, e=e: e.detect(im, 0.02), images, labels, long_side)
+            r = evaluate_labelled(preds, labels, e.default_threshold)
+            row["sets"][set_name] = {**r.to_dict(), "missing_images": len(missing)}
+        rows.append(row)
+    return rows
+
+
+def render_accuracy_markdown(rows: list[dict], command: str) -> str:
+    sets = list(rows[0]["sets"]) if rows else []
+    head = "| detector | threshold | " + " | ".join(f"{s} AP | {s} AP (>=16 px) | {s} P / R" for s in sets) + " |"
+    lines = [f"Accuracy against human labels (`{command}`): VOC AP at IoU 0.5, images resized to a long side "
+             "of 640, ranking from score 0.02; precision / recall at each detector's default threshold.", "",
+             head, "|" + "---|" * (2 + 3 * len(sets))]
+    for r in rows:
+        cells = []
+        for s in sets:
+            m = r["sets"][s]
+            cells += [f"{m['ap']:.3f}", f"{m['ap_16']:.3f}", f"{m['precision']:.2f} / {m['recall']:.2f}"]
+        lines.append(f"| {r['name']} | {r['default_threshold']:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_peers_markdown(result: dict, command: str) -> str:
     keys = [f"{s}@{t}t" for t in result["threads"] for s in result["sizes"]]
     head = ["detector", "engine", "params", "file MB"] + [f"{k} median / p90 ms" for k in keys] + \
@@ -215,7 +257,11 @@ def benchmark_with_peers(models: dict[str, str], args: argparse.Namespace) -> di
     """Entry point of ``featherface benchmark --peers``."""
     shared = default_shared()
     peers_dir = args.peers_dir or shared / "peers"
-    images_dir = getattr(args, "images", None) or shared / "images"
+    label_sets = getattr(args, "labels", None) or []
+    label_images = getattr(args, "images", None) or []
+    if label_sets and len(label_images) != len(label_sets):
+        raise ValueError("--labels needs one --images folder per labels file, in the same order")
+    images_dir = shared / "images" if label_sets or not label_images else label_images[0]
     crowd_path = args.image or images_dir / "crowd_baseball.jpg"
     crowd = cv2.imread(str(crowd_path))
     if crowd is None:
@@ -233,14 +279,24 @@ def benchmark_with_peers(models: dict[str, str], args: argparse.Namespace) -> di
     entries = _our_entries(models, "torch") + _our_entries(models, "onnxruntime")
     entries += [_peer_entry(r) for r in load_peers(peers_dir)]
     reference = entries[0]  # V1, PyTorch
+    out: Path = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    command = getattr(args, "command_line", "featherface benchmark --peers")
+    if label_sets:  # accuracy first: it does not depend on machine load
+        sets = [(Path(lab).parent.name if Path(lab).is_file() else Path(lab).name, Path(img), Path(lab))
+                for lab, img in zip(label_sets, label_images)]
+        accuracy = labelled_accuracy(entries, sets)
+        write_json(out / "accuracy.json", {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                           "command": command, "rows": accuracy})
+        (out / "accuracy.md").write_text(render_accuracy_markdown(accuracy, command))
+        print((out / "accuracy.md").read_text())
+        if getattr(args, "accuracy_only", False):
+            return {"accuracy": accuracy}
     photos = _photos(images_dir)
     if not photos:
         raise FileNotFoundError(f"no readable photos under {images_dir}")
     result = run_peer_benchmark(entries, photos, crowd, reference, threads=tuple(args.threads),
                                 warmup=args.warmup, repeat=args.repeat)
-    out: Path = args.output
-    out.mkdir(parents=True, exist_ok=True)
-    command = getattr(args, "command_line", "featherface benchmark --peers")
     write_json(out / "peers.json", result)
     (out / "peers.md").write_text(render_peers_markdown(result, command))
     plot_peers_latency(result, out / "peers_latency.png")

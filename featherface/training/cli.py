@@ -19,7 +19,8 @@ _FLAGS = {
     "pseudo_label_threshold": float, "check_image": str, "check_min_faces": int, "temperature": float, "alpha": float,
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
-    "max_steps": int, "val_images": str, "eval_every": int,
+    "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": str, "mosaic_prob": float,
+    "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int,
 }
 
 
@@ -37,6 +38,8 @@ def _config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:
         v = getattr(args, flag, None)
         if v is not None:
             values["out_dir" if flag == "out" else flag] = v
+    if getattr(args, "online_labels", False):
+        values["online_labels"] = True
     if args.milestones is not None:
         values["milestones"] = args.milestones
     return TrainConfig(**values)
@@ -59,7 +62,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", help="image root (label paths are relative to it; or the photo folder)")
     p.add_argument("--labels", help="label.txt (RetinaFace) or wider_face_*_bbx_gt.txt")
     p.add_argument("--arch", choices=["nano", "v1", "retinaface"])
-    p.add_argument("--init-backbone", help="ImageNet MobileNetV1-0.25 weights (e.g. mobilenet0.25_imagenet_pretrain.tar)")
+    p.add_argument("--init-backbone", help="backbone to start from: ImageNet MobileNetV1-0.25 weights "
+                   "(mobilenet0.25_imagenet_pretrain.tar) or a detector checkpoint (official V1 .pth, our .pt) whose backbone is copied")
     p.add_argument("--init-weights", help="FeatherFace checkpoint to fine-tune")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="per process")
@@ -74,6 +78,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps in total")
+    p.add_argument("--lr-schedule", choices=["step", "cosine"], help="step decays at --milestones, or cosine to 1%% at the end")
+    p.add_argument("--freeze-backbone-steps", type=int,
+                   help="freeze the student's backbone for the first N steps (shared with the teacher when equal)")
 
 
 def register_cli(sub) -> None:
@@ -90,6 +97,11 @@ def register_cli(sub) -> None:
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float)
     p.add_argument("--feature-weight", type=float)
+    p.add_argument("--online-labels", action="store_true",
+                   help="label each training crop with the teacher's own output (no labelling pass; photo pool with mosaics)")
+    p.add_argument("--pool-labels", help="labels.json with human boxes for some pool photos (added where the teacher misses faces)")
+    p.add_argument("--mosaic-prob", type=float, help="share of 2x2 mosaic samples (online labels)")
+    p.add_argument("--zoom-out-prob", type=float, help="share of zoomed-out views (online labels)")
     p.add_argument("--val-images", help="held-out photos: agreement AP with the teacher")
     p.add_argument("--eval-every", type=int, help="epochs between evaluations")
     p.set_defaults(func=lambda a: _run(a, "distill"))

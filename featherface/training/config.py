@@ -15,12 +15,22 @@ class TrainConfig:
     images: str = ""  # image root; label paths (or the photo folder) are relative to it
     labels: str | None = None  # label.txt / wider_face_*_bbx_gt.txt; None -> pseudo-labels (distill)
     out_dir: str = "runs/exp"
-    init_backbone: str | None = None  # ImageNet MobileNetV1-0.25 weights for a run from scratch
+    # backbone to start from: ImageNet MobileNetV1-0.25 weights, or any detector checkpoint here
+    # (official V1 .pth, our .pt): its MobileNetV1-0.25 is copied (V1's was trained on WIDER FACE)
+    init_backbone: str | None = None
     init_weights: str | None = None  # FeatherFace checkpoint to start from (fine-tuning)
     # --- teacher (distill mode)
     teacher: str | None = None  # checkpoint or official V1 .pth, loaded strictly
     pseudo_label_threshold: float = 0.5  # teacher detections above this become targets
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
+    # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
+    # is the task target; human boxes from pool_labels (our labels.json) are added where the
+    # teacher misses a face. No labelling pass before training (see data/pool.py).
+    online_labels: bool = False
+    pool_labels: str | None = None
+    mosaic_prob: float = 0.25  # share of samples that are 2x2 mosaics of four photos
+    zoom_out_prob: float = 0.15  # share of views that place the whole photo on a larger canvas
+    source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
     check_image: str | None = None  # real photo the teacher must find faces in before training
     check_min_faces: int = 20  # ... at least this many at score >= 0.5
     temperature: float = 4.0  # KD softening temperature T
@@ -34,6 +44,10 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [250, 350])  # epochs where lr *= gamma
     gamma: float = 0.1
     warmup_epochs: float = 5.0  # linear warm-up from 0 (fraction of epochs allowed)
+    lr_schedule: str = "step"  # "step" (milestones) or "cosine" (to 1 % at the last step)
+    # while step < this, the student's backbone is frozen (eval-mode BN) and, when it equals the
+    # teacher's (init_backbone = the teacher), one backbone pass serves both networks
+    freeze_backbone_steps: int = 0
     grad_clip: float | None = 10.0  # max global grad norm; None disables
     image_size: int = 640
     epoch_repeats: int = 1  # passes over the data per "epoch" (small photo sets: fewer loader restarts)
@@ -71,12 +85,25 @@ class TrainConfig:
             raise ValueError("train mode needs labels (use distill with a teacher for unlabeled photos)")
         if self.mode == "distill" and not self.teacher:
             raise ValueError("distill mode needs a teacher")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
+        if self.online_labels and (self.mode != "distill" or self.labels):
+            raise ValueError("online_labels needs distill mode on a photo folder (no --labels)")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be >= 1")
 
 
-def lr_factor(epoch_float: float, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier at a (fractional) epoch: linear warm-up, then step decay."""
+def lr_factor(epoch_float: float, cfg: TrainConfig, total_epochs: float | None = None) -> float:
+    """Learning-rate multiplier at a (fractional) epoch: linear warm-up, then step decay at
+    ``milestones`` or, with ``lr_schedule="cosine"``, a cosine from 1 to 0.01 reached at
+    ``total_epochs`` (default ``cfg.epochs``)."""
+    import math
+
     if cfg.warmup_epochs > 0 and epoch_float < cfg.warmup_epochs:
         return max(epoch_float / cfg.warmup_epochs, 1e-3)
+    if cfg.lr_schedule == "cosine":
+        total = cfg.epochs if total_epochs is None else total_epochs
+        span = max(total - cfg.warmup_epochs, 1e-9)
+        t = min(max((epoch_float - cfg.warmup_epochs) / span, 0.0), 1.0)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
     return cfg.gamma ** sum(epoch_float >= m for m in cfg.milestones)

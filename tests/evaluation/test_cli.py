@@ -78,3 +78,46 @@ def test_check_data_malformed_line(tmp_path, capsys):
     labels.write_text("# a.jpg\n1 2 three 4\n")
     assert main(["check-data", str(labels)]) == 1
     assert f"{labels}:2: expected numbers" in capsys.readouterr().out
+
+
+def test_evaluate_labels_voc_end_to_end(tmp_path, v1_checkpoint, capsys):
+    """V1 scored against labels that are its own detections (score >= 0.5) scores AP 1 over the
+    faces it labelled; a labelled image that is absent is reported and counted as undetected."""
+    from featherface.detector import FaceDetector
+
+    photos = [p for p in sorted(shared_file("images/portraits").glob("*.jpg")) if cv2.imread(str(p)) is not None][:3]
+    det = FaceDetector.from_pretrained(v1_checkpoint, score_threshold=0.5)
+    images, ann = tmp_path / "images", tmp_path / "voc"
+    images.mkdir()
+    ann.mkdir()
+    n_faces = 0
+    for p in photos + [tmp_path / "absent.jpg"]:
+        if p.is_file():
+            shutil.copy(p, images / p.name)
+            boxes = det.detect_arrays(cv2.imread(str(p))).boxes
+        else:
+            boxes = np.array([[10, 10, 60, 60]], np.float32)
+        n_faces += len(boxes)
+        objs = "".join(f"<object><name>face</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+                       f"<ymax>{b[3]}</ymax></bndbox></object>" for b in boxes)
+        (ann / f"{p.stem}.xml").write_text(f"<annotation><filename>{p.name}</filename>{objs}</annotation>")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(v1_checkpoint), "--images", str(images), "--labels", str(ann),
+                 "--output", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    text = capsys.readouterr().out
+    assert "1 of 4 labelled images missing" in text and "absent.jpg" in text
+    # every labelled face but the absent image's one is found first in the ranking
+    assert result["num_faces"] == n_faces
+    assert result["recall"] == pytest.approx((n_faces - 1) / n_faces)
+    assert result["ap"] == pytest.approx((n_faces - 1) / n_faces, abs=1e-6)
+    assert result["nme"] is None and result["protocol"]["resize"] == "long side resized to 640"
+    assert (out / "pr_curve.png").is_file()
+
+
+def test_evaluate_labels_malformed_is_one_line(tmp_path, capsys):
+    (tmp_path / "labels.json").write_text('{"images": {"a.jpg": {"boxes": [[1, 2]]}}}')
+    assert main(["evaluate", "--images", str(tmp_path), "--labels", str(tmp_path / "labels.json"),
+                 "--model", "nano"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "labels.json" in err and "box 0" in err

@@ -1,0 +1,226 @@
+"""Accuracy against human face labels, for any labelled set (protocol of ``featherface evaluate
+--labels``).
+
+Protocol (fixed here, printed and saved with every result):
+
+* each image is given to the detector resized so its long side is ``long_side`` pixels (640);
+  detections come back in the pixels of the image as stored, where the labels live;
+* detections are ranked from score 0.02 (NMS IoU 0.4, at most 750 per image);
+* matching, per image, detections in decreasing score order: each goes to the still-unmatched
+  labelled box of highest IoU (continuous coordinates, no +1 pixel); IoU >= 0.5 makes it a true
+  positive, otherwise it is a false positive;
+* AP: VOC all-point AP (area under the precision envelope) of all images' detections ranked by
+  score, recall over all labelled faces;
+* AP (faces >= 16 px): labelled faces whose width or height is below 16 pixels (in the image as
+  stored) are ignored: a detection whose best available match (IoU >= 0.5) is an ignored face is
+  dropped, neither true nor false positive (ignored faces never become "used", VOC "difficult"
+  style), and ignored faces do not count in recall;
+* precision, recall and F1 at the model's own score threshold (all faces);
+* landmark NME: per matched face with labelled landmarks (at the model's threshold), the mean
+  distance of the five points divided by the inter-ocular distance of the label, averaged over
+  faces; ``None`` when the labels have no landmarks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.annotations import ImageAnnotation
+from ..geometry import iou_matrix
+from ..postprocess import Detections
+from .widerface import voc_ap
+
+IOU_THRESHOLD = 0.5
+MIN_FACE_PX = 16.0
+
+
+def match_detections(det: Detections, gt: ImageAnnotation, ignore: np.ndarray | None = None,
+                     iou: float = IOU_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Match ONE image's detections (in the order given: decreasing score) to its labelled faces.
+
+    Returns ``(flags, matched)``: ``flags (P,)`` int8, 1 true positive, 0 false positive, -1
+    dropped (matched an ignored face); ``matched (P,)`` the labelled face index or -1."""
+    p = len(det)
+    flags = np.zeros(p, np.int8)
+    matched = np.full(p, -1, np.int64)
+    if p == 0 or len(gt) == 0:
+        return flags, matched
+    ignore = np.zeros(len(gt), bool) if ignore is None else ignore
+    overlaps = iou_matrix(det.boxes, gt.boxes)
+    used = np.zeros(len(gt), bool)
+    for k in range(p):
+        ov = np.where(used, -1.0, overlaps[k])
+        j = int(ov.argmax())
+        if ov[j] < iou:
+            continue
+        if ignore[j]:
+            flags[k] = -1
+            continue
+        used[j] = True
+        flags[k], matched[k] = 1, j
+    return flags, matched
+
+
+@dataclass
+class LabelledResult:
+    ap: float
+    ap_16: float
+    precision: float
+    recall: float
+    f1: float
+    nme: float | None
+    num_images: int
+    num_faces: int
+    num_faces_16: int
+    num_detections: int
+    threshold: float
+    curve: np.ndarray = field(repr=False)  # (D, 2) precision, recall along the ranking
+    curve_16: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        keys = ("ap", "ap_16", "precision", "recall", "f1", "nme", "num_images", "num_faces", "num_faces_16",
+                "num_detections", "threshold")
+        return {k: getattr(self, k) for k in keys}
+
+    def summary(self) -> str:
+        nme = "n/a (no landmarks in the labels)" if self.nme is None else f"{self.nme:.4f}"
+        return (f"AP {self.ap:.4f} | AP (faces >= 16 px) {self.ap_16:.4f} | at threshold {self.threshold:g}: "
+                f"precision {self.precision:.4f}, recall {self.recall:.4f}, F1 {self.f1:.4f} | landmark NME {nme} "
+                f"| {self.num_images} images, {self.num_faces} faces ({self.num_faces_16} >= 16 px), "
+                f"{self.num_detections} detections")
+
+
+def _ap_and_curve(scores: list[np.ndarray], flags: list[np.ndarray], n_gt: int) -> tuple[float, np.ndarray]:
+    s = np.concatenate(scores) if scores else np.zeros(0)
+    f = np.concatenate(flags) if flags else np.zeros(0, np.int8)
+    keep = f >= 0  # dropped detections leave the ranking
+    s, f = s[keep], f[keep]
+    if n_gt == 0:
+        return float("nan"), np.zeros((0, 2))
+    if len(s) == 0:
+        return 0.0, np.zeros((0, 2))
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(f[order] == 1)
+    recall = tp / n_gt
+    precision = tp / np.arange(1, len(order) + 1)
+    return voc_ap(recall, precision), np.column_stack([precision, recall])
+
+
+def evaluate_labelled(predictions: dict[str, Detections], labels: dict[str, ImageAnnotation],
+                      threshold: float = 0.5, min_face: float = MIN_FACE_PX) -> LabelledResult:
+    """Score ``predictions`` (image name -> detections in the labels' pixels; a missing name
+    counts as an image without detections) against ``labels`` with the module's protocol."""
+    scores, flags_all, flags_16 = [], [], []
+    tp_thr = n_det_thr = 0
+    nme_values: list[float] = []
+    n_faces = n_faces_16 = n_det = 0
+    for name, gt in labels.items():
+        det = predictions.get(name, Detections())
+        order = np.argsort(-det.scores, kind="stable")
+        det = Detections(det.boxes[order], det.scores[order], det.landmarks[order])
+        wh = gt.boxes[:, 2:] - gt.boxes[:, :2]
+        small = (wh < min_face).any(axis=1)
+        n_faces += len(gt)
+        n_faces_16 += int((~small).sum())
+        n_det += len(det)
+        f_all, matched = match_detections(det, gt)
+        f_16, _ = match_detections(det, gt, small)
+        scores.append(det.scores)
+        flags_all.append(f_all)
+        flags_16.append(f_16)
+        above = det.scores >= threshold
+        n_det_thr += int(above.sum())
+        tp_thr += int((f_all[above] == 1).sum())
+        for k in np.flatnonzero(above & (f_all == 1)):
+            j = matched[k]
+            if gt.has_landmarks[j]:
+                ref = gt.landmarks[j].reshape(5, 2)
+                iod = float(np.linalg.norm(ref[0] - ref[1]))
+                if iod > 0:
+                    pred = det.landmarks[k].reshape(5, 2)
+                    nme_values.append(float(np.linalg.norm(pred - ref, axis=1).mean()) / iod)
+    ap, curve = _ap_and_curve(scores, flags_all, n_faces)
+    ap16, curve16 = _ap_and_curve(scores, flags_16, n_faces_16)
+    precision = tp_thr / n_det_thr if n_det_thr else 0.0
+    recall = tp_thr / n_faces if n_faces else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return LabelledResult(ap, ap16, precision, recall, f1, float(np.mean(nme_values)) if nme_values else None,
+                          len(labels), n_faces, n_faces_16, n_det, threshold, curve, curve16)
+
+
+def plot_pr_curve(results: dict[str, LabelledResult], path, title: str = "") -> None:
+    """PR curves (all faces, solid; faces >= 16 px, dashed) of one or more results to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for label, r in results.items():
+        (line,) = ax.plot(r.curve[:, 1], r.curve[:, 0], label=f"{label} AP {r.ap:.3f}") if len(r.curve) else (None,)
+        if len(r.curve_16):
+            ax.plot(r.curve_16[:, 1], r.curve_16[:, 0], "--", color=line.get_color() if line else None,
+                    label=f"{label} AP>=16px {r.ap_16:.3f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title or "precision-recall against human labels (IoU 0.5)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def resize_long_side(image: np.ndarray, long_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """Resize so the long side is ``long_side`` (bilinear, as :func:`featherface.detector.preprocess`
+    does); returns the image and ``(sx, sy)`` mapping its pixels back to the original's."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if not long_side:
+        return image, (1.0, 1.0)
+    s = long_side / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    if (nh, nw) != (h, w):
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return image, (w / nw, h / nh)
+
+
+def scale_detections(d: Detections, sx: float, sy: float) -> Detections:
+    if len(d) == 0:
+        return d
+    f = np.array([sx, sy], np.float32)
+    return Detections((d.boxes.reshape(-1, 2, 2) * f).reshape(-1, 4), d.scores,
+                      (d.landmarks.reshape(-1, 5, 2) * f).reshape(d.landmarks.shape))
+
+
+def predict_labelled(detect, images_dir, names, long_side: int | None = 640, progress: bool = False
+                     ) -> tuple[dict[str, Detections], list[str]]:
+    """Run ``detect(image) -> Detections`` (pixels of the image it is given) on every labelled
+    image, each first resized to ``long_side``; detections are mapped back to the pixels of the
+    image as stored. Returns ``(predictions, missing)``: names whose file is absent or unreadable
+    are listed in ``missing`` and count as images without detections."""
+    from pathlib import Path
+
+    from ..media import read_image
+
+    preds: dict[str, Detections] = {}
+    missing: list[str] = []
+    names = list(names)
+    if progress:
+        from tqdm import tqdm
+
+        names = tqdm(names, unit="img", leave=False, disable=None)  # silent when not a terminal
+    for name in names:
+        path = Path(images_dir) / name
+        try:
+            image = read_image(path)
+        except (FileNotFoundError, ValueError):
+            missing.append(name)
+            continue
+        small, (sx, sy) = resize_long_side(image, long_side)
+        preds[name] = scale_detections(detect(small), sx, sy)
+    return preds, missing
