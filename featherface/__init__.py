@@ -1,5 +1,5 @@
 """FeatherFace: tiny face detectors (boxes, scores, five landmarks) for CPUs and edge devices."""
-from .config import LANDMARK_NAMES
+from .constants import LANDMARK_NAMES
 from .detector import FaceDetector
 from .models import build_model
 from .postprocess import Detection, Detections

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import torch
 
-from .config import MIN_SIZES, STEPS, VARIANCES
+from .constants import MIN_SIZES, STEPS, VARIANCES
 
 
 def feature_map_sizes(height: int, width: int, steps: tuple[int, ...] = STEPS) -> list[tuple[int, int]]:
@@ -33,25 +33,27 @@ def num_anchors(height: int, width: int) -> int:
     return sum(h * w * len(ms) for (h, w), ms in zip(feature_map_sizes(height, width), MIN_SIZES))
 
 
-def _build_priors(height: int, width: int) -> torch.Tensor:
+def pixel_priors(height, width, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Priors ``(A, 4)`` ``(cx, cy, w, h)`` in INPUT pixels, built only from traceable operations
+    so that an exported ONNX graph recomputes them for any input size (``height``/``width`` may be
+    traced tensors). Order: level (stride 8, 16, 32), then row, column, anchor size."""
     levels = []
-    for (fh, fw), step, sizes in zip(feature_map_sizes(height, width), STEPS, MIN_SIZES):
-        cy = (torch.arange(fh, dtype=torch.float64) + 0.5) * step / height
-        cx = (torch.arange(fw, dtype=torch.float64) + 0.5) * step / width
-        cyy, cxx = torch.meshgrid(cy, cx, indexing="ij")  # (fh, fw)
-        s = torch.tensor(sizes, dtype=torch.float64)
+    for step, sizes in zip(STEPS, MIN_SIZES):
+        fh, fw = (height + step - 1) // step, (width + step - 1) // step
+        cy = (torch.arange(fh, dtype=dtype) + 0.5) * step
+        cx = (torch.arange(fw, dtype=dtype) + 0.5) * step
+        cyy, cxx = torch.meshgrid(cy, cx, indexing="ij")
         k = len(sizes)
-        level = torch.stack(
-            [
-                cxx[..., None].expand(fh, fw, k),
-                cyy[..., None].expand(fh, fw, k),
-                (s / width).expand(fh, fw, k),
-                (s / height).expand(fh, fw, k),
-            ],
-            dim=-1,
-        )
-        levels.append(level.reshape(-1, 4))
-    return torch.cat(levels).float()
+        s = torch.tensor(sizes, dtype=dtype)
+        ctr = torch.stack([cxx, cyy], dim=-1)[:, :, None, :].expand(-1, -1, k, 2)
+        wh = torch.stack([s, s], dim=-1)[None, None].expand(ctr.shape[0], ctr.shape[1], k, 2)
+        levels.append(torch.cat([ctr, wh], dim=-1).reshape(-1, 4))
+    return torch.cat(levels)
+
+
+def _build_priors(height: int, width: int) -> torch.Tensor:
+    scale = torch.tensor([width, height, width, height], dtype=torch.float64)
+    return (pixel_priors(height, width, torch.float64) / scale).float()
 
 
 @lru_cache(maxsize=32)

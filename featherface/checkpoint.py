@@ -16,15 +16,14 @@ A checkpoint is a ``dict`` of tensors and plain Python values only, so it loads 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .config import LANDMARK_NAMES, MEAN_BGR
+from .constants import LANDMARK_NAMES, MEAN_BGR
+from .files import atomic_write
 from .models import build_model
 
 FORMAT = "featherface"
@@ -35,28 +34,10 @@ class CheckpointError(RuntimeError):
     """A file is not a usable FeatherFace checkpoint (message names the file and the reason)."""
 
 
-def give_default_permissions(path: str | Path) -> None:
-    """``mkstemp`` creates files readable by their owner only; give ``path`` the permissions an
-    ordinary new file gets (0666 minus the umask) before it is renamed into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``, so a
-    crash never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        give_default_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through :func:`featherface.files.atomic_write`: a crash never leaves a
+    truncated checkpoint behind."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def make_checkpoint(model: nn.Module, arch: str, meta: dict | None = None, **extra: Any) -> dict:

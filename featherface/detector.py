@@ -16,95 +16,27 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
-from .checkpoint import CheckpointError, load_model, read_checkpoint
-from .config import MEAN_BGR
+from .constants import MEAN_BGR
+from .loading import WEIGHTS_DIR, load_any, preprocess_contract, recommended_threshold, resolve_weights  # noqa: F401
+from .runners import Runner, TorchRunner
 from .postprocess import Detection, Detections, PostProcessConfig, postprocess_image
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT = object()  # sentinel: "use the detector's default" for per-call arguments
 
-# A runner maps a float32 NCHW batch to (loc, conf, landms) tensors and says whether the
-# outputs are already decoded (ONNX graphs exported with decoding inside).
-Runner = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
-
-def resolve_weights(name_or_path: str | Path) -> Path:
-    """Map ``"nano"``/``"v1"`` to bundled weights (or ``$FEATHERFACE_WEIGHTS/<name>.pt``); any
-    other value is a path that must exist."""
-    import os
-
-    name = str(name_or_path)
-    if name in ("nano", "v1"):
-        candidates = [WEIGHTS_DIR / f"{name}.pt"]
-        if os.environ.get("FEATHERFACE_WEIGHTS"):
-            candidates.insert(0, Path(os.environ["FEATHERFACE_WEIGHTS"]) / f"{name}.pt")
-        for c in candidates:
-            if c.is_file():
-                return c
-        hint = (" The official V1 weights are not redistributed here: convert them with "
-                "`featherface convert featherface_v1_official.pth v1.pt` and pass the path.") if name == "v1" else ""
-        raise FileNotFoundError(f"no weights for {name!r} (looked in {', '.join(map(str, candidates))}).{hint}")
-    path = Path(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    return path
-
-
-def load_any(path: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Load our checkpoint format or, failing that, a released V1 or RetinaFace-MobileNet0.25
-    state_dict (converted in memory, strictly)."""
-    try:
-        read_checkpoint(path)
-    except CheckpointError as exc:
-        if "not a FeatherFace checkpoint" not in str(exc):
-            raise
-        from .convert import load_official
-
-        log.info("%s is not in FeatherFace format; trying it as a released V1/RetinaFace state_dict", path)
-        model, arch = load_official(path)
-        return model.to(device), {"arch": arch, "meta": {"source": str(path)}}
-    return load_model(path, device)
-
-
-def recommended_threshold(ckpt: dict) -> float | None:
-    """The score threshold a checkpoint recommends (``meta["score_threshold"]``), if any. Models
-    distilled at a high temperature are less confident than their teacher, so their useful
-    operating point sits lower than 0.5; the model card says how it was chosen."""
-    value = ckpt.get("meta", {}).get("score_threshold")
-    return None if value is None else float(value)
-
-
-class TorchRunner:
-    """Runs a PyTorch model under ``torch.inference_mode``. With ``fuse=True`` (default) it runs
-    a copy with BatchNorm folded into the convolutions (same outputs to ~1e-5, faster); the
-    model passed in is left untouched."""
-
-    decoded = False
-
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", fuse: bool = True) -> None:
-        from .models.fuse import fold_batchnorm
-
-        self.device = torch.device(device)
-        model = model.to(self.device).eval()
-        self.model = fold_batchnorm(model) if fuse else model
-
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(batch).to(self.device))
-
-
-def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 640) -> tuple[np.ndarray, tuple[float, float]]:
-    """Validate, convert to BGR, resize, subtract the mean. Returns ``(CHW float32, (sx, sy))``
-    where ``(sx, sy)`` maps network-input pixels back to original pixels."""
+def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 640,
+               mean: tuple[float, float, float] = MEAN_BGR, model_color: str = "bgr") -> tuple[np.ndarray, tuple[float, float]]:
+    """Validate, convert to the model's colour order, resize, subtract the model's mean (given in
+    the model's colour order). Returns ``(CHW float32, (sx, sy))`` where ``(sx, sy)`` maps
+    network-input pixels back to original pixels."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
     if image.ndim == 2:
@@ -119,7 +51,7 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     if color not in ("bgr", "rgb"):
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
     image = image[:, :, :3]
-    if color == "rgb":
+    if color != model_color:
         image = image[:, :, ::-1]
     h, w = image.shape[:2]
     if long_side is not None:
@@ -129,7 +61,7 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
         if (nh, nw) != (h, w):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    x = image.astype(np.float32) - np.asarray(MEAN_BGR, dtype=np.float32)
+    x = image.astype(np.float32) - np.asarray(mean, dtype=np.float32)
     nh, nw = x.shape[:2]
     return np.ascontiguousarray(x.transpose(2, 0, 1)), (w / nw, h / nh)
 
@@ -148,8 +80,11 @@ class FaceDetector:
         keep_top_k: int = 750,
         long_side: int | None = 640,
         max_batch: int = 8,
+        contract: dict | None = None,
     ) -> None:
         self.runner = runner
+        # input contract of the weights (colour order, mean), read from the checkpoint
+        self.contract = contract or {"color": "bgr", "mean": MEAN_BGR}
         self.arch = arch
         self.cfg = PostProcessConfig(score_threshold, nms_iou, top_k, keep_top_k)
         self.long_side = long_side
@@ -167,14 +102,17 @@ class FaceDetector:
         if backend not in ("torch", "onnxruntime"):
             raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
         if path.suffix == ".onnx" or backend == "onnxruntime":
-            from .export import OnnxRunner, export_to_temp
+            from .export import export_to_temp
+            from .runners import OnnxRunner
 
             onnx_path = path if path.suffix == ".onnx" else export_to_temp(path)
             runner = OnnxRunner(onnx_path, num_threads=num_threads, device=device)
             arch, recommended = runner.arch, runner.score_threshold
+            kwargs.setdefault("contract", runner.contract)
         else:
             model, ckpt = load_any(path, device)
             runner, arch, recommended = TorchRunner(model, device), ckpt.get("arch", "?"), recommended_threshold(ckpt)
+            kwargs.setdefault("contract", preprocess_contract(ckpt))
         if kwargs.get("score_threshold") is None:
             kwargs["score_threshold"] = 0.5 if recommended is None else recommended
         return cls(runner, arch=arch, **kwargs)
@@ -192,7 +130,8 @@ class FaceDetector:
         batch: Sequence[np.ndarray] = [images] if single else list(images)
         cfg = self._config(score_threshold, nms_iou, top_k, keep_top_k)
         ls = self.long_side if long_side is DEFAULT else long_side
-        prepared = [preprocess(img, color, ls) for img in batch]
+        mean, model_color = self.contract["mean"], self.contract["color"]
+        prepared = [preprocess(img, color, ls, mean, model_color) for img in batch]
         results: list[Detections | None] = [None] * len(batch)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, (x, _) in enumerate(prepared):

@@ -19,7 +19,6 @@ produced a graph that fails at batch 2 for V1.)
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import warnings
@@ -29,29 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import LANDMARK_NAMES, MEAN_BGR, MIN_SIZES, STEPS, VARIANCES
+from .loading import load_any, recommended_threshold
+from .runners import OnnxRunner
+from .anchors import decode, decode_landmarks, pixel_priors
+from .constants import LANDMARK_NAMES, MEAN_BGR, VARIANCES
 
 log = logging.getLogger(__name__)
 
 RAW_OUTPUTS = ("loc", "conf", "landms")
 DECODED_OUTPUTS = ("boxes", "scores", "landmarks")
-
-
-def _graph_priors(h: torch.Tensor | int, w: torch.Tensor | int, dtype: torch.dtype) -> torch.Tensor:
-    """Priors ``(A, 4)`` in INPUT pixels (cx, cy, w, h), built with traceable ops so that the
-    exported graph recomputes them for any input size. Same order as :func:`anchors.priors`."""
-    levels = []
-    for step, sizes in zip(STEPS, MIN_SIZES):
-        fh, fw = (h + step - 1) // step, (w + step - 1) // step
-        cy = (torch.arange(fh, dtype=dtype) + 0.5) * step
-        cx = (torch.arange(fw, dtype=dtype) + 0.5) * step
-        cyy, cxx = torch.meshgrid(cy, cx, indexing="ij")
-        k = len(sizes)
-        s = torch.tensor(sizes, dtype=dtype)
-        ctr = torch.stack([cxx, cyy], dim=-1)[:, :, None, :].expand(-1, -1, k, 2)
-        wh = torch.stack([s, s], dim=-1)[None, None].expand(ctr.shape[0], ctr.shape[1], k, 2)
-        levels.append(torch.cat([ctr, wh], dim=-1).reshape(-1, 4))
-    return torch.cat(levels)
 
 
 class DecodedModel(nn.Module):
@@ -63,13 +48,8 @@ class DecodedModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         loc, conf, landms = self.model(x)
-        p = _graph_priors(x.shape[2], x.shape[3], x.dtype)[None]
-        c, wh = p[..., :2], p[..., 2:]
-        ctr = c + loc[..., :2] * VARIANCES[0] * wh
-        size = wh * torch.exp(loc[..., 2:] * VARIANCES[1])
-        boxes = torch.cat([ctr - size / 2, ctr + size / 2], dim=-1)
-        lms = (c.repeat(1, 1, 5) + landms * VARIANCES[0] * wh.repeat(1, 1, 5))
-        return boxes, torch.softmax(conf, dim=-1)[..., 1], lms
+        p = pixel_priors(x.shape[2], x.shape[3], x.dtype)[None]
+        return decode(loc, p), torch.softmax(conf, dim=-1)[..., 1], decode_landmarks(landms, p)
 
 
 def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640, width: int = 640,
@@ -110,39 +90,9 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
 
 def export_to_temp(checkpoint: str | Path) -> Path:
     """Export a checkpoint to a temporary ONNX file (for ``FaceDetector(backend="onnxruntime")``)."""
-    from .detector import load_any, recommended_threshold
-
     model, ckpt = load_any(Path(checkpoint))
     out = Path(tempfile.mkdtemp(prefix="featherface_onnx_")) / f"{Path(checkpoint).stem}.onnx"
     return export_onnx(model, out, arch=ckpt.get("arch", "?"), score_threshold=recommended_threshold(ckpt))
-
-
-class OnnxRunner:
-    """Runs an exported graph with onnxruntime and returns torch tensors, like ``TorchRunner``."""
-
-    def __init__(self, path: str | Path, num_threads: int | None = None, device: str = "cpu") -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if num_threads:
-            opts.intra_op_num_threads = num_threads
-            opts.inter_op_num_threads = 1
-        # Between two runs the detector post-processes on the same cores; onnxruntime's worker
-        # threads busy-wait after a run by default and steal that time (measured on 2 cores,
-        # Nano 640x480, 2 threads: 36 ms per image with spinning, 26 ms without).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.arch = meta.get("featherface_arch", "?")
-        self.decoded = meta.get("decoded", "false") == "true"
-        self.score_threshold = float(meta["score_threshold"]) if "score_threshold" in meta else None
-        self.input_name = self.session.get_inputs()[0].name
-        self.path = Path(path)
-
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
-        return tuple(torch.from_numpy(o) for o in outs)  # type: ignore[return-value]
 
 
 def check_parity(model: nn.Module, onnx_path: str | Path, sizes=((480, 640), (312, 500)), batch: int = 2,
@@ -165,37 +115,3 @@ def check_parity(model: nn.Module, onnx_path: str | Path, sizes=((480, 640), (31
                 raise AssertionError(f"{n}: shape {tuple(o.shape)} from ONNX != {tuple(r.shape)} from PyTorch at {h}x{w}")
             worst[n] = max(worst.get(n, 0.0), float((r - o).abs().max()))
     return worst
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .detector import load_any, recommended_threshold, resolve_weights
-
-    model, ckpt = load_any(resolve_weights(args.model))
-    arch = ckpt.get("arch", "?")
-    h, w = args.size
-    path = export_onnx(model, args.output, arch, h, w, decode=args.decode, opset=args.opset,
-                       score_threshold=recommended_threshold(ckpt))
-    print(f"wrote {path} ({arch}, exported at {h}x{w}, outputs: {', '.join(DECODED_OUTPUTS if args.decode else RAW_OUTPUTS)})")
-    if not args.no_check:
-        sizes = ((h + 32 * 3 + 8, w - 64 - 4 if w > 128 else w + 36), (max(32, h // 2 + 1), max(32, w // 2 - 3)))
-        diffs = check_parity(model, path, sizes=sizes, batch=2)
-        tol = args.tolerance
-        print("parity vs PyTorch (batch 2, sizes " + ", ".join(f"{a}x{b}" for a, b in sizes) + "): "
-              + ", ".join(f"{k} max|diff| {v:.2e}" for k, v in diffs.items()))
-        if max(diffs.values()) > tol:
-            print(f"parity FAILED: tolerance {tol}")
-            return 1
-        print(f"parity OK (tolerance {tol})")
-    return 0
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("export", help="export to ONNX (dynamic batch/height/width) and check parity with PyTorch")
-    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint, an official V1 or RetinaFace .pth")
-    p.add_argument("--output", "-o", type=Path, required=True, help="output .onnx path")
-    p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"), help="export size")
-    p.add_argument("--decode", action="store_true", help="decode boxes/landmarks and softmax scores inside the graph")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--no-check", action="store_true", help="skip the parity check")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs difference allowed by the parity check")
-    p.set_defaults(func=cmd_export)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .anchors import decode, decode_landmarks, priors
-from .config import LANDMARK_NAMES
+from .constants import LANDMARK_NAMES
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import build_model, parameter_breakdown
+from .models import ARCHITECTURES, build_model, parameter_breakdown
 
 
 def count_flops(model: nn.Module, height: int = 640, width: int = 640) -> int:
@@ -25,7 +25,7 @@ def count_flops(model: nn.Module, height: int = 640, width: int = 640) -> int:
     return int(counter.get_total_flops())
 
 
-def info_table(archs: tuple[str, ...] = ("v1", "nano", "retinaface"), height: int = 640, width: int = 640) -> str:
+def info_table(archs: tuple[str, ...] = tuple(ARCHITECTURES), height: int = 640, width: int = 640) -> str:
     """A markdown table: parameters per component and FLOPs at ``H x W`` for each architecture."""
     models = {a: build_model(a) for a in archs}
     breakdowns = {a: parameter_breakdown(m) for a, m in models.items()}

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from featherface.checkpoint import atomic_save, load_model, make_checkpoint, read_checkpoint
-from featherface.detector import FaceDetector, TorchRunner
+from featherface.detector import FaceDetector
+from featherface.runners import TorchRunner
 from featherface.evaluation.agreement import match_image
-from featherface.media import read_folder_images
+from featherface.files import read_images
 
 GRID = [round(0.05 * k, 2) for k in range(1, 11)]
 
@@ -33,7 +34,7 @@ GRID = [round(0.05 * k, 2) for k in range(1, 11)]
 def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = False) -> float:
     student = FaceDetector(TorchRunner(model), score_threshold=min(GRID))
     teacher = FaceDetector.from_pretrained(teacher_path, score_threshold=0.5)
-    images = [img for _, img in read_folder_images(photos)]
+    images = [img for _, img in read_images(photos)]
     refs = [teacher.detect_arrays(img) for img in images]
     preds = [student.detect_arrays(img) for img in images]
     checks = [np.full((320, 320, 3), 127, np.uint8), np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)]

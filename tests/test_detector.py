@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from featherface import FaceDetector, LANDMARK_NAMES
-from featherface.detector import TorchRunner, preprocess
+from featherface.detector import preprocess
+from featherface.runners import TorchRunner
 from featherface.models import build_model
 from tests.conftest import shared_file
 
@@ -87,7 +88,7 @@ def test_bundled_nano_uses_its_recommended_threshold(tmp_path):
     import cv2
 
     from featherface.checkpoint import read_checkpoint
-    from featherface.detector import resolve_weights
+    from featherface.loading import resolve_weights
 
     ck = read_checkpoint(resolve_weights("nano"))
     assert ck["arch"] == "nano" and 0 < ck["meta"]["score_threshold"] < 0.5

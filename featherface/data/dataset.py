@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..media import IMAGE_EXTS, read_image
+from ..files import read_image
 from .annotations import ImageAnnotation, read_annotations
 from .transforms import Sample, TrainTransform
 
@@ -68,14 +68,6 @@ class WiderFaceDataset(AugmentedDataset):
         super().__init__(Path(root), records, size, seed, repeats)
 
 
-def list_images(folder: str | Path) -> list[str]:
-    folder = Path(folder)
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise FileNotFoundError(f"no images under {folder}")
-    return files
-
-
 def pseudo_label(detector, folder: str | Path, files: list[str], cache: Path | None = None,
                  teacher_id: str = "") -> list[ImageAnnotation]:
     """Label ``files`` (relative to ``folder``) with ``detector``'s detections; cached in
@@ -98,7 +90,7 @@ def pseudo_label(detector, folder: str | Path, files: list[str], cache: Path | N
         records.append(ImageAnnotation(rel, d.boxes.astype(np.float32), d.landmarks.astype(np.float32),
                                        np.ones(len(d), bool)))
     if cache is not None:
-        from ..media import write_json
+        from ..files import write_json
 
         write_json(cache, {"key": key, "records": [_record_to_json(r) for r in records]})
     return records

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import MEAN_BGR
-from ..media import read_image
+from ..constants import MEAN_BGR
+from ..files import list_images
+from ..files import read_image
 from .transforms import CROP_SCALES, INTERPOLATIONS, Sample, mirror, photometric_distort
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ def read_pool(root: str | Path, labels: str | Path | None = None,
 
     The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies
     of every photo plus one more copy of a deterministic ``frac(w)`` share of them."""
-    from .dataset import list_images
-
     root = Path(root)
     files = list_images(root)
     weights = DEFAULT_SOURCE_WEIGHTS if source_weights is None else source_weights

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..config import MEAN_BGR
+from ..constants import MEAN_BGR
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
 # Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).

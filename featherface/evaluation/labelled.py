@@ -23,6 +23,7 @@ Protocol (fixed here, printed and saved with every result):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -205,7 +206,7 @@ def predict_labelled(detect, images_dir, names, long_side: int | None = 640, pro
     are listed in ``missing`` and count as images without detections."""
     from pathlib import Path
 
-    from ..media import read_image
+    from ..files import read_image
 
     preds: dict[str, Detections] = {}
     missing: list[str] = []
@@ -224,3 +225,27 @@ def predict_labelled(detect, images_dir, names, long_side: int | None = 640, pro
         small, (sx, sy) = resize_long_side(image, long_side)
         preds[name] = scale_detections(detect(small), sx, sy)
     return preds, missing
+
+
+def evaluate_on_labels(det, images: Path, labels_path: Path, long_side: int | None, classes: set[str] | None = None,
+                       progress: bool = True) -> tuple[LabelledResult, dict, list[str]]:
+    """Run a :class:`FaceDetector` over a labelled set with the protocol of
+    :mod:`featherface.evaluation.labelled`. Returns ``(result, protocol, missing images)``."""
+    from ..data.face_labels import read_face_labels
+
+    labels = read_face_labels(labels_path, classes)
+    if not labels:
+        raise ValueError(f"{labels_path}: no labelled images")
+    threshold = det.cfg.score_threshold  # the model's own operating point
+    ranking = 0.02
+    preds, missing = predict_labelled(lambda im: det.detect_arrays(im, long_side=None, score_threshold=ranking),
+                                      images, labels, long_side, progress)
+    result = evaluate_labelled(preds, labels, threshold)
+    protocol = {"labels": str(labels_path), "images": str(images), "resize": f"long side resized to {long_side}"
+                if long_side else "original size", "ranking_score_threshold": ranking, "nms_iou": det.cfg.nms_iou,
+                "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k, "iou": 0.5,
+                "matching": "per image, detections in decreasing score order to the unmatched labelled box of highest IoU "
+                            "(continuous coordinates)", "ap": "VOC all-point (precision envelope)",
+                "ap_16": "labelled faces with width or height < 16 px (as stored) ignored; detections matched to them dropped",
+                "model_threshold": threshold, "images_missing": len(missing)}
+    return result, protocol, missing

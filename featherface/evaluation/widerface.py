@@ -282,3 +282,22 @@ def save_report(result: EvalResult, out_dir: Path, protocol: dict) -> Path:
     except ImportError:
         log.warning("matplotlib not installed: PR curves not drawn (pip install featherface[plot])")
     return path
+
+
+def run_model_on_val(det, images_dir: Path, gt, pred_dir: Path) -> list[str]:
+    """Detect on every validation image listed in ``gt`` and write official prediction files.
+    Returns the images missing from ``images_dir`` (reported, then evaluated as empty)."""
+    from tqdm import tqdm
+
+    from ..files import read_image
+
+    missing = []
+    for event, name, _, _ in tqdm(list(gt), desc="WIDER val", unit="img"):
+        path = images_dir / event / f"{name}.jpg"
+        if not path.is_file():
+            missing.append(f"{event}/{name}")
+            continue
+        d = det.detect_arrays(read_image(path))
+        xywh = np.column_stack([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2], d.scores]) if len(d) else np.zeros((0, 5))
+        write_prediction_file(pred_dir / event / f"{name}.txt", f"{name}.jpg", xywh)
+    return missing

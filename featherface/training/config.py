@@ -61,7 +61,7 @@ class TrainConfig:
     eval_every: int = 0
 
     def to_yaml(self, path: str | Path) -> None:
-        from ..media import atomic_write_text
+        from ..files import atomic_write_text
 
         atomic_write_text(Path(path), yaml.safe_dump(asdict(self), sort_keys=False))
 
@@ -75,8 +75,10 @@ class TrainConfig:
         return cls(**data)
 
     def validate(self) -> None:
-        if self.arch not in ("nano", "v1", "retinaface"):
-            raise ValueError(f"arch must be 'nano', 'v1' or 'retinaface', got {self.arch!r}")
+        from ..models import ARCHITECTURES
+
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         if self.mode not in ("train", "distill"):
             raise ValueError(f"mode must be 'train' or 'distill', got {self.mode!r}")
         if not self.images:

@@ -15,7 +15,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,11 @@ from torch.utils.data import DataLoader
 
 from ..anchors import priors
 from ..checkpoint import atomic_save, make_checkpoint, read_checkpoint
-from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, list_images, pseudo_label
-from ..detector import FaceDetector, TorchRunner, load_any
+from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
+from ..files import list_images
+from ..detector import FaceDetector
+from ..loading import load_any
+from ..runners import TorchRunner
 from ..losses import DistillationLoss, MultiBoxLoss
 from ..models import build_model
 from ..models.featherface import backbone_of
@@ -104,7 +107,7 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
       an untrained or wrongly loaded network fires everywhere, so counting faces on a photo
       alone would let it through (the reference pipeline's non-strict load did exactly that).
     """
-    from ..media import read_image
+    from ..files import read_image
 
     det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
     blank = np.full((320, 320, 3), 127, np.uint8)
@@ -231,8 +234,45 @@ def _prune_log(path: Path, max_step: int) -> None:
 
 # ------------------------------------------------------------------ the loop
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.nn.Module:
-    """Train (or distil) according to ``cfg``; returns the trained (unwrapped) model."""
+@dataclass
+class RunState:
+    """Everything one training run carries from step to step."""
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    out: Path
+    model: torch.nn.Module  # the unwrapped student
+    net: torch.nn.Module  # what the forward pass calls (DDP-wrapped with several processes)
+    teacher: torch.nn.Module | None
+    dataset: object
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: torch.nn.Module
+    anchors: torch.Tensor
+    start_epoch: int = 0
+    skip: int = 0  # steps of start_epoch already done (resume)
+    step: int = 0
+    share_backbone: bool = False
+    started: float = 0.0
+    log_path: Path | None = None
+    last_path: Path | None = None
+
+
+def git_revision() -> str | None:
+    """The source revision training ran from (``git describe --always --dirty``), if known."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
+    """Teacher (checked), data, student, optimizer and schedule; restores ``last.pt`` on resume."""
     cfg.validate()
     rank, world, device = init_distributed(cfg.device)
     out = Path(cfg.out_dir)
@@ -240,161 +280,190 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torc
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-
     teacher = None
     if cfg.mode == "distill":
         teacher, _ = load_any(Path(cfg.teacher), str(device))  # strict: official or our format
         teacher.eval().requires_grad_(False)
         check_teacher(teacher, cfg, device)
     dataset = build_dataset(cfg, teacher, device, rank, world)
-
     model = init_student(cfg).to(device)
     global_batch = cfg.batch_size * world
-    lr = cfg.lr_per_image * global_batch
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, rank, world))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr_per_image * global_batch, weight_decay=cfg.weight_decay)
     total_epochs = min(cfg.epochs, cfg.max_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
-
-    start_epoch, skip, step = 0, 0, 0
-    last = out / "last.pt"
-    if resume and last.is_file():
-        ck = read_checkpoint(last)
+    st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
+                  DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight) if teacher is not None else MultiBoxLoss(),
+                  priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
+    if resume and st.last_path.is_file():
+        ck = read_checkpoint(st.last_path)
         model.load_state_dict(ck["state_dict"], strict=True)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
-        start_epoch, skip, step = ck["epoch"], ck["step_in_epoch"], ck["step"]
+        st.start_epoch, st.skip, st.step = ck["epoch"], ck["step_in_epoch"], ck["step"]
         _set_rng_state(ck["rng"])
-        log.info("resumed from %s at epoch %d, step %d (%d steps into the epoch)", last, start_epoch, step, skip)
+        log.info("resumed from %s at epoch %d, step %d (%d steps into the epoch)", st.last_path, st.start_epoch, st.step, st.skip)
     elif resume:
-        log.warning("--resume: no %s yet, starting from scratch", last)
+        log.warning("--resume: no %s yet, starting from scratch", st.last_path)
     if rank == 0:
         cfg.to_yaml(out / "config.yaml")
-        _prune_log(out / "log.csv", step)
-
+        _prune_log(st.log_path, st.step)
     # Frozen-backbone phase: when the student's backbone equals the teacher's, one backbone pass
     # feeds both (about a third less compute per step). Checked once, before any update.
-    share = cfg.freeze_backbone_steps > step and shares_backbone(model, teacher) and world == 1
-    if cfg.freeze_backbone_steps > step:
-        log.info("backbone frozen for steps %d..%d%s", step, cfg.freeze_backbone_steps,
-                 " (one backbone pass shared with the teacher)" if share else "")
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
-    anchors = priors(cfg.image_size, cfg.image_size, device)
-    criterion = DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight) if teacher is not None else MultiBoxLoss()
-    log_fh = open(out / "log.csv", "a", newline="") if rank == 0 else None
-    writer = csv.DictWriter(log_fh, LOG_FIELDS) if log_fh else None
-    if writer and log_fh.tell() == 0:
-        writer.writeheader()
-
-    def save(epoch: int, step_in_epoch: int) -> None:
-        if rank != 0:
-            return
-        meta = {"trained_steps": step, "config": asdict(cfg), "world_size": world}
-        atomic_save(make_checkpoint(model, cfg.arch, meta, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                                    epoch=epoch, step_in_epoch=step_in_epoch, step=step, rng=_rng_state()), last)
-
+    st.share_backbone = cfg.freeze_backbone_steps > st.step and shares_backbone(model, teacher) and world == 1
+    if cfg.freeze_backbone_steps > st.step:
+        log.info("backbone frozen for steps %d..%d%s", st.step, cfg.freeze_backbone_steps,
+                 " (one backbone pass shared with the teacher)" if st.share_backbone else "")
+    if world > 1:
+        st.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.workers > 0:
         # Loader processes already run in parallel. OpenCV's own thread pool must be off BEFORE
         # they are forked: re-configuring it inside a forked worker deadlocks.
         import cv2
 
         cv2.setNumThreads(0)
-    started = tick = time.perf_counter()
-    try:
-        from tqdm import tqdm
+    return st
 
-        for epoch in range(start_epoch, cfg.epochs):
-            dataset.set_epoch(epoch)
-            batches = epoch_batches(len(dataset), cfg.batch_size, cfg.seed, epoch, rank, world)
-            first = skip if epoch == start_epoch else 0
-            loader = DataLoader(dataset, batch_sampler=batches[first:], collate_fn=collate, num_workers=cfg.workers,
-                                pin_memory=device.type == "cuda")
-            net.train()
-            if step < cfg.freeze_backbone_steps:
-                set_backbone_frozen(model, True)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
-            for i, (images, targets) in enumerate(bar, start=first):
-                images = images.to(device, non_blocking=True)
-                frozen = step < cfg.freeze_backbone_steps
-                if not frozen and cfg.freeze_backbone_steps and step == cfg.freeze_backbone_steps:
-                    set_backbone_frozen(model, False)
-                    share = False
-                    log.info("step %d: backbone unfrozen", step)
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_base = backbone_of(teacher)(images)
-                        t_out, t_feats = teacher.from_backbone(t_base)
-                    if share and frozen:
-                        s_out, s_feats = model.from_backbone(t_base)
-                    else:
-                        s_out, s_feats = net(images, return_features=True)
-                    if cfg.online_labels:
-                        targets = merge_online_targets(targets, t_out, anchors, cfg.pseudo_label_threshold)
-                    terms = criterion(s_out, t_out, targets, anchors, s_feats, t_feats)
-                else:
-                    s_out = net(images)
-                    terms = criterion(s_out, targets, anchors)
-                if not torch.isfinite(terms["total"]):
-                    raise NonFiniteLossError(
-                        f"step {step + 1}: the loss is {float(terms['total'])} "
-                        f"({', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())}); stopping. "
-                        f"{last} keeps the last good state: resume with a lower learning rate.")
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                if writer:
-                    row = {k: float(v.detach()) for k, v in terms.items() if k in LOG_FIELDS}
-                    if cfg.online_labels:
-                        row["faces"] = sum(len(t["boxes"]) for t in targets)
-                    row.update(step=step, epoch=epoch + (i + 1) / len(batches), lr=optimizer.param_groups[0]["lr"],
-                               images_per_s=global_batch / (time.perf_counter() - tick), time_s=time.perf_counter() - started)
-                    writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
-                    log_fh.flush()
-                    bar.set_postfix(loss=f"{row['total']:.3f}")
-                tick = time.perf_counter()  # images/s counts data loading too
-                done = cfg.max_steps and step >= cfg.max_steps
-                if done or (cfg.save_every_steps and step % cfg.save_every_steps == 0):
-                    finished_epoch = i + 1 == len(batches)
-                    save(epoch + 1 if finished_epoch else epoch, 0 if finished_epoch else i + 1)
-                if done:
-                    break
-            if cfg.max_steps and step >= cfg.max_steps:
+
+def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
+    """Atomic training checkpoint (rank 0 only): model, optimizer, schedule, position, RNG."""
+    if st.rank != 0:
+        return
+    meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": git_revision()}
+    atomic_save(make_checkpoint(st.model, st.cfg.arch, meta, optimizer=st.optimizer.state_dict(),
+                                scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,
+                                step=st.step, rng=_rng_state()), st.last_path)
+
+
+def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
+    """One optimizer step; returns the loss terms. Raises :class:`NonFiniteLossError` BEFORE
+    touching the weights when the loss is NaN or infinite."""
+    cfg = st.cfg
+    images = images.to(st.device, non_blocking=True)
+    frozen = st.step < cfg.freeze_backbone_steps
+    if not frozen and cfg.freeze_backbone_steps and st.step == cfg.freeze_backbone_steps:
+        set_backbone_frozen(st.model, False)
+        st.share_backbone = False
+        log.info("step %d: backbone unfrozen", st.step)
+    if st.teacher is not None:
+        with torch.no_grad():
+            t_base = backbone_of(st.teacher)(images)
+            t_out, t_feats = st.teacher.from_backbone(t_base)
+        if st.share_backbone and frozen:
+            s_out, s_feats = st.model.from_backbone(t_base)
+        else:
+            s_out, s_feats = st.net(images, return_features=True)
+        if cfg.online_labels:
+            targets[:] = merge_online_targets(targets, t_out, st.anchors, cfg.pseudo_label_threshold)
+        terms = st.criterion(s_out, t_out, targets, st.anchors, s_feats, t_feats)
+    else:
+        terms = st.criterion(st.net(images), targets, st.anchors)
+    if not torch.isfinite(terms["total"]):
+        raise NonFiniteLossError(
+            f"step {st.step + 1}: the loss is {float(terms['total'].detach())} "
+            f"({', '.join(f'{k}={float(v.detach()):.4g}' for k, v in terms.items())}); stopping. "
+            f"{st.last_path} keeps the last good state: resume with a lower learning rate.")
+    st.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
+    st.optimizer.step()
+    st.scheduler.step()
+    st.step += 1
+    return terms
+
+
+def train_one_epoch(st: RunState, epoch: int, writer=None, progress: bool = True) -> bool:
+    """Run the remaining batches of ``epoch``; returns True when ``max_steps`` was reached."""
+    from tqdm import tqdm
+
+    cfg = st.cfg
+    st.dataset.set_epoch(epoch)
+    batches = epoch_batches(len(st.dataset), cfg.batch_size, cfg.seed, epoch, st.rank, st.world)
+    first = st.skip if epoch == st.start_epoch else 0
+    loader = DataLoader(st.dataset, batch_sampler=batches[first:], collate_fn=collate, num_workers=cfg.workers,
+                        pin_memory=st.device.type == "cuda")
+    st.net.train()
+    if st.step < cfg.freeze_backbone_steps:
+        set_backbone_frozen(st.model, True)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or st.rank != 0, leave=False)
+    tick = time.perf_counter()
+    for i, (images, targets) in enumerate(bar, start=first):
+        terms = training_step(st, images, targets)
+        if writer:
+            row = {k: float(v.detach()) for k, v in terms.items() if k in LOG_FIELDS}
+            if cfg.online_labels:
+                row["faces"] = sum(len(t["boxes"]) for t in targets)
+            now = time.perf_counter()
+            row.update(step=st.step, epoch=epoch + (i + 1) / len(batches), lr=st.optimizer.param_groups[0]["lr"],
+                       images_per_s=cfg.batch_size * st.world / (now - tick), time_s=now - st.started)
+            writer(row)
+            bar.set_postfix(loss=f"{row['total']:.3f}")
+        tick = time.perf_counter()  # images/s counts data loading too
+        done = bool(cfg.max_steps) and st.step >= cfg.max_steps
+        if done or (cfg.save_every_steps and st.step % cfg.save_every_steps == 0):
+            finished_epoch = i + 1 == len(batches)
+            save_state(st, epoch + 1 if finished_epoch else epoch, 0 if finished_epoch else i + 1)
+        if done:
+            return True
+    return False
+
+
+def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.nn.Module:
+    """Train (or distil) according to ``cfg``; returns the trained (unwrapped) model. Writes
+    ``last.pt`` (atomically), ``log.csv`` (one flushed row per step), ``eval.csv`` and, at the
+    end, ``model.pt``."""
+    st = setup(cfg, resume)
+    log_fh = open(st.log_path, "a", newline="") if st.rank == 0 else None
+    writer = None
+    if log_fh:
+        w = csv.DictWriter(log_fh, LOG_FIELDS)
+        if log_fh.tell() == 0:
+            w.writeheader()
+
+        def writer(row: dict) -> None:
+            w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+            log_fh.flush()  # a killed run keeps every finished step's row
+    st.started = time.perf_counter()
+    try:
+        for epoch in range(st.start_epoch, cfg.epochs):
+            if train_one_epoch(st, epoch, writer, progress):
                 log.info("max_steps=%d reached", cfg.max_steps)
                 break
-            save(epoch + 1, 0)
-            if rank == 0 and cfg.val_images and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and teacher is not None:
-                ap = agreement_with_teacher(model, teacher, cfg.val_images, device)
-                with open(out / "eval.csv", "a") as fh:
-                    fh.write(f"{epoch + 1},{step},{ap:.5f}\n")
+            save_state(st, epoch + 1, 0)
+            if st.rank == 0 and cfg.val_images and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and st.teacher is not None:
+                ap = agreement_with_teacher(st.model, st.teacher, cfg.val_images, st.device)
+                with open(st.out / "eval.csv", "a") as fh:  # append-only, one line per evaluation
+                    fh.write(f"{epoch + 1},{st.step},{ap:.5f}\n")
                 log.info("epoch %d: agreement AP with the teacher on %s = %.4f", epoch + 1, cfg.val_images, ap)
-        diff = replica_difference(model, world)
+        diff = replica_difference(st.model, st.world)
         if diff > 0:
             log.warning("DDP replicas differ after training: max |diff| = %.3g", diff)
-        if rank == 0:
+        if st.rank == 0:
             from ..checkpoint import save_checkpoint
 
-            save_checkpoint(model, cfg.arch, out / "model.pt",
-                            meta={"trained_steps": step, "config": asdict(cfg), "world_size": world, "replica_max_abs_diff": diff})
-        return model
+            save_checkpoint(st.model, cfg.arch, st.out / "model.pt",
+                            meta={"trained_steps": st.step, "config": asdict(cfg), "world_size": st.world,
+                                  "replica_max_abs_diff": diff, "git_revision": git_revision()})
+        return st.model
     finally:
         if log_fh:
             log_fh.close()
-        barrier(world)
+        barrier(st.world)
+
+
+train = fit  # the name earlier releases exported
 
 
 def agreement_with_teacher(student, teacher, folder: str, device, student_threshold: float = 0.05) -> float:
     """AP@0.5 of the student's detections against the teacher's (score >= 0.5) on ``folder``."""
     from ..evaluation.agreement import agreement_ap
-    from ..media import read_folder_images
+    from ..files import read_images
 
     was = student.training
     s_det = FaceDetector(TorchRunner(student, device), score_threshold=student_threshold)
     t_det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
-    imgs = [img for _, img in read_folder_images(folder)]
+    imgs = [img for _, img in read_images(folder)]
     ap = agreement_ap([s_det.detect_arrays(i) for i in imgs], [t_det.detect_arrays(i) for i in imgs])
     student.train(was)
     return ap

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from featherface.config import MEAN_BGR
+from featherface.constants import MEAN_BGR
 from featherface.data.transforms import MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mirror, pad_to_square, random_crop
 
 

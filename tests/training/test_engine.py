@@ -107,3 +107,49 @@ def test_distill_on_pseudo_labels_smoke(tmp_path, teacher):
     assert (out / "eval.csv").read_text().startswith("1,2,")
     ck = read_checkpoint(out / "model.pt")
     assert ck["arch"] == "nano" and ck["meta"]["config"]["temperature"] == 4.0
+
+
+def test_non_finite_loss_stops_before_touching_the_weights(tiny_dataset, tmp_path):
+    from featherface.training.config import TrainConfig
+    from featherface.training.engine import NonFiniteLossError, setup, training_step
+    from featherface.data.dataset import collate
+
+    root, labels = tiny_dataset
+    cfg = TrainConfig(arch="nano", mode="train", images=str(root), labels=str(labels), out_dir=str(tmp_path / "run"),
+                      image_size=96, batch_size=2, workers=0)
+    st = setup(cfg)
+    before = {k: v.detach().clone() for k, v in st.model.named_parameters()}
+    images, targets = collate([st.dataset[0], st.dataset[1]])
+    st.criterion = lambda *a, **k: {"total": torch.tensor(float("nan"), requires_grad=True), "box": torch.tensor(1.0)}
+    with pytest.raises(NonFiniteLossError, match=r"step 1: the loss is nan .*last\.pt keeps the last good state"):
+        training_step(st, images, targets)
+    assert st.step == 0
+    assert all(torch.equal(before[k], v) for k, v in st.model.named_parameters())  # no optimizer step
+
+
+def test_init_backbone_copies_a_detector_backbone(official_v1_path, tmp_path):
+    from featherface.models.featherface import backbone_of
+    from featherface.training.engine import copy_backbone
+
+    student = build_model("nano")
+    assert copy_backbone(student, str(official_v1_path)) == "detector"
+    from featherface.convert import load_official
+
+    v1, _ = load_official(official_v1_path)
+    for (k, a), (_, b) in zip(backbone_of(student).state_dict().items(), backbone_of(v1).state_dict().items()):
+        assert torch.equal(a, b), k
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="neither a detector checkpoint nor MobileNetV1-0.25 ImageNet"):
+        copy_backbone(student, str(bad))
+
+
+def test_cosine_schedule_hand_values():
+    from featherface.training.config import TrainConfig, lr_factor
+
+    cfg = TrainConfig(lr_schedule="cosine", warmup_epochs=1.0, epochs=5)
+    assert lr_factor(0.5, cfg) == pytest.approx(0.5)  # warm-up
+    assert lr_factor(1.0, cfg) == pytest.approx(1.0)
+    assert lr_factor(3.0, cfg) == pytest.approx(0.01 + 0.99 * 0.5)  # half-way through the cosine
+    assert lr_factor(5.0, cfg) == pytest.approx(0.01)
+    assert lr_factor(2.0, cfg, total_epochs=3.0) == pytest.approx(0.01 + 0.99 * 0.5)

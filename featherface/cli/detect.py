@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import sys
 from pathlib import Path
@@ -9,10 +10,25 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from .detector import FaceDetector
-from .media import atomic_write_image, draw_detections, is_video, read_image, write_json
+from ..detector import FaceDetector
+from ..drawing import draw_detections
+from ..files import IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_video, read_image, write_json
 
 log = logging.getLogger(__name__)
+
+
+def list_sources(source: str) -> list[Path]:
+    """Expand SOURCE (an image, a video, a folder or a glob pattern) into sorted files."""
+    p = Path(source)
+    if p.is_dir():
+        files = [f for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS]
+    elif p.is_file():
+        files = [p]
+    else:
+        files = [Path(f) for f in sorted(glob.glob(source, recursive=True)) if Path(f).is_file()]
+    if not files:
+        raise FileNotFoundError(f"no images or videos found for {source!r}")
+    return files
 
 
 def _relative_name(path: Path, source: str) -> Path:

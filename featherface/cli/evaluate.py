@@ -1,69 +1,23 @@
-"""``featherface evaluate`` and ``featherface check-data``."""
+"""``featherface evaluate`` (human labels, or the WIDER FACE protocol) and ``featherface check-data``."""
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
+from .common import add_detector_args, build_detector
 
 log = logging.getLogger(__name__)
 
 
-def run_model_on_val(det, images_dir: Path, gt, pred_dir: Path) -> list[str]:
-    """Detect on every validation image listed in ``gt`` and write official prediction files.
-    Returns the images missing from ``images_dir`` (reported, then evaluated as empty)."""
-    from tqdm import tqdm
-
-    from ..media import read_image
-    from .widerface import write_prediction_file
-
-    missing = []
-    for event, name, _, _ in tqdm(list(gt), desc="WIDER val", unit="img"):
-        path = images_dir / event / f"{name}.jpg"
-        if not path.is_file():
-            missing.append(f"{event}/{name}")
-            continue
-        d = det.detect_arrays(read_image(path))
-        xywh = np.column_stack([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2], d.scores]) if len(d) else np.zeros((0, 5))
-        write_prediction_file(pred_dir / event / f"{name}.txt", f"{name}.jpg", xywh)
-    return missing
-
-
-def evaluate_on_labels(det, images: Path, labels_path: Path, long_side: int | None, classes: set[str] | None = None,
-                       progress: bool = True) -> tuple["LabelledResult", dict, list[str]]:
-    """Run a :class:`FaceDetector` over a labelled set with the protocol of
-    :mod:`featherface.evaluation.labelled`. Returns ``(result, protocol, missing images)``."""
-    from ..data.face_labels import read_face_labels
-    from .labelled import evaluate_labelled, predict_labelled
-
-    labels = read_face_labels(labels_path, classes)
-    if not labels:
-        raise ValueError(f"{labels_path}: no labelled images")
-    threshold = det.cfg.score_threshold  # the model's own operating point
-    ranking = 0.02
-    preds, missing = predict_labelled(lambda im: det.detect_arrays(im, long_side=None, score_threshold=ranking),
-                                      images, labels, long_side, progress)
-    result = evaluate_labelled(preds, labels, threshold)
-    protocol = {"labels": str(labels_path), "images": str(images), "resize": f"long side resized to {long_side}"
-                if long_side else "original size", "ranking_score_threshold": ranking, "nms_iou": det.cfg.nms_iou,
-                "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k, "iou": 0.5,
-                "matching": "per image, detections in decreasing score order to the unmatched labelled box of highest IoU "
-                            "(continuous coordinates)", "ap": "VOC all-point (precision envelope)",
-                "ap_16": "labelled faces with width or height < 16 px (as stored) ignored; detections matched to them dropped",
-                "model_threshold": threshold, "images_missing": len(missing)}
-    return result, protocol, missing
-
-
 def cmd_evaluate_labels(args: argparse.Namespace) -> int:
-    from ..cli import _detector
-    from ..media import write_json
-    from .labelled import plot_pr_curve
+    from ..evaluation.labelled import evaluate_on_labels, plot_pr_curve
+    from ..files import write_json
 
     if args.images is None:
         raise ValueError("--labels needs --images (the folder the labelled image names are relative to)")
     long_side = 640 if args.long_side is None else (None if args.long_side <= 0 else args.long_side)
-    det = _detector(args, score_threshold=args.score_threshold, long_side=None)
+    det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
     classes = set(args.classes.split(",")) if args.classes else None
     result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes)
     protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
@@ -89,7 +43,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.labels is not None:
         return cmd_evaluate_labels(args)
     from ..data.annotations import load_mat_ground_truth
-    from .widerface import evaluate_predictions, read_prediction_folder, save_report
+    from ..evaluation.widerface import evaluate_predictions, read_prediction_folder, run_model_on_val, save_report
 
     if args.long_side is None:
         args.long_side = 0  # the WIDER FACE protocol runs at the original size
@@ -101,9 +55,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.predictions is None:
         if args.images is None:
             raise ValueError("give --images (WIDER_val/images folder, to run a model) or --predictions (a folder of result files)")
-        from ..cli import _detector
-
-        det = _detector(args)
+    
+        det = build_detector(args)
         pred_dir = out / "predictions"
         absent = run_model_on_val(det, Path(args.images), gt, pred_dir)
         if absent:
@@ -145,7 +98,6 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub) -> None:
-    from ..cli import _add_detector_args
 
     p = sub.add_parser("evaluate", help="AP against human labels (--labels: labels.json, VOC XML folder, COCO JSON, "
                        "WIDER text), or WIDER FACE val AP (Easy/Medium/Hard) with the official protocol")
@@ -156,7 +108,7 @@ def register_cli(sub) -> None:
     p.add_argument("--predictions", type=Path, help="evaluate an existing folder of <event>/<image>.txt result files instead")
     p.add_argument("--gt", type=Path, default=Path("../shared/widerface/ground_truth"), help="folder with the official .mat files")
     p.add_argument("--output", "-o", type=Path, default=Path("eval_out"))
-    _add_detector_args(p, score=None, long_side=None)
+    add_detector_args(p, score=None, long_side=None)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("check-data", help="report problems in a WIDER-style dataset (labels and images)")

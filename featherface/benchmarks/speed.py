@@ -9,7 +9,6 @@ process's peak resident set (interpreter, torch and weights included).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -28,8 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .detector import TorchRunner, load_any, preprocess, resolve_weights
-from .postprocess import PostProcessConfig, postprocess_image
+from ..detector import preprocess
+from ..loading import load_any, recommended_threshold, resolve_weights
+from ..postprocess import PostProcessConfig, postprocess_image
+from ..runners import OnnxRunner, TorchRunner
 
 log = logging.getLogger(__name__)
 
@@ -75,39 +76,13 @@ def p90(xs: list[float]) -> float:
     return float(np.percentile(xs, 90))
 
 
-_PEAK_RSS_SCRIPT = """
-import sys, torch
-from featherface.detector import load_any
-from pathlib import Path
-
-def status(key):  # kB values from /proc/self/status
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-
-torch.set_num_threads(1)
-model = load_any(Path(sys.argv[1]))[0]
-x = torch.zeros(1, 3, int(sys.argv[2]), int(sys.argv[3]))
-with torch.inference_mode():
-    model(torch.zeros(1, 3, 64, 64))  # lazy initialisation outside the measured pass
-    base = status("VmRSS")
-    try:  # reset the high-water mark so it covers only the measured pass
-        open("/proc/self/clear_refs", "w").write("5")
-    except OSError:
-        pass
-    model(x)
-    peak = status("VmHWM")
-print(base, peak)
-"""
-
-
 def peak_forward_memory(weights: Path, height: int, width: int) -> tuple[int, int]:
     """Peak memory of one forward pass, measured in a fresh process (Linux ``/proc``): returns
     ``(peak resident set during the pass minus the resident set just before it, that peak)`` in
     bytes. The first number is what the pass itself needed (activations, workspaces)."""
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", _PEAK_RSS_SCRIPT, str(weights), str(height), str(width)],
+    out = subprocess.run([sys.executable, "-m", "featherface.benchmarks.memory", str(weights), str(height), str(width)],
                          check=True, capture_output=True, text=True).stdout.split()
     base, peak = (int(v) for v in out[-2:])
     return peak - base, peak
@@ -136,14 +111,14 @@ def _sample_image(path: Path | None, h: int, w: int) -> np.ndarray:
 
 
 def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None = None, threads=(1, 2),
-                     backends=("torch", "onnxruntime"), sizes=SIZES, warmup: int = 5, repeat: int = 30) -> dict:
+                     backends=("torch", "onnxruntime"), sizes=SIZES, warmup: int = 5, repeat: int = 30,
+                     command: str = "featherface benchmark") -> dict:
     """Measure every model in ``models`` (label -> weights name/path) and write
     ``benchmark.md``, ``benchmark.json`` and ``latency.png`` into ``out_dir``."""
-    from .export import OnnxRunner, export_onnx
-    from .models import parameter_breakdown
-    from .profiling import count_flops
+    from ..export import export_onnx
+    from ..models import parameter_breakdown
+    from ..profiling import count_flops
 
-    from .detector import recommended_threshold
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="featherface_bench_"))
@@ -192,7 +167,7 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
                              timings[-1].net_median_ms, timings[-1].post_median_ms)
     torch.set_num_threads(saved_threads)
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_description(),
-              "command": "featherface " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("featherface") else " ".join(sys.argv),
+              "command": command,
               "warmup": warmup, "repeat": repeat, "image": str(image) if image else "random pixels",
               "models": static, "timings": [asdict(t) for t in timings]}
     (out_dir / "benchmark.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -272,55 +247,3 @@ def plot_latency(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _v1_weights(name: str) -> str:
-    """``"v1"`` resolves to bundled/``$FEATHERFACE_WEIGHTS`` weights; failing that, to the official
-    checkpoint in ``../shared/weights`` when it is there (converted in memory)."""
-    if name != "v1":
-        return name
-    try:
-        resolve_weights("v1")
-        return name
-    except FileNotFoundError:
-        from .peers.bench import default_shared
-
-        official = default_shared() / "weights" / "featherface_v1_official.pth"
-        if official.is_file():
-            log.info("using the official V1 checkpoint %s", official)
-            return str(official)
-        raise
-
-
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    models = dict(zip(("v1", "nano"), (_v1_weights(args.v1), args.nano)))
-    args.command_line = "featherface " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("featherface") else "featherface benchmark --peers"
-    if getattr(args, "peers", False):
-        from .peers.bench import benchmark_with_peers
-
-        benchmark_with_peers(models, args)
-        return 0
-    result = benchmark_models(models, args.output, image=args.image, threads=tuple(args.threads),
-                              warmup=args.warmup, repeat=args.repeat)
-    print((args.output / "benchmark.md").read_text())
-    return 0
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("benchmark", help="V1 vs Nano: size, FLOPs, memory, latency (PyTorch and onnxruntime)")
-    p.add_argument("--v1", default="v1", help="V1 weights: 'v1', a checkpoint or the official .pth")
-    p.add_argument("--nano", default="nano", help="Nano weights: 'nano' or a checkpoint")
-    p.add_argument("--image", type=Path, default=None, help="photo used for timing (post-processing depends on it)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeat", type=int, default=30)
-    p.add_argument("--output", "-o", type=Path, default=Path("benchmark_out"))
-    p.add_argument("--peers", action="store_true", help="also run RetinaFace-MobileNet and the peer detectors")
-    p.add_argument("--peers-dir", type=Path, default=None, help="folder with the peer model files (default ../shared/peers)")
-    p.add_argument("--images", type=Path, nargs="+", default=None,
-                   help="--peers: photos for the agreement with V1 (default ../shared/images); with --labels: the "
-                        "labelled images, one folder per labels file")
-    p.add_argument("--labels", type=Path, nargs="+", default=None,
-                   help="--peers: human labels (labels.json, VOC folder, COCO .json); adds AP against them for every detector")
-    p.add_argument("--accuracy-only", action="store_true", help="--peers --labels: skip latency and agreement")
-    p.set_defaults(func=cmd_benchmark)

@@ -11,7 +11,8 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from .config import TrainConfig
+from ..models import ARCHITECTURES
+from ..training.config import TrainConfig
 
 # flag name -> config field; only flags the user actually gives override the config.
 _FLAGS = {
@@ -46,7 +47,7 @@ def _config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:
 
 
 def _run(args: argparse.Namespace, mode: str) -> int:
-    from .engine import train
+    from ..training.engine import train
 
     cfg = _config_from_args(args, mode)
     train(cfg, resume=args.resume)
@@ -61,7 +62,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (checkpoints, config.yaml, log.csv)")
     p.add_argument("--images", help="image root (label paths are relative to it; or the photo folder)")
     p.add_argument("--labels", help="label.txt (RetinaFace) or wider_face_*_bbx_gt.txt")
-    p.add_argument("--arch", choices=["nano", "v1", "retinaface"])
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES))
     p.add_argument("--init-backbone", help="backbone to start from: ImageNet MobileNetV1-0.25 weights "
                    "(mobilenet0.25_imagenet_pretrain.tar) or a detector checkpoint (official V1 .pth, our .pt) whose backbone is copied")
     p.add_argument("--init-weights", help="FeatherFace checkpoint to fine-tune")

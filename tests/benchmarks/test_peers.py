@@ -3,8 +3,12 @@ import json
 import shutil
 
 from featherface.cli import main
-from featherface.peers.bench import render_peers_markdown
+from featherface.benchmarks.peers import render_peers_markdown
 from tests.conftest import shared_file
+
+import pytest
+
+pytestmark = pytest.mark.benchmark
 
 
 def test_benchmark_with_peers_end_to_end(tmp_path, monkeypatch, capsys):
@@ -38,3 +42,33 @@ def test_benchmark_with_peers_end_to_end(tmp_path, monkeypatch, capsys):
 
 def result_command(md: str) -> str:
     return md.split("command: `", 1)[1].split("`", 1)[0]
+
+
+def test_benchmark_peers_accuracy_against_labels(tmp_path, monkeypatch, capsys):
+    """``--peers --labels``: one AP row per detector (a network on two engines is measured once),
+    every detector fed the same images; V1's numbers equal ``featherface evaluate --labels``."""
+    bench = shared_file("benchmarks/maskfaces_dev")
+    monkeypatch.setenv("FEATHERFACE_SHARED", str(bench.parents[1]))
+    labels = json.loads((bench / "labels.json").read_text())
+    names = sorted(labels["images"])[:4]
+    images = tmp_path / "maskfaces_mini"
+    images.mkdir()
+    for n in names:
+        shutil.copy(bench / "images" / n, images / n)
+    sub = tmp_path / "labels.json"
+    sub.write_text(json.dumps({"images": {n: labels["images"][n] for n in names}}))
+    out = tmp_path / "acc"
+    assert main(["benchmark", "--peers", "--accuracy-only", "--labels", str(sub), "--images", str(images),
+                 "--output", str(out)]) == 0
+    rows = json.loads((out / "accuracy.json").read_text())["rows"]
+    assert [r["name"] for r in rows][:3] == ["FeatherFace V1", "FeatherFace Nano", "RetinaFace-MNet0.25"]
+    assert len(rows) == 9 and not (out / "peers.json").exists()
+    for r in rows:
+        m = r["sets"][tmp_path.name]
+        assert 0.0 <= m["ap"] <= 1.0 and m["num_faces"] == sum(len(labels["images"][n]["boxes"]) for n in names)
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--model", str(shared_file("weights/featherface_v1_official.pth")), "--images", str(images),
+                 "--labels", str(sub), "--output", str(ev)]) == 0
+    direct = json.loads((ev / "result.json").read_text())
+    assert rows[0]["sets"][tmp_path.name]["ap"] == direct["ap"]
+    assert "| FeatherFace V1 |" in (out / "accuracy.md").read_text()

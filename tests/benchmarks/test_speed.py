@@ -1,9 +1,13 @@
 """``featherface benchmark`` (V1 vs Nano) end to end with few repeats; timings are not asserted."""
 import json
 
-from featherface.benchmark import interleaved_times
+from featherface.benchmarks.speed import interleaved_times
 from featherface.cli import main
 from tests.conftest import shared_file
+
+import pytest
+
+pytestmark = pytest.mark.benchmark
 
 
 def test_interleaved_times_counts_and_order():

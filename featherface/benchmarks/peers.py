@@ -17,7 +17,6 @@ Outputs in the output folder: ``peers.md``, ``peers.json``, ``peers_latency.png`
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import statistics
@@ -31,12 +30,14 @@ import cv2
 import numpy as np
 import torch
 
-from ..benchmark import SIZES, interleaved_times, machine_description, p90
-from ..detector import FaceDetector, resolve_weights
+from .speed import SIZES, interleaved_times, machine_description, p90
+from ..detector import FaceDetector
+from ..loading import resolve_weights
 from ..evaluation.agreement import agreement_ap
-from ..media import atomic_write_image, draw_detections, read_folder_images, write_json
+from ..drawing import draw_detections
+from ..files import atomic_write_image, read_images, write_json
 from ..postprocess import Detections
-from .runners import PeerRunner, load_peers
+from ..peers.runners import PeerRunner, load_peers
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class Entry:
 
 
 def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
-    from ..detector import TorchRunner, load_any, recommended_threshold
+    from ..loading import load_any, recommended_threshold
+    from ..runners import TorchRunner
     from ..export import export_onnx
     from ..models import count_parameters
 
@@ -95,7 +97,7 @@ def _peer_entry(runner: PeerRunner) -> Entry:
 
 def _photos(folder: Path, long_side: int = 640) -> list[tuple[str, np.ndarray]]:
     out = []
-    for name, img in read_folder_images(folder):
+    for name, img in read_images(folder):
         s = long_side / max(img.shape[:2])
         out.append((name, cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)))
     return out
@@ -247,60 +249,50 @@ def grid_image(crowd: np.ndarray, entries: list[Entry], cols: int = 4) -> np.nda
     return np.concatenate(rows, axis=0)
 
 
-def default_shared() -> Path:
-    import os
+def benchmark_with_peers(models: dict[str, str], out: Path, peers_dir: Path, photos_dir: Path, crowd_path: Path,
+                         label_sets: list[tuple[str, Path, Path]] = (), accuracy_only: bool = False,
+                         threads: tuple[int, ...] = (1, 2), warmup: int = 5, repeat: int = 30,
+                         command: str = "featherface benchmark --peers") -> dict:
+    """Everything ``featherface benchmark --peers`` measures, written to ``out``.
 
-    return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))
-
-
-def benchmark_with_peers(models: dict[str, str], args: argparse.Namespace) -> dict:
-    """Entry point of ``featherface benchmark --peers``."""
-    shared = default_shared()
-    peers_dir = args.peers_dir or shared / "peers"
-    label_sets = getattr(args, "labels", None) or []
-    label_images = getattr(args, "images", None) or []
-    if label_sets and len(label_images) != len(label_sets):
-        raise ValueError("--labels needs one --images folder per labels file, in the same order")
-    images_dir = shared / "images" if label_sets or not label_images else label_images[0]
-    crowd_path = args.image or images_dir / "crowd_baseball.jpg"
+    ``models``: label -> weights of our detectors (V1 first: it is the agreement reference);
+    RetinaFace-MobileNet0.25 is added from ``peers_dir`` when its release is there. ``label_sets``:
+    ``(name, images folder, labels path)`` for the human-label AP table (``accuracy.md``), written
+    first because accuracy does not depend on machine load."""
     crowd = cv2.imread(str(crowd_path))
     if crowd is None:
         raise FileNotFoundError(f"crowd photo not readable: {crowd_path} (pass --image)")
     s = 640 / max(crowd.shape[:2])
     crowd = cv2.resize(crowd, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
     models = dict(models)
-    retina = getattr(args, "retinaface", None) or peers_dir / "retinaface_mnet0.25_biubug6.pth"
-    if Path(retina).is_file():
+    retina = Path(peers_dir) / "retinaface_mnet0.25_biubug6.pth"
+    if retina.is_file():
         models["RetinaFace-MNet0.25"] = str(retina)
     else:
         log.warning("RetinaFace-MobileNet0.25 weights not found at %s; skipped", retina)
-    labels = {"v1": "FeatherFace V1", "nano": "FeatherFace Nano"}
-    models = {labels.get(k, k): v for k, v in models.items()}
+    names = {"v1": "FeatherFace V1", "nano": "FeatherFace Nano"}
+    models = {names.get(k, k): v for k, v in models.items()}
     entries = _our_entries(models, "torch") + _our_entries(models, "onnxruntime")
     entries += [_peer_entry(r) for r in load_peers(peers_dir)]
     reference = entries[0]  # V1, PyTorch
-    out: Path = args.output
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    command = getattr(args, "command_line", "featherface benchmark --peers")
-    if label_sets:  # accuracy first: it does not depend on machine load
-        sets = [(Path(lab).parent.name if Path(lab).is_file() else Path(lab).name, Path(img), Path(lab))
-                for lab, img in zip(label_sets, label_images)]
-        accuracy = labelled_accuracy(entries, sets)
+    result: dict = {}
+    if label_sets:
+        accuracy = labelled_accuracy(entries, list(label_sets))
         write_json(out / "accuracy.json", {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                           "command": command, "rows": accuracy})
+                                           "machine": machine_description(), "command": command, "rows": accuracy})
         (out / "accuracy.md").write_text(render_accuracy_markdown(accuracy, command))
-        print((out / "accuracy.md").read_text())
-        if getattr(args, "accuracy_only", False):
-            return {"accuracy": accuracy}
-    photos = _photos(images_dir)
+        result["accuracy"] = accuracy
+        if accuracy_only:
+            return result
+    photos = _photos(photos_dir)
     if not photos:
-        raise FileNotFoundError(f"no readable photos under {images_dir}")
-    result = run_peer_benchmark(entries, photos, crowd, reference, threads=tuple(args.threads),
-                                warmup=args.warmup, repeat=args.repeat)
-    write_json(out / "peers.json", result)
+        raise FileNotFoundError(f"no readable photos under {photos_dir}")
+    result.update(run_peer_benchmark(entries, photos, crowd, reference, threads=tuple(threads), warmup=warmup, repeat=repeat))
+    write_json(out / "peers.json", {k: v for k, v in result.items() if k != "accuracy"})
     (out / "peers.md").write_text(render_peers_markdown(result, command))
     plot_peers_latency(result, out / "peers_latency.png")
     grid = grid_image(crowd, entries)
     atomic_write_image(out / "peers_grid.jpg", cv2.resize(grid, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA), 85)
-    print((out / "peers.md").read_text())
     return result

@@ -1,4 +1,5 @@
-"""``featherface <command>``: thin wrappers over the library.
+"""``featherface <command>``: the only place with argparse, printing, exit codes and default paths;
+thin wrappers over the library.
 
 Commands: info, convert, detect, export, benchmark, evaluate, check-data, train, distill.
 Each handler imports what it needs lazily so that ``featherface info`` starts fast.
@@ -10,57 +11,34 @@ import logging
 import sys
 from pathlib import Path
 
+from .common import add_detector_args, build_detector
+
 log = logging.getLogger("featherface")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .profiling import info_table
+    from ..profiling import info_table
+
+    if min(args.size) < 32:
+        raise ValueError(f"--size must be at least 32 x 32, got {args.size[0]} x {args.size[1]}")
 
     print(info_table(height=args.size[0], width=args.size[1]))
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_official
+    from ..convert import convert_official
 
     meta = convert_official(args.src, args.dst, args.arch)
     print(f"wrote {args.dst} (arch {meta['arch']}, source sha256 {meta['source_sha256'][:12]}...)")
     return 0
 
 
-def _detector(args: argparse.Namespace, **overrides):
-    from .detector import FaceDetector
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k,
-              keep_top_k=args.keep_top_k, long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
-    kw.update(overrides)
-    return FaceDetector.from_pretrained(args.model, device=args.device, backend=args.backend,
-                                        num_threads=args.threads, **kw)
-
-
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .detect_cli import run_detect
-    from .media import list_sources
+    from .detect import list_sources, run_detect
 
     files = list_sources(args.source)  # fail on a bad SOURCE before loading any model
-    return run_detect(args, files, _detector(args))
-
-
-def _add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int = 640) -> None:
-    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 or RetinaFace-MobileNet0.25 .pth, or an .onnx file")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
-    p.add_argument("--score-threshold", type=float, default=score,
-                   help="minimum face score (default: the checkpoint's recommended value, else 0.5)" if score is None else None)
-    p.add_argument("--nms-iou", type=float, default=0.4)
-    p.add_argument("--top-k", type=int, default=5000, help="candidates kept before NMS")
-    p.add_argument("--keep-top-k", type=int, default=750, help="detections kept after NMS")
-    p.add_argument("--long-side", type=int, default=long_side, help="resize so the long side has this many pixels; 0 = original size")
+    return run_detect(args, files, build_detector(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="image, folder, glob pattern (quote it) or video file")
     p.add_argument("--output", "-o", type=Path, default=Path("featherface_out"), help="output folder")
     p.add_argument("--no-draw", action="store_true", help="write only the JSON, no annotated media")
-    _add_detector_args(p)
+    add_detector_args(p)
     p.set_defaults(func=cmd_detect)
 
     for register in _extra_registrations():
@@ -91,18 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_registrations():
-    """Sub-command groups defined next to the code they drive."""
-    regs = []
-    for mod, attr in (("export", "register_cli"), ("benchmark", "register_cli"),
-                      ("evaluation.cli", "register_cli"), ("training.cli", "register_cli")):
-        try:
-            module = __import__(f"featherface.{mod}", fromlist=[attr])
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("featherface"):
-                continue
-            raise
-        regs.append(getattr(module, attr))
-    return regs
+    """Sub-commands defined in their own modules of this package."""
+    from . import benchmark, evaluate, export, train
+
+    return [export.register_cli, benchmark.register_cli, evaluate.register_cli, train.register_cli]
 
 
 OPTIONAL_PACKAGES = {"onnx", "onnxruntime", "onnxscript", "matplotlib"}
@@ -128,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"featherface {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from .checkpoint import CheckpointError
+        from ..checkpoint import CheckpointError
 
         if isinstance(exc, CheckpointError) and not args.verbose:
             print(f"featherface {args.command}: error: {exc}", file=sys.stderr)

@@ -1,0 +1,44 @@
+"""Pieces shared by the commands: detector options and the default location of ``../shared``."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def default_shared() -> Path:
+    """The project's shared inputs: ``$FEATHERFACE_SHARED`` or ``../shared`` from the current folder."""
+    return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))
+
+
+def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = 640) -> None:
+    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 or "
+                   "RetinaFace-MobileNet0.25 .pth, or an .onnx file (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="(default: %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+    p.add_argument("--score-threshold", type=float, default=score,
+                   help="minimum face score (default: the checkpoint's recommended value, else 0.5)" if score is None
+                   else "minimum face score (default: %(default)s)")
+    p.add_argument("--nms-iou", type=float, default=0.4, help="(default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=5000, help="candidates kept before NMS (default: %(default)s)")
+    p.add_argument("--keep-top-k", type=int, default=750, help="detections kept after NMS (default: %(default)s)")
+    p.add_argument("--long-side", type=int, default=long_side,
+                   help="resize so the long side has this many pixels; 0 = original size (default: %(default)s)")
+
+
+def build_detector(args: argparse.Namespace, **overrides):
+    """A :class:`FaceDetector` from the options of :func:`add_detector_args` (``overrides`` win)."""
+    from ..detector import FaceDetector
+
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
+              long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
+    kw.update(overrides)
+    return FaceDetector.from_pretrained(args.model, device=args.device, backend=args.backend,
+                                        num_threads=args.threads or None, **kw)

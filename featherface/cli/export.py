@@ -1,0 +1,41 @@
+"""``featherface export``: ONNX export with a parity check against PyTorch."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..export import DECODED_OUTPUTS, RAW_OUTPUTS, check_parity, export_onnx
+from ..loading import load_any, recommended_threshold, resolve_weights
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+
+    model, ckpt = load_any(resolve_weights(args.model))
+    arch = ckpt.get("arch", "?")
+    h, w = args.size
+    path = export_onnx(model, args.output, arch, h, w, decode=args.decode, opset=args.opset,
+                       score_threshold=recommended_threshold(ckpt))
+    print(f"wrote {path} ({arch}, exported at {h}x{w}, outputs: {', '.join(DECODED_OUTPUTS if args.decode else RAW_OUTPUTS)})")
+    if not args.no_check:
+        sizes = ((h + 32 * 3 + 8, w - 64 - 4 if w > 128 else w + 36), (max(32, h // 2 + 1), max(32, w // 2 - 3)))
+        diffs = check_parity(model, path, sizes=sizes, batch=2)
+        tol = args.tolerance
+        print("parity vs PyTorch (batch 2, sizes " + ", ".join(f"{a}x{b}" for a, b in sizes) + "): "
+              + ", ".join(f"{k} max|diff| {v:.2e}" for k, v in diffs.items()))
+        if max(diffs.values()) > tol:
+            print(f"parity FAILED: tolerance {tol}")
+            return 1
+        print(f"parity OK (tolerance {tol})")
+    return 0
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("export", help="export to ONNX (dynamic batch/height/width) and check parity with PyTorch")
+    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint, an official V1 or RetinaFace .pth")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output .onnx path")
+    p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"), help="export size")
+    p.add_argument("--decode", action="store_true", help="decode boxes/landmarks and softmax scores inside the graph")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the parity check")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs difference allowed by the parity check")
+    p.set_defaults(func=cmd_export)
