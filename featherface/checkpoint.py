@@ -40,6 +40,21 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def load_state_strict(model: nn.Module, state: dict, what: str) -> None:
+    """``load_state_dict(strict=True)`` with a SHORT error: counts and the first few missing,
+    unexpected and mis-shaped keys (PyTorch's own message lists every key, tens of kB)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(v)} {name} (e.g. {', '.join(v[:3])})" for name, v in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if v]
+        raise CheckpointError(f"{what}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
 def make_checkpoint(model: nn.Module, arch: str, meta: dict | None = None, **extra: Any) -> dict:
     """Package a model's weights with the contract that travels with them."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -84,8 +99,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model = build_model(ckpt["arch"])
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match architecture {ckpt['arch']!r}: {exc}") from exc
+    load_state_strict(model, ckpt["state_dict"], f"{path}: weights do not match architecture {ckpt['arch']!r}")
     return model.to(device).eval(), ckpt

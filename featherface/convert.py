@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, save_checkpoint
+from .checkpoint import CheckpointError, load_state_strict, save_checkpoint
 from torch import nn
 
 from .models import FeatherFaceV1, build_model
@@ -71,10 +71,7 @@ def load_official(src: str | Path, arch: str | None = None) -> tuple[nn.Module, 
     if arch is None:
         raise CheckpointError(f"{src}: not a FeatherFace checkpoint, nor an official V1 or RetinaFace-MobileNet0.25 state_dict")
     model = build_model(arch)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{src}: does not match the {arch} architecture: {exc}") from exc
+    load_state_strict(model, state, f"{src}: does not match the {arch} architecture")
     log.info("loaded %d tensors from %s as %s, dropped %d profiler entries", len(state), src, arch, len(dropped))
     return model.eval(), arch
 

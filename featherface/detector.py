@@ -37,8 +37,14 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     """Validate, convert to the model's colour order, resize, subtract the model's mean (given in
     the model's colour order). Returns ``(CHW float32, (sx, sy))`` where ``(sx, sy)`` maps
     network-input pixels back to original pixels."""
+    if image is None:
+        raise TypeError("image is None: cv2.imread returns None for a missing or unreadable file; check the path "
+                        "(featherface.files.read_image raises an error naming the file instead)")
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+        hint = " (a PIL image: pass np.asarray(img) and color='rgb')" if hasattr(image, "getbands") else ""
+        raise TypeError(f"image must be a numpy array (H x W x 3 uint8), got {type(image).__name__}{hint}")
+    if image.ndim == 3 and image.shape[2] == 1:  # H x W x 1 grayscale
+        image = image[:, :, 0]
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -111,7 +117,7 @@ class FaceDetector:
             kwargs.setdefault("contract", runner.contract)
         else:
             model, ckpt = load_any(path, device)
-            runner, arch, recommended = TorchRunner(model, device), ckpt.get("arch", "?"), recommended_threshold(ckpt)
+            runner, arch, recommended = TorchRunner(model, device, num_threads=num_threads), ckpt.get("arch", "?"), recommended_threshold(ckpt)
             kwargs.setdefault("contract", preprocess_contract(ckpt))
         if kwargs.get("score_threshold") is None:
             kwargs["score_threshold"] = 0.5 if recommended is None else recommended
@@ -126,7 +132,9 @@ class FaceDetector:
     def detect_arrays(self, images, *, color: str = "bgr", long_side=DEFAULT, score_threshold=DEFAULT,
                       nms_iou=DEFAULT, top_k=DEFAULT, keep_top_k=DEFAULT) -> Detections | list[Detections]:
         """Like :meth:`detect` but returns :class:`Detections` arrays."""
-        single = isinstance(images, np.ndarray)
+        # one image: an array, or anything that is not a list/tuple (None, a PIL image...), which
+        # preprocess then rejects with a message saying what to pass instead
+        single = not isinstance(images, (list, tuple))
         batch: Sequence[np.ndarray] = [images] if single else list(images)
         cfg = self._config(score_threshold, nms_iou, top_k, keep_top_k)
         ls = self.long_side if long_side is DEFAULT else long_side

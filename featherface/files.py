@@ -42,11 +42,47 @@ def list_images(folder: str | Path) -> list[str]:
     return files
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a BGR image; raise ``ValueError`` naming the file when it cannot be decoded."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+# What libjpeg / libpng say (on stderr) when they decode damaged data but still return pixels.
+_DAMAGE_MESSAGES = ("Premature end of JPEG file", "Corrupt JPEG data", "libpng error", "libpng warning: IDAT",
+                    "Invalid SOS parameters", "Bogus ", "JPEG datastream contains no image")
+
+
+class _StderrCapture:
+    """Capture what C libraries write to file descriptor 2 (OpenCV's codecs report damaged data
+    there and nowhere else)."""
+
+    def __enter__(self):
+        import sys
+
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        self.text = self._tmp.read().decode("utf-8", "replace")
+        self._tmp.close()
+
+
+def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
+    """Read a BGR image; raise ``ValueError`` naming the file when it cannot be decoded. With
+    ``strict=True`` a file that decodes only partly (truncated or corrupted JPEG/PNG data, which
+    OpenCV otherwise returns with grey or garbled regions) is an error too."""
+    if strict:
+        with _StderrCapture() as cap:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        damage = [line.strip() for line in cap.text.splitlines() if any(m in line for m in _DAMAGE_MESSAGES)]
+        if img is not None and damage:
+            raise ValueError(f"{path}: damaged image data ({damage[0]})")
+    else:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{path}: cannot be read as an image (missing, corrupt or unsupported format)")
+        reason = "missing" if not Path(path).exists() else "corrupt or unsupported format"
+        raise ValueError(f"{path}: cannot be read as an image ({reason})")
     return img
 
 
@@ -98,7 +134,9 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def atomic_write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:
     path = Path(path)
-    ok, buf = cv2.imencode(path.suffix or ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    suffix = path.suffix.lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix, image, params)
     if not ok:
         raise ValueError(f"cannot encode image for {path}")
     atomic_write_bytes(path, buf.tobytes())

@@ -19,20 +19,32 @@ Runner = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 class TorchRunner:
     """Runs a PyTorch model under ``torch.inference_mode``. With ``fuse=True`` (default) it runs
     a copy with BatchNorm folded into the convolutions (same outputs to ~1e-5, faster); the
-    model passed in is left untouched."""
+    model passed in is left untouched. ``num_threads`` (CPU) is applied for each call and the
+    process-wide setting restored afterwards, so two detectors can use different counts."""
 
     decoded = False
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", fuse: bool = True) -> None:
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", fuse: bool = True,
+                 num_threads: int | None = None) -> None:
         from .models.fuse import fold_batchnorm
 
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
         self.device = torch.device(device)
+        self.num_threads = num_threads
         model = model.to(self.device).eval()
         self.model = fold_batchnorm(model) if fuse else model
 
     def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(batch).to(self.device))
+        saved = torch.get_num_threads()
+        if self.num_threads and self.num_threads != saved:
+            torch.set_num_threads(self.num_threads)
+        try:
+            with torch.inference_mode():
+                return self.model(torch.from_numpy(batch).to(self.device))
+        finally:
+            if self.num_threads and self.num_threads != saved:
+                torch.set_num_threads(saved)
 
 
 class OnnxRunner:

@@ -100,3 +100,64 @@ def test_bundled_nano_uses_its_recommended_threshold(tmp_path):
     crowd = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
     assert len(det.detect(crowd)) >= 15
     assert det.detect(np.full((240, 320, 3), 127, np.uint8), score_threshold=0.5) == []
+
+
+def test_api_mistakes_get_helpful_errors():
+    from featherface import FaceDetector
+
+    det = FaceDetector.from_pretrained("nano")
+    with pytest.raises(TypeError, match="image is None: cv2.imread returns None"):
+        det.detect(None)
+
+    class FakePIL:
+        def getbands(self):
+            return ("R", "G", "B")
+
+    with pytest.raises(TypeError, match=r"PIL image: pass np.asarray\(img\) and color='rgb'"):
+        det.detect(FakePIL())
+    gray = cv2.cvtColor(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))), cv2.COLOR_BGR2GRAY)
+    a, b = det.detect_arrays(gray[:, :, None]), det.detect_arrays(gray)  # H x W x 1 works like H x W
+    assert len(a) == len(b) > 0
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
+def test_num_threads_is_applied_per_call_and_restored():
+    import torch
+
+    from featherface import FaceDetector
+
+    saved = torch.get_num_threads()
+    det = FaceDetector.from_pretrained("nano", num_threads=1)
+    seen = []
+    inner = det.runner.model
+    det.runner.model = lambda x: (seen.append(torch.get_num_threads()), inner(x))[1]
+    det.detect(np.zeros((64, 64, 3), np.uint8))
+    assert seen == [1] and torch.get_num_threads() == saved
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+        FaceDetector.from_pretrained("nano", num_threads=-2)
+
+
+def test_detector_reads_the_input_contract_from_the_weights(tmp_path):
+    """Weights that declare RGB input get RGB pixels: Nano with its first convolution's input
+    channels reversed and declared RGB (mean 123, 117, 104) is the same detector as Nano."""
+    import torch
+
+    from featherface.checkpoint import load_model, save_checkpoint
+    from featherface.loading import resolve_weights
+
+    model, ckpt = load_model(resolve_weights("nano"))
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels == 3)
+    with torch.no_grad():
+        first.weight.copy_(first.weight.flip(1))
+    rgb_path = tmp_path / "rgb.pt"
+    save_checkpoint(model, "nano", rgb_path, meta=ckpt.get("meta"))
+    raw = torch.load(rgb_path, weights_only=True)
+    raw["preprocess"] = {"color": "rgb", "mean": [123.0, 117.0, 104.0], "std": None}
+    torch.save(raw, rgb_path)
+    img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    a = FaceDetector.from_pretrained("nano").detect_arrays(img)
+    rgb_det = FaceDetector.from_pretrained(rgb_path)
+    assert rgb_det.contract["color"] == "rgb"
+    b = rgb_det.detect_arrays(img)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)

@@ -58,8 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="detect faces in an image, a folder, a glob or a video")
     p.add_argument("source", help="image, folder, glob pattern (quote it) or video file")
-    p.add_argument("--output", "-o", type=Path, default=Path("featherface_out"), help="output folder")
+    p.add_argument("--output", "-o", type=Path, default=Path("featherface_out"),
+                   help="output folder (default: %(default)s); never one that would overwrite the inputs")
     p.add_argument("--no-draw", action="store_true", help="write only the JSON, no annotated media")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: skip files already in <output>/detections.jsonl")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="refuse images larger than this at the network input (memory guard; default: %(default)s)")
     add_detector_args(p)
     p.set_defaults(func=cmd_detect)
 

@@ -33,9 +33,11 @@ def build_detector(args: argparse.Namespace, **overrides):
 
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        import torch
+    import torch
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: this PyTorch build sees no CUDA device (use --device cpu)")
+    if args.threads:
         torch.set_num_threads(args.threads)
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
               long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)

@@ -4,6 +4,7 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
 from featherface.cli import main
 from tests.conftest import shared_file
@@ -30,13 +31,103 @@ def test_convert_and_detect_folder_with_corrupt_file(tmp_path, official_v1_path,
     assert len(by_name["crowd.jpg"]["faces"]) >= 25
     assert by_name["blank.png"]["faces"] == []
     assert [f["file"].split("/")[-1] for f in res["failures"]] == ["broken.jpg"]
-    assert (out / "crowd.jpg").is_file() and (out / "blank.jpg").is_file()
+    assert (out / "crowd.jpg").is_file() and (out / "blank.png").is_file()  # same names as the inputs
     assert "broken.jpg" in capsys.readouterr().err
 
 
 def test_missing_source_is_a_clean_error(tmp_path, capsys):
     assert main(["detect", str(tmp_path / "nothing*.jpg"), "--output", str(tmp_path)]) == 2
     assert "no images or videos found" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "missing.jpg"), "--output", str(tmp_path)]) == 2
+    assert "not found: " in capsys.readouterr().err
+
+
+def test_outputs_never_replace_inputs_or_each_other(tmp_path, capsys):
+    src = tmp_path / "photos"
+    src.mkdir()
+    crowd = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    for ext in ("jpg", "png", "jpeg"):
+        cv2.imwrite(str(src / f"photo.{ext}"), crowd)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    # -o the input folder itself: refused, nothing written
+    assert main(["detect", str(src), "--output", str(src)]) == 2
+    assert "refusing to overwrite input files" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    # -o pointing at an existing FILE: one-line error
+    assert main(["detect", str(src), "--output", str(src / "photo.jpg")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    # a folder inside the inputs: three distinct outputs, the inputs untouched, outputs not re-read
+    out = src / "annotated"
+    assert main(["detect", str(src), "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix != ".json" and p.suffix != ".jsonl") == \
+        ["photo.jpeg", "photo.jpg", "photo.png"]
+    assert main(["detect", str(src), "--output", str(out)]) == 0
+    res = json.loads((out / "detections.json").read_text())
+    assert len(res["results"]) == 3 and len({r["output"] for r in res["results"]}) == 3
+
+
+def test_damaged_files_are_failures_and_the_rest_is_processed(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    data = shared_file("images/crowd_baseball.jpg").read_bytes()
+    (src / "a_truncated.jpg").write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    for i in range(2000, len(flipped) - 2000, 997):
+        flipped[i] ^= 0x55
+    (src / "b_bitflip.jpg").write_bytes(bytes(flipped))
+    (src / "c_good.jpg").write_bytes(data)
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--output", str(out), "--no-draw"]) == 1
+    res = json.loads((out / "detections.json").read_text())
+    assert sorted(f["file"].rsplit("/", 1)[1] for f in res["failures"]) == ["a_truncated.jpg", "b_bitflip.jpg"]
+    assert all("damaged image data" in f["error"] for f in res["failures"])
+    assert [r["file"].rsplit("/", 1)[1] for r in res["results"]] == ["c_good.jpg"]
+    err = capsys.readouterr().err
+    assert "a_truncated.jpg" in err and "b_bitflip.jpg" in err
+
+
+def test_results_stream_and_resume_skips_finished_files(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    small = cv2.resize(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))), (320, 195))
+    for k in range(3):
+        cv2.imwrite(str(src / f"img{k}.jpg"), small)
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--output", str(out), "--no-draw"]) == 0
+    lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in lines] == ["settings", "image", "image", "image"]
+    # simulate an interruption after the first image: keep two lines, plus a line cut mid-write
+    (out / "detections.jsonl").write_text("\n".join(json.dumps(r) for r in lines[:2]) + "\n" + '{"type": "ima')
+    assert main(["detect", str(src), "--output", str(out), "--no-draw", "--resume"]) == 0
+    assert "1 already done (--resume)" in capsys.readouterr().out
+    res = json.loads((out / "detections.json").read_text())
+    assert sorted(r["file"].rsplit("/", 1)[1] for r in res["results"]) == ["img0.jpg", "img1.jpg", "img2.jpg"]
+
+
+def test_pixel_limit_is_a_per_file_failure(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "big.png"), np.zeros((400, 500, 3), np.uint8))
+    cv2.imwrite(str(src / "small.png"), np.zeros((40, 50, 3), np.uint8))
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--output", str(out), "--long-side", "0", "--max-pixels", "10000", "--no-draw"]) == 1
+    res = json.loads((out / "detections.json").read_text())
+    (fail,) = res["failures"]
+    assert "big.png" in fail["error"] and "--max-pixels" in fail["error"]
+    assert [r["file"].rsplit("/", 1)[1] for r in res["results"]] == ["small.png"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", "--size", "0", "0"], "--size must be at least 32"),
+    (["detect", "x.jpg", "--threads", "-3"], "--threads must be >= 0"),
+    (["detect", "x.jpg", "--device", "cuda"], "no CUDA device"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, argv, message, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "x.jpg"), np.zeros((40, 40, 3), np.uint8))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
 
 
 def test_detect_video(tmp_path):
