@@ -29,6 +29,7 @@ from .postprocess import Detection, Detections, PostProcessConfig, postprocess_i
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("torch", "onnxruntime", "openvino")
 DEFAULT = object()  # sentinel: "use the detector's default" for per-call arguments
 
 
@@ -56,9 +57,8 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     color = color.lower()
     if color not in ("bgr", "rgb"):
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
-    image = image[:, :, :3]
-    if color != model_color:
-        image = image[:, :, ::-1]
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
     h, w = image.shape[:2]
     if long_side is not None:
         if long_side < 32:
@@ -67,9 +67,11 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
         if (nh, nw) != (h, w):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    x = image.astype(np.float32) - np.asarray(mean, dtype=np.float32)
-    nh, nw = x.shape[:2]
-    return np.ascontiguousarray(x.transpose(2, 0, 1)), (w / nw, h / nh)
+    # One fused OpenCV pass: optional channel swap, mean subtraction, HWC -> CHW float32 (the
+    # mean is given in the OUTPUT channel order, which is what blobFromImage expects with swapRB).
+    x = cv2.dnn.blobFromImage(image, 1.0, None, tuple(float(m) for m in mean), swapRB=color != model_color, crop=False)[0]
+    nh, nw = x.shape[1:]
+    return x, (w / nw, h / nh)
 
 
 class FaceDetector:
@@ -105,9 +107,16 @@ class FaceDetector:
         ``score_threshold`` defaults to the checkpoint's recommended value when it states one
         (the bundled Nano does), else 0.5."""
         path = resolve_weights(name_or_path)
-        if backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        if path.suffix == ".onnx" or backend == "onnxruntime":
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "openvino":
+            from .export import export_to_temp
+            from .runners import OpenVinoRunner
+
+            runner = OpenVinoRunner(path if path.suffix == ".onnx" else export_to_temp(path), num_threads=num_threads)
+            arch, recommended = runner.arch, runner.score_threshold
+            kwargs.setdefault("contract", runner.contract)
+        elif path.suffix == ".onnx" or backend == "onnxruntime":
             from .export import export_to_temp
             from .runners import OnnxRunner
 

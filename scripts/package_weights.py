@@ -28,7 +28,41 @@ from featherface.runners import TorchRunner
 from featherface.evaluation.agreement import match_image
 from featherface.files import read_images
 
-GRID = [round(0.05 * k, 2) for k in range(1, 11)]
+GRID = [round(0.05 * k, 2) for k in range(1, 20)]
+
+
+def _false_positive_checks(det) -> int:
+    """Detections on a flat grey, a noise and a 1x1 image (a usable detector finds none)."""
+    checks = [np.full((320, 320, 3), 127, np.uint8), np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8),
+              np.zeros((1, 1, 3), np.uint8)]
+    return [det.detect_arrays(img) for img in checks]
+
+
+def calibrate_on_labels(model, labels_path: Path, images: Path, limit: int, require_clean: bool = True) -> float:
+    """The threshold of GRID with the best F1 against HUMAN labels (protocol of
+    featherface.evaluation.labelled) on the first ``limit`` labelled photos, among thresholds with
+    no detection on the blank/noise/1x1 checks."""
+    from featherface.data.face_labels import read_face_labels
+    from featherface.evaluation.labelled import evaluate_labelled, predict_labelled
+
+    labels = read_face_labels(labels_path)
+    labels = {k: labels[k] for k in sorted(labels)[:limit]}
+    det = FaceDetector(TorchRunner(model), score_threshold=min(GRID), long_side=None)
+    preds, missing = predict_labelled(lambda im: det.detect_arrays(im), images, labels, 640)
+    false = _false_positive_checks(FaceDetector(TorchRunner(model), score_threshold=min(GRID)))
+    print(f"{len(labels)} labelled photos ({len(missing)} missing), {sum(len(r) for r in labels.values())} human faces")
+    print("threshold  precision  recall  F1     blank/noise/1x1 detections")
+    best, best_f1 = None, -1.0
+    for t in GRID:
+        r = evaluate_labelled(preds, labels, threshold=t)
+        fp_checks = sum(int((f.scores >= t).sum()) for f in false)
+        print(f"{t:9.2f}  {r.precision:9.3f}  {r.recall:6.3f}  {r.f1:.3f}  {fp_checks}")
+        if (fp_checks == 0 or not require_clean) and r.f1 > best_f1:
+            best, best_f1 = t, r.f1
+    if best is None:
+        raise SystemExit("no threshold in the grid avoids detections on the blank/noise/1x1 images")
+    print(f"chosen: {best} (F1 {best_f1:.3f})")
+    return best
 
 
 def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = False) -> float:
@@ -37,8 +71,7 @@ def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = Fals
     images = [img for _, img in read_images(photos)]
     refs = [teacher.detect_arrays(img) for img in images]
     preds = [student.detect_arrays(img) for img in images]
-    checks = [np.full((320, 320, 3), 127, np.uint8), np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)]
-    false = [student.detect_arrays(img) for img in checks]
+    false = _false_positive_checks(student)
     n_ref = sum(len(r) for r in refs)
     best, best_f1 = None, -1.0
     print(f"{len(images)} photos, {n_ref} teacher faces")
@@ -66,6 +99,9 @@ def main() -> None:
     ap.add_argument("--score-threshold", type=float, default=None, help="recommended default score threshold")
     ap.add_argument("--calibrate-on", type=Path, help="photos for calibrating the threshold against --teacher")
     ap.add_argument("--teacher", help="teacher weights used for calibration")
+    ap.add_argument("--calibrate-labels", type=Path, help="human labels (labels.json) of TRAINING photos to calibrate against")
+    ap.add_argument("--calibrate-images", type=Path, help="folder the --calibrate-labels names are relative to")
+    ap.add_argument("--calibrate-limit", type=int, default=500, help="number of labelled photos used (sorted by name)")
     ap.add_argument("--require-clean-checks", action="store_true", help="only thresholds without detections on blank/noise images")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
@@ -81,6 +117,11 @@ def main() -> None:
         threshold = calibrate(model, args.teacher, args.calibrate_on, args.require_clean_checks)
         meta["score_threshold_rule"] = ("max F1 vs teacher (score>=0.5, IoU>=0.5) on the calibration photos, 0.05..0.50 grid"
                                         + (", no detection on blank/noise images" if args.require_clean_checks else ""))
+    if args.calibrate_labels:
+        threshold = calibrate_on_labels(model, args.calibrate_labels, args.calibrate_images, args.calibrate_limit)
+        meta["score_threshold_rule"] = (f"max F1 against human labels (IoU 0.5, long side 640) on the first "
+                                        f"{args.calibrate_limit} labelled training photos of {args.calibrate_labels.name}, "
+                                        "0.05..0.95 grid, no detection on blank/noise/1x1 images")
     if threshold is not None:
         meta["score_threshold"] = threshold
     meta = {k: v for k, v in meta.items() if v is not None}

@@ -80,7 +80,7 @@ def _extra_registrations():
     return [export.register_cli, benchmark.register_cli, evaluate.register_cli, train.register_cli]
 
 
-OPTIONAL_PACKAGES = {"onnx", "onnxruntime", "onnxscript", "matplotlib"}
+OPTIONAL_PACKAGES = {"onnx", "onnxruntime", "onnxscript", "matplotlib", "openvino"}
 
 
 def main(argv: list[str] | None = None) -> int:

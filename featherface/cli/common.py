@@ -15,7 +15,8 @@ def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, lo
     p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 or "
                    "RetinaFace-MobileNet0.25 .pth, or an .onnx file (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="(default: %(default)s)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino"],
+                   help="inference engine; onnxruntime and openvino need the extras (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
     p.add_argument("--score-threshold", type=float, default=score,
                    help="minimum face score (default: the checkpoint's recommended value, else 0.5)" if score is None
