@@ -11,3 +11,7 @@ SHARED=${FEATHERFACE_SHARED:-../shared}
 featherface benchmark --v1 v1 --nano nano --image "$SHARED/images/crowd_baseball.jpg" --output "$OUT"
 # 2. Ours and the detectors people use instead: latency end to end, agreement with V1, grid image.
 featherface benchmark --peers --output "$OUT"
+# 3. Accuracy against HUMAN labels on both dev sets, every detector fed the same resized images.
+featherface benchmark --peers --accuracy-only \
+    --labels "$SHARED/benchmarks/maskfaces_dev/labels.json" "$SHARED/benchmarks/groupselfies_dev/labels.json" \
+    --images "$SHARED/benchmarks/maskfaces_dev/images" "$SHARED/benchmarks/groupselfies_dev/images" --output "$OUT"

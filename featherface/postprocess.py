@@ -122,6 +122,9 @@ def postprocess_image(
     # Normalised coordinates -> input pixels (unless already there) -> original pixels.
     to_px = torch.tensor([sx, sy] if decoded else [w * sx, h * sy], dtype=torch.float32, device=boxes.device)
     boxes = (boxes.reshape(-1, 2, 2) * to_px).reshape(-1, 4).cpu().numpy()
+    # Boxes stay inside the image (a face at the border may regress past it); landmarks are
+    # left as predicted (a point can legitimately be estimated just outside).
+    np.clip(boxes, 0.0, [w * sx, h * sy, w * sx, h * sy], out=boxes)
     lms = (lms.reshape(-1, 5, 2) * to_px).cpu().numpy()
     s = sel_scores.cpu().numpy()
     keep = nms(boxes, s, cfg.nms_iou)[: cfg.keep_top_k]

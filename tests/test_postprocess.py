@@ -39,3 +39,19 @@ def test_thresholds_validated():
         PostProcessConfig(score_threshold=1.5)
     with pytest.raises(ValueError, match="nms_iou"):
         PostProcessConfig(nms_iou=0)
+
+
+def test_boxes_are_clipped_to_the_image():
+    import torch
+
+    from featherface.anchors import encode, priors
+    from featherface.postprocess import PostProcessConfig, postprocess_image
+
+    anchors = priors(64, 64)
+    loc = torch.zeros(anchors.shape[0], 4)
+    conf = torch.zeros(anchors.shape[0], 2)
+    conf[:, 0] = 5
+    loc[0] = encode(torch.tensor([[-0.2, -0.1, 0.3, 0.4]]), anchors[:1])[0]  # sticks out top-left
+    conf[0] = torch.tensor([-5.0, 5.0])
+    d = postprocess_image(loc, conf, torch.zeros(anchors.shape[0], 10), (64, 64), (2.0, 2.0), PostProcessConfig())
+    np.testing.assert_allclose(d.boxes, [[0.0, 0.0, 0.3 * 128, 0.4 * 128]], atol=1e-3)

@@ -79,12 +79,13 @@ def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
             onnx_path = export_onnx(model, Path(tempfile.mkdtemp(prefix="featherface_peers_")) / f"{arch}.onnx", arch,
                                     score_threshold=threshold)
 
-            def set_threads(n: int, onnx_path=onnx_path, holder=holder) -> None:
-                holder["det"] = FaceDetector.from_pretrained(onnx_path, backend="onnxruntime", num_threads=n, long_side=None)
+            def set_threads(n: int, onnx_path=onnx_path, holder=holder, backend=backend) -> None:
+                holder["det"] = FaceDetector.from_pretrained(onnx_path, backend=backend, num_threads=n, long_side=None)
 
             set_threads(1)
         detect = lambda img, thr, holder=holder: holder["det"].detect_arrays(img, score_threshold=thr)
-        entries.append(Entry(label, "PyTorch" if backend == "torch" else "onnxruntime", count_parameters(model),
+        engine = {"torch": "PyTorch", "onnxruntime": "onnxruntime", "openvino": "OpenVINO"}[backend]
+        entries.append(Entry(label, engine, count_parameters(model),
                              path.stat().st_size / 2**20, threshold, "image as given (long side 640)", detect, set_threads))
     return entries
 
@@ -273,6 +274,12 @@ def benchmark_with_peers(models: dict[str, str], out: Path, peers_dir: Path, pho
     names = {"v1": "FeatherFace V1", "nano": "FeatherFace Nano"}
     models = {names.get(k, k): v for k, v in models.items()}
     entries = _our_entries(models, "torch") + _our_entries(models, "onnxruntime")
+    try:
+        import openvino  # noqa: F401
+
+        entries += _our_entries(models, "openvino")
+    except ModuleNotFoundError:
+        log.warning("openvino not installed: no OpenVINO rows (pip install 'featherface[openvino]')")
     entries += [_peer_entry(r) for r in load_peers(peers_dir)]
     reference = entries[0]  # V1, PyTorch
     out = Path(out)

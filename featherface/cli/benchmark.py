@@ -29,6 +29,13 @@ def _v1_weights(name: str) -> str:
         raise
 
 
+def _set_name(labels: Path, images: Path) -> str:
+    """A short name for a labelled set: the folder holding its images/ and labels."""
+    if images.name == "images":
+        return images.parent.name
+    return labels.parent.name if labels.is_file() else labels.name
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     models = dict(zip(("v1", "nano"), (_v1_weights(args.v1), args.nano)))
     command = "featherface " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("featherface") else "featherface benchmark"
@@ -41,7 +48,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             images = args.images or []
             if len(images) != len(args.labels):
                 raise ValueError("--labels needs one --images folder per labels file, in the same order")
-            label_sets = [(lab.parent.name if lab.is_file() else lab.name, img, lab) for lab, img in zip(args.labels, images)]
+            label_sets = [(_set_name(lab, img), img, lab) for lab, img in zip(args.labels, images)]
         photos = shared / "images" if args.labels or not args.images else args.images[0]
         result = benchmark_with_peers(models, args.output, args.peers_dir or shared / "peers", photos,
                                       args.image or shared / "images" / "crowd_baseball.jpg", label_sets,

@@ -216,6 +216,8 @@ def read_prediction_file(path: Path) -> tuple[str, np.ndarray]:
             raise ValueError(f"{path}:{k}: expected 'x y w h score', got {line[:60]!r}") from None
         if len(v) != 5:
             raise ValueError(f"{path}:{k}: expected 5 numbers (x y w h score), got {len(v)}")
+        if not np.isfinite(v).all():
+            raise ValueError(f"{path}:{k}: non-finite value in {line.strip()[:60]!r}")
         rows.append(v)
     if len(rows) != count:
         log.warning("%s: count line says %d boxes, found %d", path, count, len(rows))
@@ -234,6 +236,8 @@ def read_prediction_folder(pred_dir: str | Path) -> dict[str, dict[str, np.ndarr
         for f in sorted(event_dir.glob("*.txt")):
             name, boxes = read_prediction_file(f)
             ev[name] = boxes
+    if not any(out.values()):
+        raise FileNotFoundError(f"no prediction files (<event>/<image>.txt) under {pred_dir}")
     return out
 
 

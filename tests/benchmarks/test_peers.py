@@ -27,7 +27,8 @@ def test_benchmark_with_peers_end_to_end(tmp_path, monkeypatch, capsys):
     names = [r["name"] for r in result["rows"]]
     assert names[:3] == ["FeatherFace V1", "FeatherFace Nano", "RetinaFace-MNet0.25"]
     assert {"YuNet-n", "YuNet-s", "SCRFD-0.5G", "SCRFD-2.5G", "Ultra-Light-slim-320", "Ultra-Light-RFB-320"} <= set(names)
-    assert len(names) == 12 and result["photos"] == 2
+    assert len(names) == 15 and result["photos"] == 2  # ours on PyTorch, onnxruntime, OpenVINO + 6 peers
+    assert [r["engine"] for r in result["rows"]].count("OpenVINO") == 3
     v1 = result["rows"][0]
     assert v1["agreement_ap"] == 1.0 and v1["faces"] == result["reference_faces"] >= 25
     for r in result["rows"]:

@@ -121,3 +121,15 @@ def test_evaluate_labels_malformed_is_one_line(tmp_path, capsys):
                  "--model", "nano"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "labels.json" in err and "box 0" in err
+
+
+def test_evaluate_predictions_rejects_nan_and_empty_folders(tmp_path, gt_dir, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", "--predictions", str(empty), "--gt", str(gt_dir), "--output", str(tmp_path / "o")]) == 2
+    assert "no prediction files" in capsys.readouterr().err
+    bad = tmp_path / "bad" / "0--Parade"
+    bad.mkdir(parents=True)
+    (bad / "x.txt").write_text("x.jpg\n1\n1 2 3 4 nan\n")
+    assert main(["evaluate", "--predictions", str(tmp_path / "bad"), "--gt", str(gt_dir), "--output", str(tmp_path / "o")]) == 2
+    assert "x.txt:3: non-finite value" in capsys.readouterr().err
