@@ -14,7 +14,7 @@ LAYERS = {
     "anchors": 2,
     "postprocess": 3, "losses": 3, "drawing": 3,
     "checkpoint": 4, "convert": 4, "loading": 4, "runners": 4, "profiling": 4, "peers": 4,
-    "detector": 5, "export": 5,
+    "detector": 5, "export": 5, "quantize": 5,
     "data": 6, "evaluation": 6, "training": 6,
     "benchmarks": 7,
     "cli": 8,

@@ -16,6 +16,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = export_onnx(model, args.output, arch, h, w, decode=args.decode, opset=args.opset,
                        score_threshold=recommended_threshold(ckpt))
     print(f"wrote {path} ({arch}, exported at {h}x{w}, outputs: {', '.join(DECODED_OUTPUTS if args.decode else RAW_OUTPUTS)})")
+    if args.int8:
+        import random
+
+        from ..files import list_images, read_image
+        from ..quantize import calibration_inputs, quantize_int8
+
+        if not args.calibration_images:
+            raise ValueError("--int8 needs --calibration-images (training photos; never the benchmark sets)")
+        names = list_images(args.calibration_images)
+        random.Random(0).shuffle(names)  # a fixed, spread-out sample of the folder
+        photos = []
+        for rel in names:
+            if len(photos) == args.calibration_count:
+                break
+            try:
+                photos.append(read_image(Path(args.calibration_images) / rel))
+            except ValueError:
+                continue
+        fp32 = path
+        path = args.output.with_name(args.output.stem + "_int8.onnx")
+        quantize_int8(fp32, path, calibration_inputs(photos))
+        print(f"wrote {path} (INT8 QDQ, per-channel, calibrated on {len(photos)} photos of {args.calibration_images})")
+        return 0
     if not args.no_check:
         sizes = ((h + 32 * 3 + 8, w - 64 - 4 if w > 128 else w + 36), (max(32, h // 2 + 1), max(32, w // 2 - 3)))
         diffs = check_parity(model, path, sizes=sizes, batch=2)
@@ -38,4 +61,8 @@ def register_cli(sub) -> None:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max abs difference allowed by the parity check")
+    p.add_argument("--int8", action="store_true",
+                   help="also write <output>_int8.onnx: static INT8 (QDQ, per-channel) for onnxruntime and OpenVINO")
+    p.add_argument("--calibration-images", type=Path, help="--int8: folder of TRAINING photos for the activation ranges")
+    p.add_argument("--calibration-count", type=int, default=100, help="--int8: photos used (default: %(default)s)")
     p.set_defaults(func=cmd_export)

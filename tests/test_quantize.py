@@ -1,0 +1,45 @@
+"""INT8 export: a QDQ graph with the fp32 contract that onnxruntime and OpenVINO run, finding
+most of the faces the fp32 model finds."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from featherface.cli import main
+from featherface.evaluation.agreement import match_image
+from tests.conftest import shared_file
+
+pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime")
+
+
+def test_int8_export_runs_on_both_engines(tmp_path):
+    import onnx
+
+    from featherface import FaceDetector
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in sorted(shared_file("images/portraits").glob("img*.jpg"))[:6]:
+        shutil.copy(p, calib / p.name)
+    assert main(["export", "--model", "nano", "-o", str(tmp_path / "nano.onnx"), "--int8",
+                 "--calibration-images", str(calib), "--calibration-count", "6"]) == 0
+    q = tmp_path / "nano_int8.onnx"
+    meta = {p.key: p.value for p in onnx.load(str(q)).metadata_props}
+    assert meta["featherface_arch"] == "nano" and "int8 static QDQ" in meta["quantization"]
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(q)).graph.node)
+    img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    ref = FaceDetector.from_pretrained("nano").detect_arrays(img)
+    for backend in ("onnxruntime", "openvino"):
+        if backend == "openvino":
+            pytest.importorskip("openvino")
+        det = FaceDetector.from_pretrained(q, backend=backend, num_threads=1)
+        assert det.cfg.score_threshold == FaceDetector.from_pretrained("nano").cfg.score_threshold
+        got = det.detect_arrays(img, score_threshold=0.05)
+        found = match_image(got, ref).sum() if len(got) else 0
+        assert len(ref) > 10 and found >= 0.4 * len(ref), (backend, int(found), len(ref))
+
+
+def test_int8_needs_calibration_photos(tmp_path, capsys):
+    assert main(["export", "--model", "nano", "-o", str(tmp_path / "n.onnx"), "--int8"]) == 2
+    assert "--calibration-images" in capsys.readouterr().err
