@@ -68,8 +68,10 @@ def _finish(ann: ImageAnnotation, boxes: list, lms: list, has: list) -> None:
         ann.has_landmarks = np.asarray(has, bool)
 
 
-def read_retinaface_labels(path: str | Path) -> list[ImageAnnotation]:
-    """Parse a RetinaFace ``label.txt`` (see module docstring)."""
+def read_retinaface_labels(path: str | Path, errors: list[AnnotationError] | None = None) -> list[ImageAnnotation]:
+    """Parse a RetinaFace ``label.txt`` (see module docstring). With ``errors`` (a list), a
+    malformed face line is appended there and skipped instead of stopping the parse, so every
+    bad line can be reported at once."""
     path = Path(path)
     records: list[ImageAnnotation] = []
     cur: ImageAnnotation | None = None
@@ -90,13 +92,19 @@ def read_retinaface_labels(path: str | Path) -> list[ImageAnnotation]:
                 cur, boxes, lms, has = ImageAnnotation(name, line=lineno), [], [], []
                 records.append(cur)
                 continue
-            if cur is None:
-                raise AnnotationError(path, lineno, "face line before any '# <image path>' line")
-            v = _numbers(path, lineno, line)
-            if len(v) not in (4, 5, 19, 20):
-                raise AnnotationError(path, lineno, f"expected 4 (box) or 20 (box, 5 landmarks x 3, score) numbers, got {len(v)}")
-            x, y, w, h = v[:4]
-            _check_box(path, lineno, x, y, w, h)
+            try:
+                if cur is None:
+                    raise AnnotationError(path, lineno, "face line before any '# <image path>' line")
+                v = _numbers(path, lineno, line)
+                if len(v) not in (4, 5, 19, 20):
+                    raise AnnotationError(path, lineno, f"expected 4 (box) or 20 (box, 5 landmarks x 3, score) numbers, got {len(v)}")
+                x, y, w, h = v[:4]
+                _check_box(path, lineno, x, y, w, h)
+            except AnnotationError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+                continue
             boxes.append([x, y, x + w, y + h])
             if len(v) >= 19:
                 pts = np.asarray(v[4:19], np.float32).reshape(5, 3)[:, :2]
@@ -157,15 +165,17 @@ def read_official_bbx_gt(path: str | Path) -> list[ImageAnnotation]:
     return records
 
 
-def read_annotations(path: str | Path) -> list[ImageAnnotation]:
-    """Read either text format, detected from the first non-empty line."""
+def read_annotations(path: str | Path, errors: list[AnnotationError] | None = None) -> list[ImageAnnotation]:
+    """Read either text format, detected from the first non-empty line. ``errors``: see
+    :func:`read_retinaface_labels` (the official format still stops at its first error, since a
+    wrong count line misaligns everything after it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
     with open(path, encoding="utf-8") as fh:
         first = next((l.strip() for l in fh if l.strip()), "")
     if first.startswith("#"):
-        return read_retinaface_labels(path)
+        return read_retinaface_labels(path, errors)
     return read_official_bbx_gt(path)
 
 

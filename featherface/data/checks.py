@@ -10,14 +10,15 @@ from .annotations import AnnotationError, read_annotations
 
 
 def check_dataset(labels: Path, images: Path | None = None) -> tuple[list[str], str]:
-    """Return ``(problems, summary)``. A parse error is one problem (with file:line); otherwise
+    """Return ``(problems, summary)``. Every malformed line is a problem (with file:line); then
     every image is checked for: file present and decodable, boxes inside the image, degenerate
     (zero-area) boxes, landmarks outside their box."""
+    parse_errors: list[AnnotationError] = []
     try:
-        records = read_annotations(labels)
+        records = read_annotations(labels, parse_errors)
     except AnnotationError as exc:
-        return [str(exc)], f"{labels}: cannot be parsed"
-    problems: list[str] = []
+        return [str(e) for e in parse_errors] + [str(exc)], f"{labels}: cannot be parsed"
+    problems: list[str] = [str(e) for e in parse_errors]  # every malformed line, not just the first
     n_faces = sum(len(r) for r in records)
     n_lm = sum(int(r.has_landmarks.sum()) for r in records)
     for r in records:

@@ -224,12 +224,17 @@ def _prune_log(path: Path, max_step: int) -> None:
     """On resume, drop log rows of steps that will be replayed."""
     if not path.is_file():
         return
+    import io
+
+    from ..files import atomic_write_text
+
     with open(path) as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= max_step]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, LOG_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+        rows = [r for r in csv.DictReader(fh) if r.get("step", "").isdigit() and int(r["step"]) <= max_step]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, LOG_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())  # a kill during the rewrite keeps the old log
 
 
 # ------------------------------------------------------------------ the loop

@@ -75,9 +75,14 @@ def test_check_data_reports_problems_with_locations(tmp_path, capsys):
 
 def test_check_data_malformed_line(tmp_path, capsys):
     labels = tmp_path / "label.txt"
-    labels.write_text("# a.jpg\n1 2 three 4\n")
+    labels.write_text("# a.jpg\n1 2 three 4\n1 2 3 4\n# b.jpg\n1 2 -3 4\n5 5 5\n")
     assert main(["check-data", str(labels)]) == 1
-    assert f"{labels}:2: expected numbers" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # every malformed line is listed, not only the first
+    assert f"{labels}:2: expected numbers" in out
+    assert f"{labels}:5: negative box size" in out
+    assert f"{labels}:6: expected 4 (box)" in out
+    assert "3 problem(s)" in out
 
 
 def test_evaluate_labels_voc_end_to_end(tmp_path, v1_checkpoint, capsys):
