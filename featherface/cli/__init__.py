@@ -41,10 +41,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return run_detect(args, files, build_detector(args))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Sub-command parser whose --help shows every option's default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featherface", description="Tiny face detectors: FeatherFace V1 and Nano.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("info", help="parameter breakdown and FLOPs of V1, Nano and the RetinaFace-MobileNet0.25 baseline")
     p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"))
