@@ -20,6 +20,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("-o", "--output", type=Path, required=True)
     ap.add_argument("--smooth", type=int, default=25, help="moving-average window (steps)")
+    ap.add_argument("--dev-ap", type=Path, help="CSV with columns step, maskfaces_dev_ap (AP against human labels)")
     args = ap.parse_args()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     offset = 0
@@ -40,8 +41,12 @@ def main() -> None:
     ax1.set_ylabel(f"loss ({args.smooth}-step moving average)")
     ax1.legend(fontsize=7)
     ax1.grid(alpha=0.3)
+    if args.dev_ap:
+        rows = list(csv.DictReader(open(args.dev_ap)))
+        ax2.plot([int(r["step"]) for r in rows], [float(r["maskfaces_dev_ap"]) for r in rows], marker="o",
+                 label="maskfaces_dev AP (human labels)")
     ax2.set_xlabel("optimizer step")
-    ax2.set_ylabel("agreement AP@0.5 with V1 (held-out photos)")
+    ax2.set_ylabel("AP@0.5" if args.dev_ap else "agreement AP@0.5 with V1 (held-out photos)")
     ax2.set_ylim(0, 1)
     ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3)
