@@ -20,7 +20,6 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from .constants import MEAN_BGR
 from .loading import WEIGHTS_DIR, load_any, preprocess_contract, recommended_threshold, resolve_weights  # noqa: F401

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from featherface.anchors import encode, encode_landmarks, priors
+from featherface.anchors import priors
 from featherface.losses import DistillationLoss, MultiBoxLoss, box_iou, match
 
 

@@ -3,7 +3,6 @@ most of the faces the fp32 model finds."""
 import shutil
 
 import cv2
-import numpy as np
 import pytest
 
 from featherface.cli import main

@@ -17,7 +17,6 @@ Outputs in the output folder: ``peers.md``, ``peers.json``, ``peers_latency.png`
 """
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import tempfile

@@ -25,7 +25,6 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from ..detector import preprocess
 from ..loading import load_any, recommended_threshold, resolve_weights
@@ -189,7 +188,7 @@ def _ratio_rows(result: dict, num: str, den: str) -> list[str]:
 
 
 def render_markdown(result: dict) -> str:
-    lines = [f"# FeatherFace benchmark", "", f"- date: {result['date']}", f"- machine: {result['machine']}",
+    lines = ["# FeatherFace benchmark", "", f"- date: {result['date']}", f"- machine: {result['machine']}",
              f"- command: `{result['command']}`", f"- image: {result['image']} (resized to each size), "
              "score threshold: " + ", ".join(f"{k} {v.get('score_threshold', 0.5):g}" for k, v in result["models"].items())
              + f" (each model's recommended one); PyTorch runs with BatchNorm folded into the convolutions; "

@@ -7,26 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from ..loading import resolve_weights
-from .common import default_shared
+from .common import default_shared, model_weights
 
 log = logging.getLogger(__name__)
-
-
-def _v1_weights(name: str) -> str:
-    """``"v1"`` resolves to bundled/``$FEATHERFACE_WEIGHTS`` weights; failing that, to the official
-    checkpoint in ``../shared/weights`` when it is there (converted in memory)."""
-    if name != "v1":
-        return name
-    try:
-        resolve_weights("v1")
-        return name
-    except FileNotFoundError:
-        official = default_shared() / "weights" / "featherface_v1_official.pth"
-        if official.is_file():
-            log.info("using the official V1 checkpoint %s", official)
-            return str(official)
-        raise
 
 
 def _set_name(labels: Path, images: Path) -> str:
@@ -37,7 +20,7 @@ def _set_name(labels: Path, images: Path) -> str:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    models = dict(zip(("v1", "nano"), (_v1_weights(args.v1), args.nano)))
+    models = dict(zip(("v1", "nano"), (model_weights(args.v1), args.nano)))
     command = "featherface " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("featherface") else "featherface benchmark"
     if args.peers:
         from ..benchmarks.peers import benchmark_with_peers

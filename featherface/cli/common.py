@@ -11,6 +11,27 @@ def default_shared() -> Path:
     return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))
 
 
+def model_weights(name: str) -> str:
+    """``--model`` value -> weights: ``"v1"`` is the bundled/``$FEATHERFACE_WEIGHTS`` file when there
+    is one, else the official checkpoint in ``<shared>/weights`` (converted in memory, strictly);
+    anything else is passed through."""
+    import logging
+
+    from ..loading import resolve_weights
+
+    if name != "v1":
+        return name
+    try:
+        resolve_weights("v1")
+        return name
+    except FileNotFoundError:
+        official = default_shared() / "weights" / "featherface_v1_official.pth"
+        if official.is_file():
+            logging.getLogger(__name__).info("--model v1: using the official V1 checkpoint %s", official)
+            return str(official)
+        raise
+
+
 def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = 640) -> None:
     p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 or "
                    "RetinaFace-MobileNet0.25 .pth, or an .onnx file (default: %(default)s)")
@@ -43,5 +64,5 @@ def build_detector(args: argparse.Namespace, **overrides):
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
               long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
     kw.update(overrides)
-    return FaceDetector.from_pretrained(args.model, device=args.device, backend=args.backend,
+    return FaceDetector.from_pretrained(model_weights(args.model), device=args.device, backend=args.backend,
                                         num_threads=args.threads or None, **kw)

@@ -170,3 +170,13 @@ def test_missing_optional_package_is_a_clean_error(monkeypatch, tmp_path, capsys
     rc = main(["detect", str(shared_file("images/crowd_baseball.jpg")), "--backend", "onnxruntime", "--output", str(tmp_path)])
     assert rc == 2
     assert "needs the optional package 'onnxruntime'" in capsys.readouterr().err
+
+
+def test_model_v1_falls_back_to_the_official_checkpoint(monkeypatch):
+    from featherface.cli.common import model_weights
+
+    official = shared_file("weights/featherface_v1_official.pth")
+    monkeypatch.setenv("FEATHERFACE_SHARED", str(official.parents[1]))
+    monkeypatch.setenv("FEATHERFACE_WEIGHTS", "/nonexistent")
+    assert model_weights("v1") == str(official)
+    assert model_weights("nano") == "nano"
