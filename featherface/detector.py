@@ -32,6 +32,20 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 DEFAULT = object()  # sentinel: "use the detector's default" for per-call arguments
 
 
+def resize_long_side(image: np.ndarray, long_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """Resize (bilinear) so the long side is ``long_side`` pixels (``None``/0: unchanged); returns
+    the image and ``(sx, sy)`` mapping its pixels back to the original's. The one resize rule of
+    the detector and of the human-label evaluation protocol."""
+    h, w = image.shape[:2]
+    if not long_side:
+        return image, (1.0, 1.0)
+    s = long_side / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    if (nh, nw) != (h, w):
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return image, (w / nw, h / nh)
+
+
 def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 640,
                mean: tuple[float, float, float] = MEAN_BGR, model_color: str = "bgr") -> tuple[np.ndarray, tuple[float, float]]:
     """Validate, convert to the model's colour order, resize, subtract the model's mean (given in
@@ -59,13 +73,9 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     if image.shape[2] == 4:
         image = image[:, :, :3]
     h, w = image.shape[:2]
-    if long_side is not None:
-        if long_side < 32:
-            raise ValueError(f"long_side must be >= 32 or None, got {long_side}")
-        s = long_side / max(h, w)
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        if (nh, nw) != (h, w):
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    if long_side is not None and long_side < 32:
+        raise ValueError(f"long_side must be >= 32 or None, got {long_side}")
+    image, _ = resize_long_side(image, long_side)
     # One fused OpenCV pass: optional channel swap, mean subtraction, HWC -> CHW float32 (the
     # mean is given in the OUTPUT channel order, which is what blobFromImage expects with swapRB).
     x = cv2.dnn.blobFromImage(image, 1.0, None, tuple(float(m) for m in mean), swapRB=color != model_color, crop=False)[0]

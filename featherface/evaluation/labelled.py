@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.annotations import ImageAnnotation
+from ..detector import resize_long_side
 from ..geometry import iou_matrix
 from ..postprocess import Detections
 from .widerface import voc_ap
@@ -173,21 +174,6 @@ def plot_pr_curve(results: dict[str, LabelledResult], path, title: str = "") -> 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def resize_long_side(image: np.ndarray, long_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
-    """Resize so the long side is ``long_side`` (bilinear, as :func:`featherface.detector.preprocess`
-    does); returns the image and ``(sx, sy)`` mapping its pixels back to the original's."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if not long_side:
-        return image, (1.0, 1.0)
-    s = long_side / max(h, w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    if (nh, nw) != (h, w):
-        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return image, (w / nw, h / nh)
 
 
 def scale_detections(d: Detections, sx: float, sy: float) -> Detections:
