@@ -32,15 +32,21 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 DEFAULT = object()  # sentinel: "use the detector's default" for per-call arguments
 
 
+def long_side_size(h: int, w: int, long_side: int | None) -> tuple[int, int]:
+    """``(height, width)`` after resizing an ``h x w`` image so its long side is ``long_side``
+    (``None``/0: unchanged)."""
+    if not long_side:
+        return h, w
+    s = long_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
 def resize_long_side(image: np.ndarray, long_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
     """Resize (bilinear) so the long side is ``long_side`` pixels (``None``/0: unchanged); returns
     the image and ``(sx, sy)`` mapping its pixels back to the original's. The one resize rule of
     the detector and of the human-label evaluation protocol."""
     h, w = image.shape[:2]
-    if not long_side:
-        return image, (1.0, 1.0)
-    s = long_side / max(h, w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    nh, nw = long_side_size(h, w, long_side)
     if (nh, nw) != (h, w):
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     return image, (w / nw, h / nh)
@@ -72,15 +78,13 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if image.shape[2] == 4:
         image = image[:, :, :3]
-    h, w = image.shape[:2]
     if long_side is not None and long_side < 32:
         raise ValueError(f"long_side must be >= 32 or None, got {long_side}")
-    image, _ = resize_long_side(image, long_side)
+    image, scale = resize_long_side(image, long_side)
     # One fused OpenCV pass: optional channel swap, mean subtraction, HWC -> CHW float32 (the
     # mean is given in the OUTPUT channel order, which is what blobFromImage expects with swapRB).
     x = cv2.dnn.blobFromImage(image, 1.0, None, tuple(float(m) for m in mean), swapRB=color != model_color, crop=False)[0]
-    nh, nw = x.shape[1:]
-    return x, (w / nw, h / nh)
+    return x, scale
 
 
 class FaceDetector:
@@ -111,32 +115,27 @@ class FaceDetector:
     def from_pretrained(cls, name_or_path: str | Path = "nano", *, device: str = "cpu", backend: str = "torch",
                         num_threads: int | None = None, **kwargs) -> "FaceDetector":
         """Build from ``"nano"``, ``"v1"``, a checkpoint path, a released V1 or
-        RetinaFace-MobileNet0.25 state_dict or an ``.onnx`` file. ``backend`` is ``"torch"`` or
-        ``"onnxruntime"`` (a ``.pt`` is then exported to a temporary ONNX file first).
+        RetinaFace-MobileNet0.25 state_dict or an ``.onnx`` file. ``backend`` is ``"torch"``,
+        ``"onnxruntime"`` or ``"openvino"`` (for the last two a ``.pt`` is first exported to a
+        temporary ONNX file; an ``.onnx`` file asked for with ``"torch"`` runs on onnxruntime).
         ``score_threshold`` defaults to the checkpoint's recommended value when it states one
         (the bundled Nano does), else 0.5."""
         path = resolve_weights(name_or_path)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "openvino":
+        if backend != "torch" or path.suffix == ".onnx":  # an exported graph
             from .export import export_to_temp
-            from .runners import OpenVinoRunner
-
-            runner = OpenVinoRunner(path if path.suffix == ".onnx" else export_to_temp(path), num_threads=num_threads)
-            arch, recommended = runner.arch, runner.score_threshold
-            kwargs.setdefault("contract", runner.contract)
-        elif path.suffix == ".onnx" or backend == "onnxruntime":
-            from .export import export_to_temp
-            from .runners import OnnxRunner
+            from .runners import OnnxRunner, OpenVinoRunner
 
             onnx_path = path if path.suffix == ".onnx" else export_to_temp(path)
-            runner = OnnxRunner(onnx_path, num_threads=num_threads, device=device)
-            arch, recommended = runner.arch, runner.score_threshold
-            kwargs.setdefault("contract", runner.contract)
+            runner = (OpenVinoRunner(onnx_path, num_threads=num_threads) if backend == "openvino"
+                      else OnnxRunner(onnx_path, num_threads=num_threads, device=device))
+            arch, recommended, contract = runner.arch, runner.score_threshold, runner.contract
         else:
             model, ckpt = load_any(path, device)
-            runner, arch, recommended = TorchRunner(model, device, num_threads=num_threads), ckpt.get("arch", "?"), recommended_threshold(ckpt)
-            kwargs.setdefault("contract", preprocess_contract(ckpt))
+            runner = TorchRunner(model, device, num_threads=num_threads)
+            arch, recommended, contract = ckpt.get("arch", "?"), recommended_threshold(ckpt), preprocess_contract(ckpt)
+        kwargs.setdefault("contract", contract)
         if kwargs.get("score_threshold") is None:
             kwargs["score_threshold"] = 0.5 if recommended is None else recommended
         return cls(runner, arch=arch, **kwargs)

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from ..detector import FaceDetector
+from ..detector import FaceDetector, long_side_size
 from ..drawing import draw_detections
-from ..files import IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_video, read_image, write_json
+from ..files import atomic_write_image, is_image, is_video, read_image, write_json
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def list_sources(source: str) -> list[Path]:
     """Expand SOURCE (an image, a video, a folder or a glob pattern) into sorted files."""
     p = Path(source)
     if p.is_dir():
-        files = [f for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS]
+        files = [f for f in sorted(p.rglob("*")) if is_image(f) or is_video(f)]
     elif p.is_file():
         files = [p]
     else:
@@ -102,17 +102,11 @@ def summarise(jsonl: Path) -> dict:
     return {"settings": settings, "results": list(results.values()), "failures": list(errors.values())}
 
 
-def _network_pixels(det: FaceDetector, h: int, w: int) -> int:
-    if det.long_side is None:
-        return h * w
-    s = det.long_side / max(h, w)
-    return max(1, round(h * s)) * max(1, round(w * s))
-
-
 def _detect_image(det: FaceDetector, path: Path, out_img: Path | None, max_pixels: int) -> dict:
     img = read_image(path, strict=True)
     h, w = img.shape[:2]
-    n = _network_pixels(det, h, w)
+    nh, nw = long_side_size(h, w, det.long_side)
+    n = nh * nw
     if n > max_pixels:
         raise ValueError(f"{path}: {w}x{h} gives {n:,} pixels at the network input, above the limit of {max_pixels:,} "
                          "(raise it with --max-pixels, or resize with --long-side)")

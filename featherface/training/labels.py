@@ -2,7 +2,7 @@
 and merged with whatever human boxes the sample carries.
 
 Contract: ``teacher_out = (loc (N, A, 4), conf logits (N, A, 2), landms (N, A, 10))`` for a batch
-whose anchors are ``anchors (A, 4)`` (normalised ``cx, cy, w, h``); targets hold normalised xyxy
+of ``input_hw = (H, W)`` images; targets hold normalised xyxy
 boxes ``(K, 4)``, landmarks ``(K, 10)``, ``has_landmarks (K,)``.
 """
 from __future__ import annotations
@@ -10,31 +10,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..anchors import decode, decode_landmarks
 from ..geometry import box_iou
-from ..postprocess import nms
+from ..postprocess import PostProcessConfig, postprocess_image
 
 
 @torch.no_grad()
-def decode_teacher(loc: torch.Tensor, conf: torch.Tensor, landms: torch.Tensor, anchors: torch.Tensor,
+def decode_teacher(loc: torch.Tensor, conf: torch.Tensor, landms: torch.Tensor, input_hw: tuple[int, int],
                    threshold: float = 0.5, nms_iou: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image's teacher detections above ``threshold`` after NMS: ``boxes (K, 4)`` and
-    ``landmarks (K, 10)``, normalised, on the CPU."""
-    scores = torch.softmax(conf.float(), dim=-1)[:, 1]
-    idx = torch.nonzero(scores > threshold).flatten()
-    if idx.numel() == 0:
-        return torch.zeros(0, 4), torch.zeros(0, 10)
-    boxes = decode(loc[idx].float(), anchors[idx]).cpu()
-    lms = decode_landmarks(landms[idx].float(), anchors[idx]).cpu()
-    keep = torch.from_numpy(nms(boxes.numpy(), scores[idx].cpu().numpy(), nms_iou))
-    boxes = boxes[keep]
-    wh = boxes[:, 2:] - boxes[:, :2]
-    ok = (wh > 0).all(dim=1)
-    return boxes[ok].clamp(0, 1), lms[keep][ok]
+    """One image's teacher detections above ``threshold`` after NMS (the detector's own
+    post-processing, :func:`featherface.postprocess.postprocess_image`): ``boxes (K, 4)`` and
+    ``landmarks (K, 10)``, normalised by the input size, on the CPU."""
+    h, w = input_hw
+    d = postprocess_image(loc, conf, landms, (h, w), (1.0 / w, 1.0 / h), PostProcessConfig(threshold, nms_iou))
+    boxes = torch.from_numpy(d.boxes).reshape(-1, 4)
+    ok = ((boxes[:, 2:] - boxes[:, :2]) > 0).all(dim=1)  # boxes clipped away to nothing
+    return boxes[ok], torch.from_numpy(d.landmarks).reshape(-1, 10)[ok]
 
 
 @torch.no_grad()
-def merge_online_targets(targets: list[dict], teacher_out, anchors: torch.Tensor, threshold: float = 0.5,
+def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, int], threshold: float = 0.5,
                          same_face_iou: float = 0.4) -> list[dict]:
     """Replace each ``online`` target by the teacher's detections plus the human boxes the teacher
     missed (IoU < ``same_face_iou`` with every teacher box; no landmarks). Where both see a face
@@ -46,7 +40,7 @@ def merge_online_targets(targets: list[dict], teacher_out, anchors: torch.Tensor
         if not t.get("online"):
             out.append(t)
             continue
-        tb, tl = decode_teacher(loc[i], conf[i], landms[i], anchors, threshold)
+        tb, tl = decode_teacher(loc[i], conf[i], landms[i], input_hw, threshold)
         hb = t["boxes"].float()
         if len(hb) and len(tb):
             missed = box_iou(hb, tb).max(dim=1).values < same_face_iou

@@ -153,3 +153,28 @@ def test_cosine_schedule_hand_values():
     assert lr_factor(3.0, cfg) == pytest.approx(0.01 + 0.99 * 0.5)  # half-way through the cosine
     assert lr_factor(5.0, cfg) == pytest.approx(0.01)
     assert lr_factor(2.0, cfg, total_epochs=3.0) == pytest.approx(0.01 + 0.99 * 0.5)
+
+
+def test_online_label_distillation_smoke(tmp_path, official_v1_path):
+    """Two steps of pool distillation with online teacher labels and the shared frozen backbone:
+    the teacher's detections become targets (faces logged) and the frozen backbone stays V1's."""
+    import shutil
+
+    from featherface.convert import load_official
+    from featherface.models.featherface import backbone_of
+
+    pool = tmp_path / "pool" / "groups"
+    pool.mkdir(parents=True)
+    for name in ("crowd_baseball.jpg", "small_pair.jpg"):
+        shutil.copy(shared_file(f"images/{name}"), pool / name)
+    out = tmp_path / "run"
+    assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
+                 "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
+                 "--out", str(out), "--batch-size", "2", "--image-size", "320", "--max-steps", "2",
+                 "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0"]) == 0
+    with open(out / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [1, 2] and sum(int(float(r["faces"])) for r in rows) > 0
+    student = read_checkpoint(out / "model.pt")["state_dict"]
+    v1 = backbone_of(load_official(official_v1_path)[0]).state_dict()
+    assert all(torch.equal(student[f"backbone.{k}"], v) for k, v in v1.items())

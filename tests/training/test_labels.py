@@ -21,7 +21,7 @@ def _teacher_out(anchors, faces):
 def test_decode_teacher_recovers_encoded_boxes():
     anchors = priors(96, 96)
     box = [0.2, 0.25, 0.45, 0.5]
-    boxes, lms = decode_teacher(*(t[0] for t in _teacher_out(anchors, [(10, box)])), anchors)
+    boxes, lms = decode_teacher(*(t[0] for t in _teacher_out(anchors, [(10, box)])), (96, 96))
     torch.testing.assert_close(boxes, torch.tensor([box]), atol=1e-5, rtol=0)
     assert lms.shape == (1, 10)
 
@@ -34,7 +34,7 @@ def test_merge_keeps_teacher_boxes_and_adds_missed_human_faces():
                           [0.6, 0.6, 0.8, 0.8]])     # missed by the teacher: added, no landmarks
     targets = [{"boxes": human, "landmarks": torch.zeros(2, 10), "has_landmarks": torch.zeros(2, dtype=torch.bool),
                 "online": True}]
-    merged = merge_online_targets(targets, out, anchors)[0]
+    merged = merge_online_targets(targets, out, (96, 96))[0]
     torch.testing.assert_close(merged["boxes"], torch.tensor([teacher_box, [0.6, 0.6, 0.8, 0.8]]), atol=1e-5, rtol=0)
     assert merged["has_landmarks"].tolist() == [True, False]
     assert merged["n_teacher"] == 1 and merged["n_human_added"] == 1
@@ -47,6 +47,6 @@ def test_merge_leaves_labelled_targets_alone_and_finds_nothing_in_background():
              "has_landmarks": torch.ones(1, dtype=torch.bool)}
     online = {"boxes": torch.zeros(0, 4), "landmarks": torch.zeros(0, 10), "has_landmarks": torch.zeros(0, dtype=torch.bool),
               "online": True}
-    a, b = merge_online_targets([fixed, online], tuple(torch.cat([t, t]) for t in out), anchors)
+    a, b = merge_online_targets([fixed, online], tuple(torch.cat([t, t]) for t in out), (96, 96))
     assert a is fixed
     assert b["boxes"].shape == (0, 4)
