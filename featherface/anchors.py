@@ -97,9 +97,9 @@ def _tile5(t: torch.Tensor) -> torch.Tensor:
     return t.repeat(*([1] * (t.dim() - 1)), 5)
 
 
-def encode_landmarks(landms: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
+def encode_landmarks(landmark_deltas: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
     """Normalised landmarks ``(..., 10)`` -> regression targets ``(..., 10)``."""
-    return (landms - _tile5(anchors[..., :2])) / (variances[0] * _tile5(anchors[..., 2:]))
+    return (landmark_deltas - _tile5(anchors[..., :2])) / (variances[0] * _tile5(anchors[..., 2:]))
 
 
 def decode_landmarks(pre: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:

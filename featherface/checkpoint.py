@@ -40,9 +40,26 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+#: (old, new) key fragments: Nano's landmark head conv was ``ldm`` until 2026-11-25 (the bundled
+#: nano.pt of that day and its training runs use the old name).
+RENAMED_KEYS = ((".ldm.", ".landmark."),)
+
+
+def upgrade_keys(state: dict) -> dict:
+    """``state`` with old key fragments (:data:`RENAMED_KEYS`) replaced by today's names."""
+    out = {}
+    for k, v in state.items():
+        for old, new in RENAMED_KEYS:
+            k = k.replace(old, new)
+        out[k] = v
+    return out
+
+
 def load_state_strict(model: nn.Module, state: dict, what: str) -> None:
     """``load_state_dict(strict=True)`` with a SHORT error: counts and the first few missing,
-    unexpected and mis-shaped keys (PyTorch's own message lists every key, tens of kB)."""
+    unexpected and mis-shaped keys (PyTorch's own message lists every key, tens of kB). Keys
+    renamed since a checkpoint was written are read under their new names (:data:`RENAMED_KEYS`)."""
+    state = upgrade_keys(state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -164,10 +164,10 @@ class FaceDetector:
         for hw, idxs in groups.items():
             for start in range(0, len(idxs), self.max_batch):
                 chunk = idxs[start:start + self.max_batch]
-                loc, conf, landms = self.runner(np.stack([prepared[i][0] for i in chunk]))
+                loc, conf, landmark_deltas = self.runner(np.stack([prepared[i][0] for i in chunk]))
                 decoded = getattr(self.runner, "decoded", False)
                 for j, i in enumerate(chunk):
-                    results[i] = postprocess_image(loc[j], conf[j], landms[j], hw, prepared[i][1], cfg, decoded)
+                    results[i] = postprocess_image(loc[j], conf[j], landmark_deltas[j], hw, prepared[i][1], cfg, decoded)
         return results[0] if single else results  # type: ignore[return-value]
 
     def detect(self, images, **kwargs) -> list[Detection] | list[list[Detection]]:

@@ -5,7 +5,7 @@ Graph contract (``featherface export``):
 * input ``input``: ``(batch, 3, height, width)`` float32, BGR minus mean (104, 117, 123);
   batch, height and width are dynamic;
 * raw outputs (default): ``loc (batch, anchors, 4)``, ``conf (batch, anchors, 2)`` class logits,
-  ``landms (batch, anchors, 10)``, the model's own outputs;
+  ``landmark_deltas (batch, anchors, 10)``, the model's own outputs;
 * with ``decode=True``: ``boxes (batch, anchors, 4)`` x1,y1,x2,y2 and
   ``landmarks (batch, anchors, 10)`` in INPUT pixels, ``scores (batch, anchors)`` face
   probabilities; the anchors are computed inside the graph from the input size;
@@ -34,6 +34,8 @@ from .constants import LANDMARK_NAMES, MEAN_BGR, VARIANCES
 
 log = logging.getLogger(__name__)
 
+# "landms": the name RetinaFace-family tools expect for the raw landmark regressions (our code
+# calls them landmark_deltas); kept so graphs exported before and after read the same
 RAW_OUTPUTS = ("loc", "conf", "landms")
 DECODED_OUTPUTS = ("boxes", "scores", "landmarks")
 
@@ -46,9 +48,9 @@ class DecodedModel(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        loc, conf, landms = self.model(x)
+        loc, conf, landmark_deltas = self.model(x)
         p = pixel_priors(x.shape[2], x.shape[3], x.dtype)[None]
-        return decode(loc, p), torch.softmax(conf, dim=-1)[..., 1], decode_landmarks(landms, p)
+        return decode(loc, p), torch.softmax(conf, dim=-1)[..., 1], decode_landmarks(landmark_deltas, p)
 
 
 def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640, width: int = 640,
@@ -75,7 +77,7 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
             "mean": ",".join(str(m) for m in MEAN_BGR), "std": "none", "landmarks": ",".join(LANDMARK_NAMES),
             "variances": ",".join(str(v) for v in VARIANCES), "export_size": f"{height}x{width}",
             "outputs": ("boxes/landmarks: input pixels x1,y1,x2,y2; scores: face probability" if decode
-                        else "loc/landms: raw regressions (see anchors.py); conf: class logits, index 1 = face")}
+                        else "loc/landmark_deltas: raw regressions (see anchors.py); conf: class logits, index 1 = face")}
     if score_threshold is not None:
         meta["score_threshold"] = f"{score_threshold:g}"
     for k, v in meta.items():

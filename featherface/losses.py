@@ -29,7 +29,7 @@ def match(boxes: torch.Tensor, landmarks: torch.Tensor, has_landmarks: torch.Ten
         anchors ``(A, 4)`` ``(cx, cy, w, h)``.
     Returns:
         ``labels (A,)`` long: 1 face, 0 background; ``lm_valid (A,)`` bool (positive and its face
-        has landmarks); ``loc_t (A, 4)``; ``landm_t (A, 10)``.
+        has landmarks); ``loc_t (A, 4)``; ``landmark_t (A, 10)``.
 
     Rules: each anchor takes its highest-IoU face and is positive at IoU >= ``pos_iou``; each face
     whose best anchor reaches ``force_iou`` makes that anchor positive (and its own); faces below
@@ -51,14 +51,14 @@ def match(boxes: torch.Tensor, landmarks: torch.Tensor, has_landmarks: torch.Ten
     labels = (best_face_iou >= pos_iou).long()
     matched = boxes[best_face]
     loc_t = encode(matched, anchors)
-    landm_t = encode_landmarks(landmarks[best_face], anchors)
+    landmark_t = encode_landmarks(landmarks[best_face], anchors)
     lm_valid = (labels > 0) & has_landmarks[best_face]
-    return labels, lm_valid, loc_t, landm_t
+    return labels, lm_valid, loc_t, landmark_t
 
 
 def build_targets(targets: list[dict], anchors: torch.Tensor):
     """Stack :func:`match` over a batch -> ``labels (N, A)``, ``lm_valid (N, A)``,
-    ``loc_t (N, A, 4)``, ``landm_t (N, A, 10)``."""
+    ``loc_t (N, A, 4)``, ``landmark_t (N, A, 10)``."""
     out = [match(t["boxes"].to(anchors.device), t["landmarks"].to(anchors.device),
                  t["has_landmarks"].to(anchors.device), anchors) for t in targets]
     return tuple(torch.stack(x) for x in zip(*out))
@@ -66,7 +66,7 @@ def build_targets(targets: list[dict], anchors: torch.Tensor):
 
 class MultiBoxLoss(nn.Module):
     """RetinaFace MultiBox loss. ``forward(outputs, targets, anchors)`` with ``outputs =
-    (loc (N,A,4), conf logits (N,A,2), landms (N,A,10))``; returns ``{"box", "cls", "landmark",
+    (loc (N,A,4), conf logits (N,A,2), landmark_deltas (N,A,10))``; returns ``{"box", "cls", "landmark",
     "total"}`` where ``total = box_weight * box + cls + landmark``."""
 
     def __init__(self, neg_pos_ratio: int = 7, box_weight: float = 2.0) -> None:
@@ -78,13 +78,13 @@ class MultiBoxLoss(nn.Module):
                 selected: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``matched`` (from :func:`build_targets`) and ``selected`` (from :meth:`mine`) may be
         passed when the caller already computed them."""
-        loc, conf, landms = outputs
-        labels, lm_valid, loc_t, landm_t = matched if matched is not None else build_targets(targets, anchors)
+        loc, conf, landmark_deltas = outputs
+        labels, lm_valid, loc_t, landmark_t = matched if matched is not None else build_targets(targets, anchors)
         pos = labels > 0
         n_pos = pos.sum().clamp(min=1).float()
         n_lm = lm_valid.sum().clamp(min=1).float()
         loss_box = F.smooth_l1_loss(loc[pos], loc_t[pos], reduction="sum") / n_pos
-        loss_lm = F.smooth_l1_loss(landms[lm_valid], landm_t[lm_valid], reduction="sum") / n_lm
+        loss_lm = F.smooth_l1_loss(landmark_deltas[lm_valid], landmark_t[lm_valid], reduction="sum") / n_lm
         sel = self.mine(conf, labels) if selected is None else selected
         loss_cls = F.cross_entropy(conf[sel], labels[sel], reduction="sum") / n_pos
         total = self.box_weight * loss_box + loss_cls + loss_lm

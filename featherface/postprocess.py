@@ -86,7 +86,7 @@ class PostProcessConfig:
 def postprocess_image(
     loc: torch.Tensor,
     conf: torch.Tensor,
-    landms: torch.Tensor,
+    landmark_deltas: torch.Tensor,
     input_hw: tuple[int, int],
     scale_xy: tuple[float, float] = (1.0, 1.0),
     cfg: PostProcessConfig = PostProcessConfig(),
@@ -95,7 +95,7 @@ def postprocess_image(
     """Post-process ONE image's outputs.
 
     Args:
-        loc, conf, landms: ``(A, 4)``, ``(A, 2)``, ``(A, 10)`` raw regressions and class logits
+        loc, conf, landmark_deltas: ``(A, 4)``, ``(A, 2)``, ``(A, 10)`` raw regressions and class logits
             (or, with ``decoded=True``, xyxy boxes, face probabilities ``(A,)`` and landmarks in
             network-input pixels, as produced by an ONNX graph with decoding inside).
         input_hw: the network input size ``(H, W)`` the anchors belong to.
@@ -113,11 +113,11 @@ def postprocess_image(
         return Detections()
     sel_scores = scores[idx]
     if decoded:
-        boxes, lms = loc[idx].float(), landms[idx].float()
+        boxes, landmarks = loc[idx].float(), landmark_deltas[idx].float()
     else:
         anchors = priors(h, w, device=loc.device)[idx]
         boxes = decode(loc[idx].float(), anchors)
-        lms = decode_landmarks(landms[idx].float(), anchors)
+        landmarks = decode_landmarks(landmark_deltas[idx].float(), anchors)
     sx, sy = scale_xy
     # Normalised coordinates -> input pixels (unless already there) -> original pixels.
     to_px = torch.tensor([sx, sy] if decoded else [w * sx, h * sy], dtype=torch.float32, device=boxes.device)
@@ -125,7 +125,7 @@ def postprocess_image(
     # Boxes stay inside the image (a face at the border may regress past it); landmarks are
     # left as predicted (a point can legitimately be estimated just outside).
     np.clip(boxes, 0.0, [w * sx, h * sy, w * sx, h * sy], out=boxes)
-    lms = (lms.reshape(-1, 5, 2) * to_px).cpu().numpy()
+    landmarks = (landmarks.reshape(-1, 5, 2) * to_px).cpu().numpy()
     s = sel_scores.cpu().numpy()
     keep = nms(boxes, s, cfg.nms_iou)[: cfg.keep_top_k]
-    return Detections(boxes[keep].astype(np.float32), s[keep].astype(np.float32), lms[keep].astype(np.float32))
+    return Detections(boxes[keep].astype(np.float32), s[keep].astype(np.float32), landmarks[keep].astype(np.float32))

@@ -65,8 +65,8 @@ def test_round_trips_batched():
     wh = torch.rand(2, anchors.shape[0], 2, generator=g) * 0.5 + 0.01
     boxes = torch.cat([xy, xy + wh], dim=-1)
     assert torch.allclose(decode(encode(boxes, anchors), anchors), boxes, atol=1e-5)
-    lms = torch.rand(2, anchors.shape[0], 10, generator=g)
-    assert torch.allclose(decode_landmarks(encode_landmarks(lms, anchors), anchors), lms, atol=1e-5)
+    landmarks = torch.rand(2, anchors.shape[0], 10, generator=g)
+    assert torch.allclose(decode_landmarks(encode_landmarks(landmarks, anchors), anchors), landmarks, atol=1e-5)
 
 
 def test_degenerate_box_stays_finite():

@@ -15,10 +15,10 @@ def test_golden_v1_outputs(v1_model):
     assert tuple(img.shape) == (312, 512, 3)
     x = (img.float() - torch.tensor(MEAN_BGR)).permute(2, 0, 1)[None]
     with torch.no_grad():
-        loc, conf, landms = v1_model(x)
+        loc, conf, landmark_deltas = v1_model(x)
     assert (loc - golden["loc"]).abs().max() < 1e-3
     assert (conf.softmax(-1) - golden["conf_softmax"]).abs().max() < 1e-3
-    assert (landms - golden["landmarks"]).abs().max() < 1e-3
+    assert (landmark_deltas - golden["landmarks"]).abs().max() < 1e-3
 
 
 def test_converted_checkpoint_is_weights_only_and_strict(v1_checkpoint):
@@ -92,3 +92,19 @@ def test_checkpoint_saved_on_cuda_loads_on_cpu(tmp_path, monkeypatch):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(loaded(x)[0], model.cpu().eval()(x)[0])
+
+
+def test_checkpoint_with_the_old_landmark_head_name_loads(tmp_path):
+    # Nano checkpoints written before the rename call the landmark conv "ldm"
+    model = build_model("nano").eval()
+    ckpt = tmp_path / "old.pt"
+    save_checkpoint(model, "nano", ckpt)
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    raw["state_dict"] = {k.replace(".landmark.", ".ldm."): v for k, v in raw["state_dict"].items()}
+    assert sum(".ldm." in k for k in raw["state_dict"]) == 6  # weight + bias of 3 heads
+    torch.save(raw, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")[0].eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(loaded(x), model(x)):
+            assert torch.equal(a, b)

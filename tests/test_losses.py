@@ -8,12 +8,12 @@ from featherface.anchors import priors
 from featherface.losses import DistillationLoss, MultiBoxLoss, box_iou, match
 
 
-def _target(boxes, lms=None, has=None):
+def _target(boxes, landmarks=None, has=None):
     boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     g = boxes.shape[0]
-    lms = torch.zeros(g, 10) if lms is None else torch.tensor(lms, dtype=torch.float32).reshape(g, 10)
+    landmarks = torch.zeros(g, 10) if landmarks is None else torch.tensor(landmarks, dtype=torch.float32).reshape(g, 10)
     has = torch.ones(g, dtype=torch.bool) if has is None else torch.tensor(has)
-    return {"boxes": boxes, "landmarks": lms, "has_landmarks": has}
+    return {"boxes": boxes, "landmarks": landmarks, "has_landmarks": has}
 
 
 ANCHORS = priors(64, 64)  # 2*(8*8 + 4*4 + 2*2) = 168 anchors
@@ -41,9 +41,9 @@ def test_match_rules():
 
 
 def _perfect_outputs(target):
-    labels, lm_valid, loc_t, landm_t = match(target["boxes"], target["landmarks"], target["has_landmarks"], ANCHORS)
+    labels, lm_valid, loc_t, landmark_t = match(target["boxes"], target["landmarks"], target["has_landmarks"], ANCHORS)
     conf = torch.stack([torch.where(labels > 0, -20.0, 20.0), torch.where(labels > 0, 20.0, -20.0)], dim=-1)
-    return (loc_t[None], conf[None], landm_t[None]), labels
+    return (loc_t[None], conf[None], landmark_t[None]), labels
 
 
 def test_perfect_prediction_gives_near_zero_loss():
@@ -93,10 +93,10 @@ def test_hard_negative_mining_ratio():
 def test_degenerate_and_empty_targets_never_nan():
     loc = torch.randn(2, ANCHORS.shape[0], 4, requires_grad=True)
     conf = torch.randn(2, ANCHORS.shape[0], 2, requires_grad=True)
-    ldm = torch.randn(2, ANCHORS.shape[0], 10, requires_grad=True)
+    landmark_deltas = torch.randn(2, ANCHORS.shape[0], 10, requires_grad=True)
     degenerate = _target([[0.3, 0.3, 0.3, 0.3], [0.5, 0.5, 0.5, 0.9]])
     empty = _target([])
-    terms = MultiBoxLoss()((loc, conf, ldm), [degenerate, empty], ANCHORS)
+    terms = MultiBoxLoss()((loc, conf, landmark_deltas), [degenerate, empty], ANCHORS)
     assert all(torch.isfinite(v) for v in terms.values())
     terms["total"].backward()
     assert torch.isfinite(loc.grad).all() and torch.isfinite(conf.grad).all()

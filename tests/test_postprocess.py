@@ -22,16 +22,16 @@ def test_postprocess_recovers_encoded_face():
     box = torch.tensor([[0.25, 0.25, 0.5, 0.6]])
     lm = torch.tensor([[0.3, 0.35, 0.45, 0.35, 0.37, 0.45, 0.32, 0.52, 0.43, 0.52]])
     loc = encode(box.expand(a, 4), anchors)
-    ldm = encode_landmarks(lm.expand(a, 10), anchors)
+    landmark_deltas = encode_landmarks(lm.expand(a, 10), anchors)
     conf = torch.zeros(a, 2)
     conf[:, 0] = 5.0  # background everywhere...
     conf[37, 1] = 10.0  # ...but anchor 37 says "face" with softmax ~0.9933
-    out = postprocess_image(loc, conf, ldm, (h, w), scale_xy=(2.0, 0.5))
+    out = postprocess_image(loc, conf, landmark_deltas, (h, w), scale_xy=(2.0, 0.5))
     assert len(out) == 1
     np.testing.assert_allclose(out.boxes[0], [0.25 * w * 2, 0.25 * h * 0.5, 0.5 * w * 2, 0.6 * h * 0.5], rtol=1e-4)
     np.testing.assert_allclose(out.landmarks[0, 2], [0.37 * w * 2, 0.45 * h * 0.5], rtol=1e-4)
     assert out.scores[0] == pytest.approx(1 / (1 + np.exp(-5)), rel=1e-4)
-    assert len(postprocess_image(loc, conf, ldm, (h, w), cfg=PostProcessConfig(score_threshold=0.999))) == 0
+    assert len(postprocess_image(loc, conf, landmark_deltas, (h, w), cfg=PostProcessConfig(score_threshold=0.999))) == 0
 
 
 def test_thresholds_validated():

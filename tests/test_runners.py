@@ -39,3 +39,30 @@ def test_face_detector_openvino_backend_equals_torch():
     assert len(a) == len(b) > 0
     np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["nano", "retinaface"])
+def test_torch_runner_channels_last_matches_nchw_and_leaves_the_model_alone(arch):
+    from featherface.models import build_model
+
+    model = build_model(arch).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1, generator=g)
+                m.running_var.uniform_(0.5, 2, generator=g)
+    fast, plain = TorchRunner(model), TorchRunner(model, channels_last=False)
+    assert fast.channels_last and not plain.channels_last  # CPU default for these models
+    x = (torch.rand(1, 3, 96, 160, generator=g) * 256 - 128).numpy()
+    for a, b in zip(fast(x), plain(x)):
+        assert a.shape == b.shape
+        assert float((a - b).abs().max()) < 1e-3 * max(1.0, float(b.abs().max()))
+    # the caller's model keeps its NCHW parameters
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_torch_runner_keeps_nchw_for_v1():
+    from featherface.models import build_model
+
+    assert not TorchRunner(build_model("v1")).channels_last

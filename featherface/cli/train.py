@@ -21,7 +21,7 @@ _FLAGS = {
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": str, "mosaic_prob": float,
-    "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int,
+    "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool,
 }
 
 
@@ -82,6 +82,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=["step", "cosine"], help="step decays at --milestones, or cosine to 1%% at the end")
     p.add_argument("--freeze-backbone-steps", type=int,
                    help="freeze the student's backbone for the first N steps (shared with the teacher when equal)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory layout for the networks and batches (config default: on; faster on CPUs)")
 
 
 def register_cli(sub) -> None:

@@ -61,10 +61,10 @@ def _check_box(path: Path, lineno: int, x: float, y: float, w: float, h: float) 
         raise AnnotationError(path, lineno, f"negative box size w={w} h={h}")
 
 
-def _finish(ann: ImageAnnotation, boxes: list, lms: list, has: list) -> None:
+def _finish(ann: ImageAnnotation, boxes: list, landmarks: list, has: list) -> None:
     if boxes:
         ann.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        ann.landmarks = np.asarray(lms, np.float32).reshape(-1, 5, 2)
+        ann.landmarks = np.asarray(landmarks, np.float32).reshape(-1, 5, 2)
         ann.has_landmarks = np.asarray(has, bool)
 
 
@@ -76,7 +76,7 @@ def read_retinaface_labels(path: str | Path, errors: list[AnnotationError] | Non
     records: list[ImageAnnotation] = []
     cur: ImageAnnotation | None = None
     boxes: list = []
-    lms: list = []
+    landmarks: list = []
     has: list = []
     with open(path, encoding="utf-8") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -85,11 +85,11 @@ def read_retinaface_labels(path: str | Path, errors: list[AnnotationError] | Non
                 continue
             if line.startswith("#"):
                 if cur is not None:
-                    _finish(cur, boxes, lms, has)
+                    _finish(cur, boxes, landmarks, has)
                 name = line[1:].strip()
                 if not name:
                     raise AnnotationError(path, lineno, "'#' line without an image path")
-                cur, boxes, lms, has = ImageAnnotation(name, line=lineno), [], [], []
+                cur, boxes, landmarks, has = ImageAnnotation(name, line=lineno), [], [], []
                 records.append(cur)
                 continue
             try:
@@ -109,13 +109,13 @@ def read_retinaface_labels(path: str | Path, errors: list[AnnotationError] | Non
             if len(v) >= 19:
                 pts = np.asarray(v[4:19], np.float32).reshape(5, 3)[:, :2]
                 valid = bool(pts[0, 0] >= 0)  # RetinaFace marks missing landmarks with -1
-                lms.append(pts if valid else np.full((5, 2), -1, np.float32))
+                landmarks.append(pts if valid else np.full((5, 2), -1, np.float32))
                 has.append(valid)
             else:
-                lms.append(np.full((5, 2), -1, np.float32))
+                landmarks.append(np.full((5, 2), -1, np.float32))
                 has.append(False)
     if cur is not None:
-        _finish(cur, boxes, lms, has)
+        _finish(cur, boxes, landmarks, has)
     return records
 
 

@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 class AugmentedDataset(Dataset):
     """Shared logic: records -> augmented samples with per-(seed, epoch, index) randomness."""
 
-    def __init__(self, root: Path, records: list[ImageAnnotation], size: int = 640, seed: int = 0, repeats: int = 1) -> None:
+    def __init__(self, root: Path, records: list[ImageAnnotation], image_size: int = 640, seed: int = 0, repeats: int = 1) -> None:
         self.root = Path(root)
         self.records = records
-        self.transform = TrainTransform(size)
+        self.transform = TrainTransform(image_size)
         self.seed = seed
         self.epoch = 0
         # An "epoch" may pass over a small dataset several times (each pass with fresh
@@ -51,21 +51,21 @@ class AugmentedDataset(Dataset):
         image = read_image(self.root / r.path)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         s = Sample(image, r.boxes.astype(np.float32), r.landmarks.astype(np.float32), r.has_landmarks.astype(bool))
-        x, boxes, lms, has = self.transform(s, rng)
-        target = {"boxes": torch.from_numpy(boxes), "landmarks": torch.from_numpy(lms),
+        x, boxes, landmarks, has = self.transform(s, rng)
+        target = {"boxes": torch.from_numpy(boxes), "landmarks": torch.from_numpy(landmarks),
                   "has_landmarks": torch.from_numpy(has), "index": index}
         return torch.from_numpy(x), target
 
 
 class WiderFaceDataset(AugmentedDataset):
-    def __init__(self, root: str | Path, labels: str | Path, size: int = 640, seed: int = 0,
+    def __init__(self, root: str | Path, labels: str | Path, image_size: int = 640, seed: int = 0,
                  keep_empty: bool = False, repeats: int = 1) -> None:
         records = read_annotations(labels)
         if not keep_empty:
             records = [r for r in records if len(r)]
         if not records:
             raise ValueError(f"{labels}: no annotated images")
-        super().__init__(Path(root), records, size, seed, repeats)
+        super().__init__(Path(root), records, image_size, seed, repeats)
 
 
 def pseudo_label(detector, folder: str | Path, files: list[str], cache: Path | None = None,
@@ -110,12 +110,12 @@ def _record_from_json(d: dict) -> ImageAnnotation:
 class PseudoLabelDataset(AugmentedDataset):
     """Photographs labelled by a teacher (images the teacher finds no face in are dropped)."""
 
-    def __init__(self, root: str | Path, records: list[ImageAnnotation], size: int = 640, seed: int = 0,
+    def __init__(self, root: str | Path, records: list[ImageAnnotation], image_size: int = 640, seed: int = 0,
                  repeats: int = 1) -> None:
         kept = [r for r in records if len(r)]
         if not kept:
             raise ValueError(f"the teacher found no faces in any image under {root}")
-        super().__init__(Path(root), kept, size, seed, repeats)
+        super().__init__(Path(root), kept, image_size, seed, repeats)
 
 
 def collate(batch):

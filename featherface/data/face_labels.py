@@ -20,11 +20,11 @@ from .annotations import AnnotationError, ImageAnnotation, read_annotations
 FaceLabels = dict[str, ImageAnnotation]
 
 
-def _record(name: str, boxes: list, lms: list | None = None) -> ImageAnnotation:
+def _record(name: str, boxes: list, landmarks: list | None = None) -> ImageAnnotation:
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     lm = np.zeros((len(b), 5, 2), np.float32)
     has = np.zeros(len(b), bool)
-    for i, pts in enumerate(lms or []):
+    for i, pts in enumerate(landmarks or []):
         if pts is not None:
             lm[i] = np.asarray(pts, np.float32).reshape(5, 2)
             has[i] = True
@@ -53,10 +53,10 @@ def read_labels_json(path: str | Path) -> FaceLabels:
         if not isinstance(boxes, list):
             raise AnnotationError(path, None, f'images["{name}"]: "boxes" must be a list')
         _check_boxes(path, f'images["{name}"]', boxes)
-        lms = item.get("landmarks") or [None] * len(boxes)
-        if len(lms) != len(boxes) or any(p is not None and len(p) != 10 for p in lms):
+        landmarks = item.get("landmarks") or [None] * len(boxes)
+        if len(landmarks) != len(boxes) or any(p is not None and len(p) != 10 for p in landmarks):
             raise AnnotationError(path, None, f'images["{name}"]: "landmarks" needs one null or 10 numbers per box')
-        out[name] = _record(name, boxes, lms)
+        out[name] = _record(name, boxes, landmarks)
     return out
 
 

@@ -19,7 +19,7 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   placed at a random scale on a mean-colour canvas (face crops become small faces);
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
-* photometric distortion, mirror, resize to ``size``, mean subtraction (as in
+* photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
   :class:`featherface.data.transforms.TrainTransform`).
 """
 from __future__ import annotations
@@ -98,12 +98,12 @@ def read_pool(root: str | Path, labels: str | Path | None = None,
 class PoolDataset(Dataset):
     """Photos of the pool, augmented for online teacher labelling (see module docstring)."""
 
-    def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], size: int = 480,
+    def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
                  seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15,
                  convention: BoxConvention = BoxConvention()) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
-        self.root, self.entries, self.size, self.seed = Path(root), entries, size, seed
+        self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob = mosaic_prob, zoom_out_prob
         self.human = {k: convention.apply(v) for k, v in human.items()}
         self.epoch = 0
@@ -120,7 +120,7 @@ class PoolDataset(Dataset):
             image = read_image(self.root / rel)
         except ValueError as exc:  # an unreadable photo becomes a blank negative, not a crash
             log.warning("pool: %s", exc)
-            image = np.full((self.size, self.size, 3), MEAN_BGR, np.uint8)
+            image = np.full((self.image_size, self.image_size, 3), MEAN_BGR, np.uint8)
         boxes = self.human.get(rel, np.zeros((0, 4), np.float32))
         return Sample(image, boxes.copy(), np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
 
@@ -148,7 +148,7 @@ class PoolDataset(Dataset):
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        size = self.size
+        size = self.image_size
         if rng.random() < self.mosaic_prob:
             half = size // 2
             image = np.empty((size, size, 3), np.uint8)

@@ -59,9 +59,9 @@ def random_crop(s: Sample, rng: np.random.Generator, tries: int = 250) -> tuple[
         boxes = s.boxes[inside].copy()
         boxes[:, :2] = np.maximum(boxes[:, :2], lo) - lo
         boxes[:, 2:] = np.minimum(boxes[:, 2:], hi) - lo
-        lms = s.landmarks[inside] - lo
+        landmarks = s.landmarks[inside] - lo
         has = s.has_landmarks[inside].copy()
-        out = drop_degenerate(Sample(s.image[top:top + side, left:left + side], boxes, lms, has))
+        out = drop_degenerate(Sample(s.image[top:top + side, left:left + side], boxes, landmarks, has))
         if len(out.boxes) == 0:
             continue
         return out, True
@@ -97,10 +97,10 @@ def mirror(s: Sample) -> Sample:
     w = s.image.shape[1]
     boxes = s.boxes.copy()
     boxes[:, [0, 2]] = w - s.boxes[:, [2, 0]]
-    lms = s.landmarks.copy()
-    lms[:, :, 0] = w - lms[:, :, 0]
-    lms = lms[:, list(MIRROR_ORDER)]
-    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lms, s.has_landmarks.copy())
+    landmarks = s.landmarks.copy()
+    landmarks[:, :, 0] = w - landmarks[:, :, 0]
+    landmarks = landmarks[:, list(MIRROR_ORDER)]
+    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, landmarks, s.has_landmarks.copy())
 
 
 def pad_to_square(image: np.ndarray) -> np.ndarray:
@@ -115,14 +115,14 @@ def pad_to_square(image: np.ndarray) -> np.ndarray:
 
 class TrainTransform:
     """crop -> photometric distortion -> mirror (p = 0.5) -> pad to square (if no crop) ->
-    resize to ``size`` with a random interpolation -> subtract mean.
+    resize to ``image_size`` with a random interpolation -> subtract mean.
 
     Returns ``(image CHW float32, boxes (K,4), landmarks (K,10), has_landmarks (K,))`` with boxes
     and landmarks normalised to [0, 1] by the output size.
     """
 
-    def __init__(self, size: int = 640) -> None:
-        self.size = size
+    def __init__(self, image_size: int = 640) -> None:
+        self.image_size = image_size
 
     def __call__(self, s: Sample, rng: np.random.Generator):
         s = drop_degenerate(s)
@@ -132,8 +132,8 @@ class TrainTransform:
             s = mirror(s)
         image = s.image if cropped else pad_to_square(s.image)
         side = image.shape[0]  # square either way
-        image = cv2.resize(image, (self.size, self.size), interpolation=INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))])
+        image = cv2.resize(image, (self.image_size, self.image_size), interpolation=INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))])
         x = (image.astype(np.float32) - np.asarray(MEAN_BGR, np.float32)).transpose(2, 0, 1)
         boxes = (s.boxes / side).astype(np.float32)
-        lms = (s.landmarks / side).reshape(-1, 10).astype(np.float32)
-        return np.ascontiguousarray(x), boxes, lms, s.has_landmarks.astype(bool)
+        landmarks = (s.landmarks / side).reshape(-1, 10).astype(np.float32)
+        return np.ascontiguousarray(x), boxes, landmarks, s.has_landmarks.astype(bool)

@@ -3,7 +3,7 @@
 Contract shared by every model here:
 
 * input ``(N, 3, H, W)`` float32, BGR, minus the mean (104, 117, 123), no std division; any H, W;
-* ``forward`` returns ``(loc, conf, landms)``: box regressions ``(N, A, 4)``, class LOGITS
+* ``forward`` returns ``(loc, conf, landmark_deltas)``: box regressions ``(N, A, 4)``, class LOGITS
   ``(N, A, 2)`` (index 1 = face; apply softmax for scores) and landmark regressions ``(N, A, 10)``,
   concatenated over strides 8, 16, 32 in anchor order (see :mod:`featherface.anchors`);
 * ``forward(x, return_features=True)`` also returns the three 64-channel feature maps that feed
@@ -34,6 +34,9 @@ class FeatherFaceV1(nn.Module):
     profiler entries."""
 
     name = "v1"
+    # NHWC inference layout: no gain measured for V1 (its deformable convolutions gather in NCHW;
+    # benchmarks/torch_fast_path.py: 1.00x), so the runner keeps NCHW and today's exact outputs
+    prefers_channels_last = False
 
     def __init__(self, channels: int = 64) -> None:
         super().__init__()
@@ -84,6 +87,9 @@ class FeatherFaceNano(nn.Module):
     grouped SSH, 4-group channel shuffle and shared-conv heads."""
 
     name = "nano"
+    # NHWC inference layout on CPU: 0.57x the NCHW forward time, outputs within 1e-5
+    # (benchmarks/torch_fast_path.py, 640x480, 1 thread)
+    prefers_channels_last = True
 
     def __init__(self, channels: int = 64) -> None:
         super().__init__()
@@ -110,8 +116,8 @@ class FeatherFaceNano(nn.Module):
     def from_backbone(self, feats) -> tuple[Outputs, list[torch.Tensor]]:
         feats = self.bifpn_cbam(self.bifpn(self.backbone_cbam(list(feats))))
         outs = [head(self.shuffle(ssh(f))) for ssh, head, f in zip(self.ssh, self.heads, feats)]
-        loc, conf, landms = (torch.cat([o[i] for o in outs], dim=1) for i in range(3))
-        return (loc, conf, landms), feats
+        loc, conf, landmark_deltas = (torch.cat([o[i] for o in outs], dim=1) for i in range(3))
+        return (loc, conf, landmark_deltas), feats
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         return outputs_or_features(self, x, return_features)

@@ -32,12 +32,12 @@ def conv1x1_heads(cin: int, levels: int = 3) -> tuple[nn.ModuleList, nn.ModuleLi
 
 
 def apply_conv1x1_heads(model: nn.Module, ctx: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(loc, conf, landms)`` from a model's ``BboxHead``/``ClassHead``/``LandmarkHead`` over
+    """``(loc, conf, landmark_deltas)`` from a model's ``BboxHead``/``ClassHead``/``LandmarkHead`` over
     the levels ``ctx``, concatenated in anchor order."""
     loc = torch.cat([h(f) for h, f in zip(model.BboxHead, ctx)], dim=1)
     conf = torch.cat([h(f) for h, f in zip(model.ClassHead, ctx)], dim=1)
-    landms = torch.cat([h(f) for h, f in zip(model.LandmarkHead, ctx)], dim=1)
-    return loc, conf, landms
+    landmark_deltas = torch.cat([h(f) for h, f in zip(model.LandmarkHead, ctx)], dim=1)
+    return loc, conf, landmark_deltas
 
 
 def outputs_or_features(model: nn.Module, x: torch.Tensor, return_features: bool = False):
@@ -57,8 +57,8 @@ class EfficientHead(nn.Module):
         self.shared = nn.Sequential(nn.Conv2d(cin, mid, 3, 1, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True))
         self.cls = nn.Conv2d(mid, num_anchors * 2, 1)
         self.box = nn.Conv2d(mid, num_anchors * 4, 1)
-        self.ldm = nn.Conv2d(mid, num_anchors * 10, 1)
+        self.landmark = nn.Conv2d(mid, num_anchors * 10, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.shared(x)
-        return _flatten(self.box(h), 4), _flatten(self.cls(h), 2), _flatten(self.ldm(h), 10)
+        return _flatten(self.box(h), 4), _flatten(self.cls(h), 2), _flatten(self.landmark(h), 10)

@@ -48,6 +48,9 @@ class TrainConfig:
     # while step < this, the student's backbone is frozen (eval-mode BN) and, when it equals the
     # teacher's (init_backbone = the teacher), one backbone pass serves both networks
     freeze_backbone_steps: int = 0
+    # NHWC tensors for student, teacher and batches: measured on this 2-core CPU at 480 px, batch 16,
+    # teacher forward about 0.6x and student forward+backward about 0.8x the default layout's time
+    channels_last: bool = True
     grad_clip: float | None = 10.0  # max global grad norm; None disables
     image_size: int = 640
     epoch_repeats: int = 1  # passes over the data per "epoch" (small photo sets: fewer loader restarts)

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from ..anchors import priors
-from ..checkpoint import atomic_save, make_checkpoint, read_checkpoint
+from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint
 from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
 from ..files import list_images
 from ..detector import FaceDetector
@@ -161,7 +161,7 @@ def init_student(cfg: TrainConfig) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch)
     if cfg.init_weights:
-        model.load_state_dict(read_checkpoint(cfg.init_weights)["state_dict"], strict=True)
+        load_state_strict(model, read_checkpoint(cfg.init_weights)["state_dict"], str(cfg.init_weights))
     elif cfg.init_backbone:
         copy_backbone(model, cfg.init_backbone)
     return model
@@ -290,8 +290,12 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
         teacher, _ = load_any(Path(cfg.teacher), str(device))  # strict: official or our format
         teacher.eval().requires_grad_(False)
         check_teacher(teacher, cfg, device)
+        if cfg.channels_last:
+            teacher.to(memory_format=torch.channels_last)
     dataset = build_dataset(cfg, teacher, device, rank, world)
     model = init_student(cfg).to(device)
+    if cfg.channels_last:  # before the optimizer is built, so its state has the same layout
+        model.to(memory_format=torch.channels_last)
     global_batch = cfg.batch_size * world
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, rank, world))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr_per_image * global_batch, weight_decay=cfg.weight_decay)
@@ -302,7 +306,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
-        model.load_state_dict(ck["state_dict"], strict=True)
+        load_state_strict(model, ck["state_dict"], str(st.last_path))
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         st.start_epoch, st.skip, st.step = ck["epoch"], ck["step_in_epoch"], ck["step"]
@@ -345,6 +349,8 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
     touching the weights when the loss is NaN or infinite."""
     cfg = st.cfg
     images = images.to(st.device, non_blocking=True)
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
     frozen = st.step < cfg.freeze_backbone_steps
     if not frozen and cfg.freeze_backbone_steps and st.step == cfg.freeze_backbone_steps:
         set_backbone_frozen(st.model, False)

@@ -1,7 +1,7 @@
 """Online pseudo-labels: the teacher's output on the training batch itself, decoded into targets
 and merged with whatever human boxes the sample carries.
 
-Contract: ``teacher_out = (loc (N, A, 4), conf logits (N, A, 2), landms (N, A, 10))`` for a batch
+Contract: ``teacher_out = (loc (N, A, 4), conf logits (N, A, 2), landmark_deltas (N, A, 10))`` for a batch
 of ``input_hw = (H, W)`` images; targets hold normalised xyxy
 boxes ``(K, 4)``, landmarks ``(K, 10)``, ``has_landmarks (K,)``.
 """
@@ -15,13 +15,13 @@ from ..postprocess import PostProcessConfig, postprocess_image
 
 
 @torch.no_grad()
-def decode_teacher(loc: torch.Tensor, conf: torch.Tensor, landms: torch.Tensor, input_hw: tuple[int, int],
+def decode_teacher(loc: torch.Tensor, conf: torch.Tensor, landmark_deltas: torch.Tensor, input_hw: tuple[int, int],
                    threshold: float = 0.5, nms_iou: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
     """One image's teacher detections above ``threshold`` after NMS (the detector's own
     post-processing, :func:`featherface.postprocess.postprocess_image`): ``boxes (K, 4)`` and
     ``landmarks (K, 10)``, normalised by the input size, on the CPU."""
     h, w = input_hw
-    d = postprocess_image(loc, conf, landms, (h, w), (1.0 / w, 1.0 / h), PostProcessConfig(threshold, nms_iou))
+    d = postprocess_image(loc, conf, landmark_deltas, (h, w), (1.0 / w, 1.0 / h), PostProcessConfig(threshold, nms_iou))
     boxes = torch.from_numpy(d.boxes).reshape(-1, 4)
     ok = ((boxes[:, 2:] - boxes[:, :2]) > 0).all(dim=1)  # boxes clipped away to nothing
     return boxes[ok], torch.from_numpy(d.landmarks).reshape(-1, 10)[ok]
@@ -34,21 +34,21 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
     missed (IoU < ``same_face_iou`` with every teacher box; no landmarks). Where both see a face
     the teacher's box wins: it carries landmarks and the teacher's box convention, which the KD
     term teaches anyway. Targets without ``online`` are returned unchanged."""
-    loc, conf, landms = teacher_out
+    loc, conf, landmark_deltas = teacher_out
     out = []
     for i, t in enumerate(targets):
         if not t.get("online"):
             out.append(t)
             continue
-        tb, tl = decode_teacher(loc[i], conf[i], landms[i], input_hw, threshold)
+        tb, tl = decode_teacher(loc[i], conf[i], landmark_deltas[i], input_hw, threshold)
         hb = t["boxes"].float()
         if len(hb) and len(tb):
             missed = box_iou(hb, tb).max(dim=1).values < same_face_iou
             hb = hb[missed]
         boxes = torch.cat([tb, hb])
-        lms = torch.cat([tl, torch.zeros(len(hb), 10)])
+        landmarks = torch.cat([tl, torch.zeros(len(hb), 10)])
         has = torch.cat([torch.ones(len(tb), dtype=torch.bool), torch.zeros(len(hb), dtype=torch.bool)])
-        out.append({**t, "boxes": boxes, "landmarks": lms, "has_landmarks": has,
+        out.append({**t, "boxes": boxes, "landmarks": landmarks, "has_landmarks": has,
                     "n_teacher": len(tb), "n_human_added": len(hb)})
     return out
 

@@ -7,7 +7,7 @@ from featherface.data.dataset import WiderFaceDataset, collate
 
 def test_wider_dataset_items_and_determinism(tiny_dataset):
     root, labels = tiny_dataset
-    ds = WiderFaceDataset(root, labels, size=96, seed=3, repeats=2)
+    ds = WiderFaceDataset(root, labels, image_size=96, seed=3, repeats=2)
     assert len(ds) == 8
     x, t = ds[5]
     assert x.shape == (3, 96, 96) and x.dtype == torch.float32
@@ -25,6 +25,6 @@ def test_wider_dataset_items_and_determinism(tiny_dataset):
 
 def test_faces_without_landmarks_are_flagged(tiny_dataset):
     root, labels = tiny_dataset
-    ds = WiderFaceDataset(root, labels, size=96, seed=0)
+    ds = WiderFaceDataset(root, labels, image_size=96, seed=0)
     flags = np.concatenate([ds[i][1]["has_landmarks"].numpy() for i in range(len(ds))])
     assert flags.any() and not flags.all()

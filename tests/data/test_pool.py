@@ -45,7 +45,7 @@ def test_box_convention_hand_computed():
 def test_boxes_follow_the_pixels(pool, mosaic, zoom):
     entries, human = read_pool(pool, pool / "labels.json", {})
     identity = BoxConvention(1.0, 1.0, 0.0, 0.0)
-    ds = PoolDataset(pool, entries, human, size=128, seed=3, mosaic_prob=mosaic, zoom_out_prob=zoom, convention=identity)
+    ds = PoolDataset(pool, entries, human, image_size=128, seed=3, mosaic_prob=mosaic, zoom_out_prob=zoom, convention=identity)
     seen = 0
     for i in range(len(ds)):
         x, t = ds[i]

@@ -10,11 +10,11 @@ def _marked_sample(h=200, w=300, radius=0):
     """A black image with a white pixel (or square of ``radius``) at every landmark and a box
     around them."""
     img = np.zeros((h, w, 3), np.uint8)
-    lms = np.array([[[60, 50], [100, 52], [80, 70], [65, 90], [97, 91]]], np.float32)
-    for x, y in lms[0].astype(int):
+    landmarks = np.array([[[60, 50], [100, 52], [80, 70], [65, 90], [97, 91]]], np.float32)
+    for x, y in landmarks[0].astype(int):
         img[y - radius:y + radius + 1, x - radius:x + radius + 1] = 255
     boxes = np.array([[50, 40, 110, 100]], np.float32)
-    return Sample(img, boxes, lms, np.array([True]))
+    return Sample(img, boxes, landmarks, np.array([True]))
 
 
 def _bright_pixels(img):
@@ -70,16 +70,16 @@ def test_degenerate_boxes_dropped():
 @pytest.mark.parametrize("seed", range(6))
 def test_train_transform_output_contract(seed):
     s = _marked_sample(240, 320, radius=3)
-    x, boxes, lms, has = TrainTransform(128)(s, np.random.default_rng(seed))
+    x, boxes, landmarks, has = TrainTransform(128)(s, np.random.default_rng(seed))
     assert x.shape == (3, 128, 128) and x.dtype == np.float32
-    assert boxes.shape[1] == 4 and lms.shape == (len(boxes), 10) and has.dtype == bool
+    assert boxes.shape[1] == 4 and landmarks.shape == (len(boxes), 10) and has.dtype == bool
     if len(boxes):
         assert (boxes >= 0).all() and (boxes <= 1).all()
         # The white squares move with the landmarks (up to resampling blur and photometric
         # distortion): each normalised landmark inside the output lands on a bright spot.
         img = (x.transpose(1, 2, 0) + np.asarray(MEAN_BGR, np.float32)).mean(axis=2)
         background = np.median(img)
-        for px, py in (lms[0].reshape(5, 2) * 128):
+        for px, py in (landmarks[0].reshape(5, 2) * 128):
             if not (0 <= px < 128 and 0 <= py < 128):
                 continue
             r = img[max(0, int(py) - 1):int(py) + 2, max(0, int(px) - 1):int(px) + 2]

@@ -39,11 +39,11 @@ def test_output_shapes(arch, size):
     h, w = size
     n = 2 if size == (640, 640) else 1
     with torch.no_grad():
-        loc, conf, landms = model(torch.randn(n, 3, h, w))
+        loc, conf, landmark_deltas = model(torch.randn(n, 3, h, w))
     a = num_anchors(h, w)
     if size == (640, 640):
         assert a == 16_800
-    assert loc.shape == (n, a, 4) and conf.shape == (n, a, 2) and landms.shape == (n, a, 10)
+    assert loc.shape == (n, a, 4) and conf.shape == (n, a, 2) and landmark_deltas.shape == (n, a, 10)
 
 
 def test_unknown_arch():

@@ -26,9 +26,9 @@ def test_output_shapes_match_priors(hw):
     from featherface.anchors import priors
 
     with torch.no_grad():
-        loc, conf, landms = build_model("retinaface").eval()(torch.zeros(1, 3, *hw))
+        loc, conf, landmark_deltas = build_model("retinaface").eval()(torch.zeros(1, 3, *hw))
     n = priors(*hw).shape[0]
-    assert loc.shape == (1, n, 4) and conf.shape == (1, n, 2) and landms.shape == (1, n, 10)
+    assert loc.shape == (1, n, 4) and conf.shape == (1, n, 2) and landmark_deltas.shape == (1, n, 10)
 
 
 def test_released_weights_load_strictly_and_convert(tmp_path):

@@ -21,9 +21,9 @@ def _teacher_out(anchors, faces):
 def test_decode_teacher_recovers_encoded_boxes():
     anchors = priors(96, 96)
     box = [0.2, 0.25, 0.45, 0.5]
-    boxes, lms = decode_teacher(*(t[0] for t in _teacher_out(anchors, [(10, box)])), (96, 96))
+    boxes, landmarks = decode_teacher(*(t[0] for t in _teacher_out(anchors, [(10, box)])), (96, 96))
     torch.testing.assert_close(boxes, torch.tensor([box]), atol=1e-5, rtol=0)
-    assert lms.shape == (1, 10)
+    assert landmarks.shape == (1, 10)
 
 
 def test_merge_keeps_teacher_boxes_and_adds_missed_human_faces():
