@@ -74,7 +74,8 @@ def load_state_strict(model: nn.Module, state: dict, what: str) -> None:
 
 def make_checkpoint(model: nn.Module, arch: str, meta: dict | None = None, **extra: Any) -> dict:
     """Package a model's weights with the contract that travels with them."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # contiguous: a model trained in channels_last stores its tensors in the usual layout
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -61,7 +61,10 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
+    from .models.fuse import fold_channel_shuffle
+
+    # Nano's channel shuffles folded into the heads' first convs: same outputs, three copies fewer
+    model = fold_channel_shuffle(model.eval().cpu())
     net = DecodedModel(model) if decode else model
     names = DECODED_OUTPUTS if decode else RAW_OUTPUTS
     dyn = {"input": {0: "batch", 2: "height", 3: "width"}}

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .speed import SIZES, interleaved_times, machine_description, p90
-from ..detector import FaceDetector
+from ..detector import FaceDetector, resize_long_side
 from ..loading import resolve_weights
 from ..evaluation.agreement import agreement_ap
 from ..drawing import draw_detections
@@ -89,6 +89,31 @@ def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
     return entries
 
 
+def _graph_entries(graphs: dict[str, Path], backend: str) -> list[Entry]:
+    """Entries for exported graphs (e.g. INT8 from ``featherface export --int8``) on ``backend``.
+    The engine is part of the name: INT8 kernels differ between engines (measured AP differs), so
+    each engine gets its own accuracy row."""
+    from ..peers.runners import onnx_parameter_count
+
+    entries = []
+    for label, path in graphs.items():
+        holder: dict[str, FaceDetector] = {}
+
+        def set_threads(n: int, path=path, holder=holder) -> None:
+            holder["det"] = FaceDetector.from_pretrained(str(path), backend=backend, num_threads=n, long_side=None)
+            if backend == "openvino":
+                # the labelled sets have ~80 image shapes per set: compile each once, not per image
+                holder["det"].runner.cache_size = 256
+
+        set_threads(1)
+        threshold = holder["det"].cfg.score_threshold
+        detect = lambda img, thr, holder=holder: holder["det"].detect_arrays(img, score_threshold=thr)
+        engine = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO"}[backend]
+        entries.append(Entry(f"{label} ({engine})", engine, onnx_parameter_count(Path(path)), Path(path).stat().st_size / 2**20,
+                             threshold, "image as given (long side 640)", detect, set_threads))
+    return entries
+
+
 def _peer_entry(runner: PeerRunner) -> Entry:
     engine = "OpenCV FaceDetectorYN" if type(runner).__name__ == "YuNet" else "onnxruntime"
     return Entry(runner.name, engine, runner.parameters, runner.path.stat().st_size / 2**20, runner.score_threshold,
@@ -96,11 +121,8 @@ def _peer_entry(runner: PeerRunner) -> Entry:
 
 
 def _photos(folder: Path, long_side: int = 640) -> list[tuple[str, np.ndarray]]:
-    out = []
-    for name, img in read_images(folder):
-        s = long_side / max(img.shape[:2])
-        out.append((name, cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)))
-    return out
+    # the detector's own resize rule (also the human-label protocol's)
+    return [(name, resize_long_side(img, long_side)[0]) for name, img in read_images(folder)]
 
 
 def _resize_to(img: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -252,13 +274,14 @@ def grid_image(crowd: np.ndarray, entries: list[Entry], cols: int = 4) -> np.nda
 def benchmark_with_peers(models: dict[str, str], out: Path, peers_dir: Path, photos_dir: Path, crowd_path: Path,
                          label_sets: list[tuple[str, Path, Path]] = (), accuracy_only: bool = False,
                          threads: tuple[int, ...] = (1, 2), warmup: int = 5, repeat: int = 30,
-                         command: str = "featherface benchmark --peers") -> dict:
+                         command: str = "featherface benchmark --peers", graphs: dict[str, Path] | None = None) -> dict:
     """Everything ``featherface benchmark --peers`` measures, written to ``out``.
 
     ``models``: label -> weights of our detectors (V1 first: it is the agreement reference);
     RetinaFace-MobileNet0.25 is added from ``peers_dir`` when its release is there. ``label_sets``:
     ``(name, images folder, labels path)`` for the human-label AP table (``accuracy.md``), written
-    first because accuracy does not depend on machine load."""
+    first because accuracy does not depend on machine load. ``graphs``: label -> exported ONNX
+    file (e.g. Nano INT8), measured on onnxruntime and OpenVINO like our other models."""
     crowd = cv2.imread(str(crowd_path))
     if crowd is None:
         raise FileNotFoundError(f"crowd photo not readable: {crowd_path} (pass --image)")
@@ -277,8 +300,12 @@ def benchmark_with_peers(models: dict[str, str], out: Path, peers_dir: Path, pho
         import openvino  # noqa: F401
 
         entries += _our_entries(models, "openvino")
+        has_openvino = True
     except ModuleNotFoundError:
         log.warning("openvino not installed: no OpenVINO rows (pip install 'featherface[openvino]')")
+        has_openvino = False
+    for backend in ("onnxruntime", "openvino") if has_openvino else ("onnxruntime",):
+        entries += _graph_entries(dict(graphs or {}), backend)
     entries += [_peer_entry(r) for r in load_peers(peers_dir)]
     reference = entries[0]  # V1, PyTorch
     out = Path(out)

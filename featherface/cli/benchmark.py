@@ -22,6 +22,8 @@ def _set_name(labels: Path, images: Path) -> str:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     models = dict(zip(("v1", "nano"), (model_weights(args.v1), args.nano)))
     command = "featherface " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("featherface") else "featherface benchmark"
+    if args.roofline:
+        return _roofline(args, models, command)
     if args.peers:
         from ..benchmarks.peers import benchmark_with_peers
 
@@ -35,7 +37,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         photos = shared / "images" if args.labels or not args.images else args.images[0]
         result = benchmark_with_peers(models, args.output, args.peers_dir or shared / "peers", photos,
                                       args.image or shared / "images" / "crowd_baseball.jpg", label_sets,
-                                      args.accuracy_only, tuple(args.threads), args.warmup, args.repeat, command)
+                                      args.accuracy_only, tuple(args.threads), args.warmup, args.repeat, command,
+                                      graphs={"FeatherFace Nano INT8": args.int8} if args.int8 else None)
         for name in ("accuracy.md", "peers.md"):
             if (args.output / name).is_file() and (name != "peers.md" or "rows" in result):
                 print((args.output / name).read_text())
@@ -45,6 +48,40 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     benchmark_models(models, args.output, image=args.image, threads=tuple(args.threads),
                      warmup=args.warmup, repeat=args.repeat, command=command)
     print((args.output / "benchmark.md").read_text())
+    return 0
+
+
+# the peer graphs measured by --roofline (file in the peers folder -> row name)
+ROOFLINE_PEERS = {"yunet_n_dynamic.onnx": "YuNet-n", "scrfd_500m_kps.onnx": "SCRFD-0.5G"}
+
+
+def _roofline(args: argparse.Namespace, models: dict[str, Path | str], command: str) -> int:
+    from ..benchmarks.roofline import measure_roofline, plot_roofline, render_roofline_markdown
+    from ..export import export_onnx
+    from ..files import write_json
+    from ..loading import load_any, resolve_weights
+
+    peers_dir = args.peers_dir or default_shared() / "peers"
+    work = args.output / "roofline_graphs"
+    work.mkdir(parents=True, exist_ok=True)
+    ours = {"Nano": models["nano"], "V1": models["v1"], "RetinaFace-MobileNet0.25": peers_dir / "retinaface_mnet0.25_biubug6.pth"}
+    graphs = {}
+    for name, weights in ours.items():
+        if Path(str(weights)).suffix and not Path(str(weights)).is_file():
+            log.warning("%s: %s not found, skipped", name, weights)
+            continue
+        model, ckpt = load_any(resolve_weights(str(weights)))
+        graphs[name] = export_onnx(model, work / f"{ckpt.get('arch', name)}.onnx", ckpt.get("arch", "?"), 480, 640)
+    if args.int8:
+        graphs["Nano INT8"] = args.int8
+    for file, name in ROOFLINE_PEERS.items():
+        if (peers_dir / file).is_file():
+            graphs[name] = peers_dir / file
+    result = measure_roofline(graphs, work, threads=args.threads[0], warmup=args.warmup, repeat=args.repeat)
+    write_json(args.output / "roofline.json", {**result, "command": command})
+    (args.output / "roofline.md").write_text(render_roofline_markdown(result, command))
+    plot_roofline(result, args.output / "roofline.png")
+    print((args.output / "roofline.md").read_text())
     return 0
 
 
@@ -65,4 +102,9 @@ def register_cli(sub) -> None:
     p.add_argument("--labels", type=Path, nargs="+", default=None,
                    help="--peers: human labels (labels.json, VOC folder, COCO .json); adds AP against them for every detector")
     p.add_argument("--accuracy-only", action="store_true", help="--peers --labels: skip latency and agreement")
+    p.add_argument("--int8", type=Path, default=None,
+                   help="--peers/--roofline: Nano's INT8 graph from `featherface export --int8` (onnxruntime and OpenVINO rows)")
+    p.add_argument("--roofline", action="store_true",
+                   help="achieved GFLOP/s of Nano, V1, RetinaFace, YuNet-n and SCRFD-0.5G vs this CPU's measured peak "
+                        "(first --threads value, network only, 640x480)")
     p.set_defaults(func=cmd_benchmark)

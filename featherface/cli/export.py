@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..export import DECODED_OUTPUTS, RAW_OUTPUTS, check_parity, export_onnx
 from ..loading import load_any, recommended_threshold, resolve_weights
+from ..quantize import DEFAULT_KEEP_FP32
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -36,8 +37,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                 continue
         fp32 = path
         path = args.output.with_name(args.output.stem + "_int8.onnx")
-        quantize_int8(fp32, path, calibration_inputs(photos))
-        print(f"wrote {path} (INT8 QDQ, per-channel, calibrated on {len(photos)} photos of {args.calibration_images})")
+        keep = tuple(args.int8_keep_fp32)
+        quantize_int8(fp32, path, calibration_inputs(photos), method=args.calibration_method, keep_fp32=keep)
+        print(f"wrote {path} (INT8 QDQ convolutions, per-channel weights, {args.calibration_method} calibration on "
+              f"{len(photos)} photos of {args.calibration_images}; kept fp32: {', '.join(keep) or 'nothing'})")
         return 0
     if not args.no_check:
         sizes = ((h + 32 * 3 + 8, w - 64 - 4 if w > 128 else w + 36), (max(32, h // 2 + 1), max(32, w // 2 - 3)))
@@ -65,4 +68,9 @@ def register_cli(sub) -> None:
                    help="also write <output>_int8.onnx: static INT8 (QDQ, per-channel) for onnxruntime and OpenVINO")
     p.add_argument("--calibration-images", type=Path, help="--int8: folder of TRAINING photos for the activation ranges")
     p.add_argument("--calibration-count", type=int, default=100, help="--int8: photos used (default: %(default)s)")
+    p.add_argument("--calibration-method", choices=["minmax", "percentile", "entropy"], default="minmax",
+                   help="--int8: how activation ranges are set (default: %(default)s)")
+    p.add_argument("--int8-keep-fp32", nargs="*", default=list(DEFAULT_KEEP_FP32), metavar="NAME_PART",
+                   help="--int8: ONNX nodes whose name contains one of these stay fp32 (default: the first backbone "
+                        "stage, where INT8 costs the most accuracy; none: pass the flag alone)")
     p.set_defaults(func=cmd_export)

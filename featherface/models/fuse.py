@@ -38,3 +38,28 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                     seq[i] = _fold(conv, bn)
                     seq[i + 1] = nn.Identity()
     return model
+
+
+def fold_channel_shuffle(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose channel shuffle before each head is folded into the head's first
+    convolution (exact: only the order of the sums changes). Nano computes ``head(shuffle(x))``;
+    a shuffle is a fixed channel permutation ``P``, and ``conv(W, P x) = conv(W P^T, x)``, so
+    the head's first conv takes its input channels in permuted order and the shuffle (a reshape
+    + transpose copy of every SSH output) disappears. Models without that layout are returned
+    as an unchanged copy."""
+    model = copy.deepcopy(model)
+    shuffle, heads = getattr(model, "shuffle", None), getattr(model, "heads", None)
+    if shuffle is None or heads is None or getattr(shuffle, "groups", 1) == 1:
+        return model
+    first = [h.shared[0] for h in heads]
+    if not all(isinstance(c, nn.Conv2d) and c.groups == 1 for c in first):
+        return model
+    channels = first[0].in_channels
+    # perm[j]: the input channel that lands at position j after the shuffle
+    perm = shuffle(torch.arange(channels, dtype=torch.float32).reshape(1, channels, 1, 1)).flatten().long()
+    with torch.no_grad():
+        for conv in first:
+            w = conv.weight.detach().clone()
+            conv.weight[:, perm] = w
+    model.shuffle = nn.Identity()
+    return model

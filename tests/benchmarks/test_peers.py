@@ -73,3 +73,31 @@ def test_benchmark_peers_accuracy_against_labels(tmp_path, monkeypatch, capsys):
     direct = json.loads((ev / "result.json").read_text())
     assert rows[0]["sets"][tmp_path.name]["ap"] == direct["ap"]
     assert "| FeatherFace V1 |" in (out / "accuracy.md").read_text()
+
+
+def test_benchmark_peers_int8_rows(tmp_path, monkeypatch):
+    """``--int8 GRAPH``: the INT8 graph gets one accuracy row per engine (their INT8 kernels differ)."""
+    pytest.importorskip("openvino")
+    bench = shared_file("benchmarks/groupselfies_dev")
+    monkeypatch.setenv("FEATHERFACE_SHARED", str(bench.parents[1]))
+    labels = json.loads((bench / "labels.json").read_text())
+    names = sorted(labels["images"])[:2]
+    images = tmp_path / "mini"
+    images.mkdir()
+    for n in names:
+        shutil.copy(bench / "images" / n, images / n)
+    sub = tmp_path / "labels.json"
+    sub.write_text(json.dumps({"images": {n: labels["images"][n] for n in names}}))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in sorted(shared_file("images/portraits").glob("img*.jpg"))[:4]:
+        shutil.copy(p, calib / p.name)
+    assert main(["export", "--model", "nano", "-o", str(tmp_path / "nano.onnx"), "--int8",
+                 "--calibration-images", str(calib), "--calibration-count", "4"]) == 0
+    out = tmp_path / "acc"
+    assert main(["benchmark", "--peers", "--accuracy-only", "--int8", str(tmp_path / "nano_int8.onnx"), "--labels", str(sub),
+                 "--images", str(images), "--output", str(out)]) == 0
+    rows = {r["name"]: r for r in json.loads((out / "accuracy.json").read_text())["rows"]}
+    for engine in ("onnxruntime", "OpenVINO"):
+        r = rows[f"FeatherFace Nano INT8 ({engine})"]
+        assert r["engine"] == engine and 0.0 <= r["sets"][tmp_path.name]["ap"] <= 1.0
