@@ -5,7 +5,8 @@ Graph contract (``featherface export``):
 * input ``input``: ``(batch, 3, height, width)`` float32, BGR minus mean (104, 117, 123);
   batch, height and width are dynamic;
 * raw outputs (default): ``loc (batch, anchors, 4)``, ``conf (batch, anchors, 2)`` class logits,
-  ``landmark_deltas (batch, anchors, 10)``, the model's own outputs;
+  ``landms (batch, anchors, 10)`` landmark regressions (``landmark_deltas`` in the code), the
+  model's own outputs;
 * with ``decode=True``: ``boxes (batch, anchors, 4)`` x1,y1,x2,y2 and
   ``landmarks (batch, anchors, 10)`` in INPUT pixels, ``scores (batch, anchors)`` face
   probabilities; the anchors are computed inside the graph from the input size;
@@ -80,7 +81,7 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
             "mean": ",".join(str(m) for m in MEAN_BGR), "std": "none", "landmarks": ",".join(LANDMARK_NAMES),
             "variances": ",".join(str(v) for v in VARIANCES), "export_size": f"{height}x{width}",
             "outputs": ("boxes/landmarks: input pixels x1,y1,x2,y2; scores: face probability" if decode
-                        else "loc/landmark_deltas: raw regressions (see anchors.py); conf: class logits, index 1 = face")}
+                        else "loc/landms: raw regressions (see anchors.py); conf: class logits, index 1 = face")}
     if score_threshold is not None:
         meta["score_threshold"] = f"{score_threshold:g}"
     for k, v in meta.items():

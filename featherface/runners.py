@@ -19,12 +19,13 @@ Runner = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 class TorchRunner:
     """Runs a PyTorch model under ``torch.inference_mode``. With ``fuse=True`` (default) it runs
     a copy with BatchNorm folded into the convolutions and Nano's channel shuffles folded into
-    its heads (same outputs to ~1e-5, faster); the model passed in is left untouched. ``num_threads`` (CPU) is applied for each call and the
-    process-wide setting restored afterwards, so two detectors can use different counts.
+    its heads (same outputs to ~1e-5, faster); the model passed in is left untouched.
+    ``num_threads`` (CPU) is applied for each call and the process-wide setting restored
+    afterwards, so two detectors can use different counts.
 
     ``channels_last`` runs the network in NHWC memory layout (same values to ~1e-5). ``None``
     (default) uses it on CPU for models whose ``prefers_channels_last`` is true, i.e. where it
-    was measured faster (Nano, RetinaFace; not V1)."""
+    was measured faster (all three of ours)."""
 
     decoded = False
 

@@ -35,6 +35,12 @@ def test_int8_export_runs_on_both_engines(tmp_path):
     later = [k for k in conv_weight_from if k not in stage1]
     assert later and all(conv_weight_from[k] == "DequantizeLinear" for k in later)
     assert "kept fp32" in meta["quantization"]
+    # the INT8 graph stores the same network: its parameter count (INT8 weights, not their
+    # scales) matches the fp32 graph's up to the bias copies the quantizer makes
+    from featherface.peers.runners import onnx_parameter_count
+
+    fp32_count = onnx_parameter_count(tmp_path / "nano.onnx")
+    assert fp32_count > 300_000 and abs(onnx_parameter_count(q) - fp32_count) < 0.01 * fp32_count
     img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
     ref = FaceDetector.from_pretrained("nano").detect_arrays(img)
     for backend in ("onnxruntime", "openvino"):

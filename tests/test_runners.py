@@ -41,7 +41,7 @@ def test_face_detector_openvino_backend_equals_torch():
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
 
 
-@pytest.mark.parametrize("arch", ["nano", "retinaface"])
+@pytest.mark.parametrize("arch", ["nano", "retinaface", "v1"])
 def test_torch_runner_channels_last_matches_nchw_and_leaves_the_model_alone(arch):
     from featherface.models import build_model
 
@@ -60,9 +60,3 @@ def test_torch_runner_channels_last_matches_nchw_and_leaves_the_model_alone(arch
         assert float((a - b).abs().max()) < 1e-3 * max(1.0, float(b.abs().max()))
     # the caller's model keeps its NCHW parameters
     assert all(p.is_contiguous() for p in model.parameters())
-
-
-def test_torch_runner_keeps_nchw_for_v1():
-    from featherface.models import build_model
-
-    assert not TorchRunner(build_model("v1")).channels_last

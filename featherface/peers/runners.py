@@ -30,14 +30,20 @@ def _sorted(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> Det
 
 
 def onnx_parameter_count(path: Path) -> int:
-    """Number of values stored in an ONNX graph's float initializers: the parameter count as
-    deployed (batch-norm usually folded into the convolutions)."""
+    """Number of values stored in an ONNX graph's parameters: its float initializers, and in a
+    quantized (QDQ) graph the integer tensors that ``DequantizeLinear`` turns into weights and
+    biases (their scales and zero points are not counted). The parameter count as deployed
+    (batch-norm usually folded into the convolutions)."""
     import onnx
     from onnx import TensorProto
 
     model = onnx.load(str(path), load_external_data=False)
+    dq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    quant_params = {name for n in dq for name in n.input[1:]}
+    quantized = {n.input[0] for n in dq if n.op_type == "DequantizeLinear"}
     floats = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
-    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if t.data_type in floats))
+    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer
+                   if t.name not in quant_params and (t.data_type in floats or t.name in quantized)))
 
 
 class PeerRunner:
