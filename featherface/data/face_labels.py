@@ -42,7 +42,7 @@ def _check_boxes(path: Path, where: str, boxes) -> None:
 
 def read_labels_json(path: str | Path) -> FaceLabels:
     """Our format: ``{"images": {name: {"boxes": [[x1, y1, x2, y2], ...], "landmarks": [null or
-    10 numbers, ...]}}}`` (see ``../shared/benchmarks/README.md``)."""
+    10 numbers, ...]}}}`` (the format of the benchmark sets' labels.json)."""
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):

@@ -41,7 +41,7 @@ from .transforms import CROP_SCALES, INTERPOLATIONS, Sample, mirror, photometric
 
 log = logging.getLogger(__name__)
 
-#: Default per-source sampling multiplicities for the pool of ``../shared/data`` (see SOURCES.md):
+#: Default per-source sampling multiplicities for the training photo pool (sources: model card):
 #: masked faces in real scenes are rare (1,013 photos) and doubled; the 3,983 tight face crops
 #: are halved (they teach little beyond one big face each); the WIDER sample is doubled.
 DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {"masked_faces_rwmfd": 2.0, "face_crops_masks": 0.5, "wider_sample": 2.0}
