@@ -11,7 +11,7 @@ OUT=${1:-benchmarks/results}
 SHARED=${FEATHERFACE_SHARED:-../shared}
 INT8=()
 if [ -n "${POOL:-}" ]; then
-  featherface export --model nano -o "$OUT/int8/nano.onnx" --int8 --calibration-images "$POOL" --calibration-count 100
+  featherface export --model nano -o "$OUT/int8/nano.onnx" --int8 --calibration-images "$POOL" --calibration-count 300
   INT8=(--int8 "$OUT/int8/nano_int8.onnx")
 fi
 # 1. V1 vs Nano: size, FLOPs, peak memory, latency split into network and post-processing.
