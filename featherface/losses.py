@@ -91,15 +91,20 @@ class MultiBoxLoss(nn.Module):
         return {"box": loss_box, "cls": loss_cls, "landmark": loss_lm, "total": total}
 
     @torch.no_grad()
-    def mine(self, conf: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def mine(self, conf: torch.Tensor, labels: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
         """Positives plus, per image, the ``neg_pos_ratio`` x #positives background anchors with
-        the highest classification loss (``(N, A)`` bool)."""
+        the highest classification loss (``(N, A)`` bool). Background anchors in ``exclude``
+        (``(N, A)`` bool) are never chosen."""
         pos = labels > 0
         ce = F.cross_entropy(conf.reshape(-1, 2).float(), labels.reshape(-1), reduction="none").reshape(labels.shape)
         ce[pos] = 0
+        candidates = ~pos
+        if exclude is not None:
+            candidates &= ~exclude
+            ce[exclude] = -1.0  # rank after every candidate (a candidate's loss is >= 0)
         rank = ce.argsort(dim=1, descending=True).argsort(dim=1)
         num_neg = (self.neg_pos_ratio * pos.sum(dim=1, keepdim=True)).clamp(max=labels.shape[1] - 1)
-        return pos | (rank < num_neg)
+        return pos | ((rank < num_neg) & candidates)
 
 
 class DistillationLoss(nn.Module):
@@ -117,25 +122,40 @@ class DistillationLoss(nn.Module):
       outweigh the task loss by orders of magnitude.)
     * ``feature`` is the mean squared error between student and teacher feature maps (the three
       post-BiFPN levels, both 64 channels), averaged over levels.
+
+    ``ignore_below`` (0 disables): background anchors (matched to no target) that the teacher
+    scores as a face with probability ``>= ignore_below`` are left out of the task's hard-negative
+    mining, so the task term never teaches "background" where the teacher is unsure (mostly
+    small, blurred or masked faces below the pseudo-label threshold, and anchors next to a
+    detected face that the IoU matching leaves unclaimed); the KD term still teaches them the
+    teacher's soft score.
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.7, feature_weight: float = 0.1,
-                 task: MultiBoxLoss | None = None) -> None:
+                 task: MultiBoxLoss | None = None, ignore_below: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= ignore_below <= 0.5:
+            raise ValueError(f"ignore_below must be in [0, 0.5], got {ignore_below}")
         self.t, self.alpha, self.beta = temperature, alpha, feature_weight
+        self.ignore_below = ignore_below
         self.task = task or MultiBoxLoss()
 
     def forward(self, student_out, teacher_out, targets: list[dict], anchors: torch.Tensor,
                 student_feats: list[torch.Tensor] | None = None, teacher_feats: list[torch.Tensor] | None = None):
         matched = build_targets(targets, anchors)
-        mined = self.task.mine(student_out[1], matched[0])
+        with torch.no_grad():
+            t_face = torch.softmax(teacher_out[1].detach().float(), dim=-1)[..., 1]  # (N, A)
+            unsure = (matched[0] == 0) & (t_face >= self.ignore_below) if self.ignore_below > 0 else None
+        mined = self.task.mine(student_out[1], matched[0], exclude=unsure)
         terms = self.task(student_out, targets, anchors, matched=matched, selected=mined)
         n_pos = (matched[0] > 0).sum().clamp(min=1).float()
         s_logp = F.log_softmax(student_out[1] / self.t, dim=-1)
         t_logp = F.log_softmax(teacher_out[1].detach() / self.t, dim=-1)
         kl = (t_logp.exp() * (t_logp - s_logp)).sum(dim=-1)  # (N, A)
         with torch.no_grad():
-            sel = mined | (torch.softmax(teacher_out[1].detach().float(), dim=-1)[..., 1] > 0.5)
+            sel = mined | (t_face > 0.5)
+            if unsure is not None:
+                sel |= unsure
         kd = self.t ** 2 * kl[sel].sum() / n_pos
         if student_feats is not None and teacher_feats is not None:
             feat = torch.stack([F.mse_loss(s, t.detach()) for s, t in zip(student_feats, teacher_feats)]).mean()

@@ -121,3 +121,38 @@ def test_distillation_terms():
     assert d["kd"].item() == pytest.approx(16 * kl_one * (n_pos + 7 * n_pos) / n_pos, rel=1e-4)
     assert d["feature"].item() == pytest.approx(1.0)
     assert d["total"].item() == pytest.approx(0.3 * d["task"].item() + 0.7 * d["kd"].item() + 0.1, rel=1e-5)
+
+
+def test_mining_never_picks_excluded_anchors():
+    t = _target([[0.1, 0.1, 0.45, 0.5]])
+    _, labels = _perfect_outputs(t)
+    n_pos = int(labels.sum())
+    conf = torch.zeros(1, ANCHORS.shape[0], 2)
+    conf[0, :, 1] = torch.linspace(0.0, 5.0, ANCHORS.shape[0])  # the last anchors are the hardest negatives
+    lab = labels.reshape(1, -1)
+    exclude = torch.zeros_like(lab, dtype=torch.bool)
+    exclude[0, -20:] = True
+    exclude &= lab == 0
+    plain = MultiBoxLoss().mine(conf, lab)
+    sel = MultiBoxLoss().mine(conf, lab, exclude=exclude)
+    assert plain[exclude].any() and not sel[exclude].any()
+    assert int((sel & (lab == 0)).sum()) == 7 * n_pos == int((plain & (lab == 0)).sum())
+    assert bool(sel[lab > 0].all())
+
+
+def test_distillation_ignores_background_the_teacher_is_unsure_of():
+    t = _target([[0.1, 0.1, 0.45, 0.5]])
+    out, labels = _perfect_outputs(t)
+    student = (out[0], out[1].clone(), out[2])
+    student[1][0, labels == 0] = torch.tensor([0.0, 1.0])  # every background anchor says "face" a little
+    teacher = (out[0], out[1].clone(), out[2])
+    teacher[1][0, labels == 0] = torch.tensor([0.0, math.log(0.3 / 0.7)])  # teacher: p(face) = 0.3
+    plain = DistillationLoss()(student, teacher, [t], ANCHORS)
+    ignoring = DistillationLoss(ignore_below=0.2)(student, teacher, [t], ANCHORS)
+    per_neg = torch.nn.functional.cross_entropy(torch.tensor([[0.0, 1.0]]), torch.tensor([0])).item()
+    assert plain["cls"].item() == pytest.approx(7 * per_neg, rel=1e-3)
+    assert ignoring["cls"].item() == pytest.approx(0.0, abs=1e-3)  # only the (perfect) positives remain
+    # KD now covers every unsure background anchor, not only the 7:1 mined ones.
+    assert ignoring["kd"].item() > plain["kd"].item() * 2
+    with pytest.raises(ValueError):
+        DistillationLoss(ignore_below=0.6)

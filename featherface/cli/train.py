@@ -17,7 +17,7 @@ from ..training.config import TrainConfig
 # flag name -> config field; only flags the user actually gives override the config.
 _FLAGS = {
     "arch": str, "images": str, "labels": str, "out": str, "init_backbone": str, "init_weights": str, "teacher": str,
-    "pseudo_label_threshold": float, "check_image": str, "check_min_faces": int, "temperature": float, "alpha": float,
+    "pseudo_label_threshold": float, "ignore_below": float, "check_image": str, "check_min_faces": int, "temperature": float, "alpha": float,
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": str, "mosaic_prob": float,
@@ -95,6 +95,9 @@ def register_cli(sub) -> None:
     _add_common(p)
     p.add_argument("--teacher", help="teacher: checkpoint, official V1 .pth or RetinaFace-MobileNet0.25 .pth (loaded strictly and checked)")
     p.add_argument("--pseudo-label-threshold", type=float, help="teacher score for pseudo-labels (default 0.5)")
+    p.add_argument("--ignore-below", type=float,
+                   help="background anchors the teacher scores as a face with p >= this are not mined as negatives "
+                        "by the task loss (KD still teaches them); 0 = off (default)")
     p.add_argument("--check-image", help="photo the teacher must find faces in before training")
     p.add_argument("--check-min-faces", type=int)
     p.add_argument("--temperature", type=float)

@@ -22,6 +22,9 @@ class TrainConfig:
     # --- teacher (distill mode)
     teacher: str | None = None  # checkpoint or official V1 .pth, loaded strictly
     pseudo_label_threshold: float = 0.5  # teacher detections above this become targets
+    # background anchors the teacher scores as a face with p >= this are not mined as negatives
+    # by the task loss (0: off); see losses.DistillationLoss
+    ignore_below: float = 0.0
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
     # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
     # is the task target; human boxes from pool_labels (our labels.json) are added where the

@@ -302,7 +302,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     total_epochs = min(cfg.epochs, cfg.max_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
     st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
-                  DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight) if teacher is not None else MultiBoxLoss(),
+                  DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below) if teacher is not None else MultiBoxLoss(),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)

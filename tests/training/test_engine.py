@@ -13,6 +13,7 @@ import torch
 from featherface.checkpoint import read_checkpoint, save_checkpoint
 from featherface.cli import main
 from featherface.models import build_model
+from featherface.training.config import TrainConfig
 from tests.conftest import REPO, shared_file
 
 
@@ -110,7 +111,6 @@ def test_distill_on_pseudo_labels_smoke(tmp_path, teacher):
 
 
 def test_non_finite_loss_stops_before_touching_the_weights(tiny_dataset, tmp_path):
-    from featherface.training.config import TrainConfig
     from featherface.training.engine import NonFiniteLossError, setup, training_step
     from featherface.data.dataset import collate
 
@@ -145,7 +145,7 @@ def test_init_backbone_copies_a_detector_backbone(official_v1_path, tmp_path):
 
 
 def test_cosine_schedule_hand_values():
-    from featherface.training.config import TrainConfig, lr_factor
+    from featherface.training.config import lr_factor
 
     cfg = TrainConfig(lr_schedule="cosine", warmup_epochs=1.0, epochs=5)
     assert lr_factor(0.5, cfg) == pytest.approx(0.5)  # warm-up
@@ -171,7 +171,8 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
                  "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
                  "--out", str(out), "--batch-size", "2", "--image-size", "320", "--max-steps", "2",
-                 "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0"]) == 0
+                 "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2"]) == 0
+    assert TrainConfig.from_yaml(out / "config.yaml").ignore_below == 0.2
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [1, 2] and sum(int(float(r["faces"])) for r in rows) > 0
