@@ -64,6 +64,21 @@ def build_targets(targets: list[dict], anchors: torch.Tensor):
     return tuple(torch.stack(x) for x in zip(*out))
 
 
+@torch.no_grad()
+def added_positives(targets: list[dict], anchors: torch.Tensor) -> torch.Tensor:
+    """``(N, A)`` bool: the anchors that :func:`match` makes positive for the boxes each target
+    flags in ``added`` (``(K,)`` bool; a target without the key has none)."""
+    rows = []
+    for t in targets:
+        added = t.get("added")
+        if added is None or not bool(added.any()):
+            rows.append(torch.zeros(anchors.shape[0], dtype=torch.bool, device=anchors.device))
+            continue
+        rows.append(match(t["boxes"][added].to(anchors.device), t["landmarks"][added].to(anchors.device),
+                          t["has_landmarks"][added].to(anchors.device), anchors)[0] > 0)
+    return torch.stack(rows)
+
+
 class MultiBoxLoss(nn.Module):
     """RetinaFace MultiBox loss. ``forward(outputs, targets, anchors)`` with ``outputs =
     (loc (N,A,4), conf logits (N,A,2), landmark_deltas (N,A,10))``; returns ``{"box", "cls", "landmark",
@@ -129,15 +144,24 @@ class DistillationLoss(nn.Module):
     small, blurred or masked faces below the pseudo-label threshold, and anchors next to a
     detected face that the IoU matching leaves unclaimed); the KD term still teaches them the
     teacher's soft score.
+
+    ``label_corrected`` (off by default): positive anchors of the boxes a target marks as
+    ``added`` -- labelled faces the teacher missed (human boxes, or a stronger detector's from
+    ``--pool-labels``; see :func:`featherface.training.labels.merge_online_targets`) -- are left out
+    of the KD term. There the teacher's soft score says "background" where a label says "face";
+    at T = 4 and alpha = 0.7 the KD gradient on a logit is several times the task term's, so
+    without this the student would learn the teacher's miss, not the label. Everywhere else KD is
+    unchanged.
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.7, feature_weight: float = 0.1,
-                 task: MultiBoxLoss | None = None, ignore_below: float = 0.0) -> None:
+                 task: MultiBoxLoss | None = None, ignore_below: float = 0.0, label_corrected: bool = False) -> None:
         super().__init__()
         if not 0.0 <= ignore_below <= 0.5:
             raise ValueError(f"ignore_below must be in [0, 0.5], got {ignore_below}")
         self.t, self.alpha, self.beta = temperature, alpha, feature_weight
         self.ignore_below = ignore_below
+        self.label_corrected = label_corrected
         self.task = task or MultiBoxLoss()
 
     def forward(self, student_out, teacher_out, targets: list[dict], anchors: torch.Tensor,
@@ -156,6 +180,8 @@ class DistillationLoss(nn.Module):
             sel = mined | (t_face > 0.5)
             if unsure is not None:
                 sel |= unsure
+            if self.label_corrected:
+                sel &= ~added_positives(targets, anchors)
         kd = self.t ** 2 * kl[sel].sum() / n_pos
         if student_feats is not None and teacher_feats is not None:
             feat = torch.stack([F.mse_loss(s, t.detach()) for s, t in zip(student_feats, teacher_feats)]).mean()

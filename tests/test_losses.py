@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from featherface.anchors import priors
-from featherface.losses import DistillationLoss, MultiBoxLoss, box_iou, match
+from featherface.losses import DistillationLoss, MultiBoxLoss, added_positives, box_iou, match
 
 
 def _target(boxes, landmarks=None, has=None):
@@ -156,3 +156,23 @@ def test_distillation_ignores_background_the_teacher_is_unsure_of():
     assert ignoring["kd"].item() > plain["kd"].item() * 2
     with pytest.raises(ValueError):
         DistillationLoss(ignore_below=0.6)
+
+
+def test_label_corrected_kd_leaves_out_the_faces_the_teacher_missed():
+    t = _target([[0.1, 0.1, 0.45, 0.5], [0.55, 0.5, 0.9, 0.9]])
+    out, labels = _perfect_outputs(t)
+    # the teacher sees the first face only: background logits on the second face's anchors
+    second = match(t["boxes"][1:], t["landmarks"][1:], t["has_landmarks"][1:], ANCHORS)[0] > 0
+    teacher = (out[0], out[1].clone(), out[2])
+    teacher[1][0, second] = torch.tensor([20.0, -20.0])
+    plain = DistillationLoss()(out, teacher, [t], ANCHORS)
+    assert plain["kd"].item() > 1.0  # KD pulls the second face towards the teacher's "background"
+    flagged = {**t, "added": torch.tensor([False, True])}
+    corrected = DistillationLoss(label_corrected=True)(out, teacher, [flagged], ANCHORS)
+    assert corrected["kd"].item() == pytest.approx(0.0, abs=1e-5)  # only that face's anchors disagreed
+    assert corrected["task"].item() == pytest.approx(plain["task"].item())  # the task term is untouched
+    # without the flag (or with nothing added) the correction changes nothing
+    none = {**t, "added": torch.tensor([False, False])}
+    for target in (t, none):
+        assert DistillationLoss(label_corrected=True)(out, teacher, [target], ANCHORS)["kd"].item() == pytest.approx(plain["kd"].item())
+    assert added_positives([flagged, t], ANCHORS).sum(dim=1).tolist() == [int(second.sum()), 0]

@@ -20,8 +20,8 @@ _FLAGS = {
     "pseudo_label_threshold": float, "ignore_below": float, "check_image": str, "check_min_faces": int, "temperature": float, "alpha": float,
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
-    "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": str, "mosaic_prob": float,
-    "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool,
+    "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
+    "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
 }
 
 
@@ -98,6 +98,9 @@ def register_cli(sub) -> None:
     p.add_argument("--ignore-below", type=float,
                    help="background anchors the teacher scores as a face with p >= this are not mined as negatives "
                         "by the task loss (KD still teaches them); 0 = off (default)")
+    p.add_argument("--label-corrected-kd", action="store_true", default=None,
+                   help="leave the positive anchors of labelled faces the teacher missed (--pool-labels) out of the KD "
+                        "term, so the label, not the teacher's miss, is learnt there")
     p.add_argument("--check-image", help="photo the teacher must find faces in before training")
     p.add_argument("--check-min-faces", type=int)
     p.add_argument("--temperature", type=float)
@@ -105,7 +108,11 @@ def register_cli(sub) -> None:
     p.add_argument("--feature-weight", type=float)
     p.add_argument("--online-labels", action="store_true",
                    help="label each training crop with the teacher's own output (no labelling pass; photo pool with mosaics)")
-    p.add_argument("--pool-labels", help="labels.json with human boxes for some pool photos (added where the teacher misses faces)")
+    p.add_argument("--pool-labels", nargs="+",
+                   help="labels.json files with boxes for pool photos, added where the teacher misses faces: human "
+                        "labels, or another detector's (scripts/label_pool.py); the first file listing a photo wins")
+    p.add_argument("--pool-label-min-score", type=float,
+                   help="a detector's pool labels below this score are not used (default 0.5)")
     p.add_argument("--mosaic-prob", type=float, help="share of 2x2 mosaic samples (online labels)")
     p.add_argument("--zoom-out-prob", type=float, help="share of zoomed-out views (online labels)")
     p.add_argument("--val-images", help="held-out photos: agreement AP with the teacher")

@@ -8,8 +8,9 @@ teacher_targets`) gives pseudo-labels for free, on exactly the pixels the studen
 mosaics and zoomed-out crops.
 
 Items are ``(image (3, S, S) float32, target)`` like :mod:`featherface.data.dataset`, where
-``target["boxes"]`` holds the HUMAN boxes that survive the augmentation (normalised xyxy; empty
-for photos without human labels) already converted to the teacher's box convention, and
+``target["boxes"]`` holds the LABELLED boxes that survive the augmentation -- human boxes, or
+another detector's (``scripts/label_pool.py``) -- (normalised xyxy; empty for photos without
+labels) already converted to the teacher's box convention, and
 ``target["online"] = True`` asks the training loop to add the teacher's detections.
 
 Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, i])`` (resumable):
@@ -49,12 +50,16 @@ DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {"masked_faces_rwmfd": 2.0, "face_cro
 
 @dataclass(frozen=True)
 class BoxConvention:
-    """Affine map from human "tight" boxes to the teacher's convention, per box:
-    ``w' = w * w_scale``, ``h' = h * h_scale``, centre moved by ``(dx * w, dy * h)``.
+    """Affine map from another source's boxes (human "tight" boxes, another detector's) to the
+    teacher's convention, per box: ``w' = w * w_scale``, ``h' = h * h_scale``, centre moved by
+    ``(dx * w, dy * h)`` (``w, h`` the box's own size before the map).
 
-    The defaults are the medians measured by ``scripts/box_convention.py`` between V1's
-    detections and the human boxes of 120 labelled pool photos (groupselfies, 459 matched faces):
-    V1's boxes are 0.85x as wide, 1.06x as tall and sit 3 % lower-right."""
+    The defaults are the map for HUMAN boxes: medians measured between V1's detections and the
+    human boxes of 120 labelled pool photos (groupselfies, 459 matched faces): V1's boxes are
+    0.85x as wide, 1.06x as tall and sit 3 % lower-right. :func:`measure_convention` measures
+    such a map; ``scripts/box_convention.py`` runs it on pool photos (on a spread of 120
+    groupselfies photos, 427 pairs, it gives 0.870 / 1.063 / 0.036 / 0.031: the same map within
+    the sampling spread, so the defaults were kept)."""
 
     w_scale: float = 0.853
     h_scale: float = 1.061
@@ -69,11 +74,85 @@ class BoxConvention:
         half = wh * np.array([self.w_scale, self.h_scale], np.float32) / 2
         return np.concatenate([c - half, c + half], axis=1).astype(np.float32)
 
+    def to_dict(self) -> dict[str, float]:
+        return {"w_scale": self.w_scale, "h_scale": self.h_scale, "dx": self.dx, "dy": self.dy}
 
-def read_pool(root: str | Path, labels: str | Path | None = None,
-              source_weights: dict[str, float] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
+    @classmethod
+    def from_dict(cls, d: dict) -> "BoxConvention":
+        return cls(float(d["w_scale"]), float(d["h_scale"]), float(d["dx"]), float(d["dy"]))
+
+
+def measure_convention(reference: list[np.ndarray], other: list[np.ndarray],
+                       min_iou: float = 0.5) -> tuple[BoxConvention, int]:
+    """The :class:`BoxConvention` that maps ``other``'s boxes onto ``reference``'s: per image, the
+    two box sets ``(K, 4)`` xyxy pixels are matched one-to-one (Hungarian on IoU, pairs with IoU
+    >= ``min_iou`` kept) and the map is the median over all pairs of the width and height ratios
+    and of the centre offsets in units of ``other``'s width and height. Medians, not means: a few
+    wrong matches do not move them. Returns the map and the number of matched pairs (ValueError
+    when none)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from ..geometry import box_iou
+
+    ref_m, oth_m = [], []
+    for r, o in zip(reference, other):
+        r, o = np.asarray(r, np.float32).reshape(-1, 4), np.asarray(o, np.float32).reshape(-1, 4)
+        if not len(r) or not len(o):
+            continue
+        iou = box_iou(torch.from_numpy(r), torch.from_numpy(o)).numpy()
+        rows, cols = linear_sum_assignment(-iou)
+        ok = iou[rows, cols] >= min_iou
+        ref_m.append(r[rows[ok]])
+        oth_m.append(o[cols[ok]])
+    if not ref_m or not sum(len(m) for m in ref_m):
+        raise ValueError(f"no box pairs with IoU >= {min_iou}: cannot measure a convention")
+    r, o = np.concatenate(ref_m), np.concatenate(oth_m)
+    rw, ow = r[:, 2:] - r[:, :2], o[:, 2:] - o[:, :2]
+    scale = np.median(rw / ow, axis=0)
+    shift = np.median(((r[:, :2] + r[:, 2:]) - (o[:, :2] + o[:, 2:])) / 2 / ow, axis=0)
+    conv = BoxConvention(*(round(float(v), 4) for v in (scale[0], scale[1], shift[0], shift[1])))
+    return conv, len(r)
+
+
+def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Boxes for pool photos from one or more ``labels.json`` files (keys relative to the pool
+    root), converted to the teacher's convention: each file's ``"box_convention"`` (written by
+    ``scripts/box_convention.py`` for a detector's labels) or, without one, the human-box map
+    (:class:`BoxConvention` defaults). Where a file gives ``"scores"`` (a detector's labels,
+    ``scripts/label_pool.py``), boxes below ``min_score`` are dropped. A photo listed in several
+    files takes its boxes from the FIRST file that lists it: put human labels first.
+
+    Returns ``{photo: boxes (K, 4) float32 pixels}`` and one summary per file (name, convention,
+    photos, faces) for the log and the model card."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    boxes: dict[str, np.ndarray] = {}
+    summary = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        conv = BoxConvention.from_dict(data["box_convention"]) if data.get("box_convention") else BoxConvention()
+        added = faces = 0
+        for rel, item in data["images"].items():
+            if rel in boxes:
+                continue
+            b = np.asarray(item["boxes"], np.float32).reshape(-1, 4)
+            if "scores" in item:
+                b = b[np.asarray(item["scores"], np.float32).reshape(-1) >= min_score]
+            boxes[rel] = conv.apply(b)
+            added += 1
+            faces += len(b)
+        summary.append({"file": str(path), "convention": conv.to_dict(), "photos": added, "faces": faces})
+        log.info("pool labels %s: %d faces on %d photos (convention %s%s)", path, faces, added, conv.to_dict(),
+                 f", score >= {min_score}" if data.get("score_min") is not None else "")
+    return boxes, summary
+
+
+def read_pool(root: str | Path, labels: str | Path | list | None = None,
+              source_weights: dict[str, float] | None = None,
+              min_score: float = 0.5) -> tuple[list[str], dict[str, np.ndarray]]:
     """List the pool's photos (paths relative to ``root``) with per-source multiplicities applied,
-    and read the human boxes of ``labels`` (our ``labels.json`` format, keys relative to root).
+    and read the boxes of ``labels`` (:func:`read_pool_labels`: one or more labels.json files,
+    already in the teacher's convention).
 
     The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies
     of every photo plus one more copy of a deterministic ``frac(w)`` share of them."""
@@ -85,12 +164,8 @@ def read_pool(root: str | Path, labels: str | Path | None = None,
         w = weights.get(Path(rel).parts[0], 1.0)
         copies = int(w) + (1 if (i * 0.6180339887) % 1.0 < w - int(w) else 0)
         entries.extend([rel] * copies)
-    human: dict[str, np.ndarray] = {}
-    if labels:
-        data = json.loads(Path(labels).read_text())
-        for rel, item in data["images"].items():
-            human[rel] = np.asarray(item["boxes"], np.float32).reshape(-1, 4)
-    log.info("pool %s: %d photos -> %d samples per pass (source weights %s); human boxes on %d photos",
+    human = read_pool_labels(labels, min_score)[0] if labels else {}
+    log.info("pool %s: %d photos -> %d samples per pass (source weights %s); labelled boxes on %d photos",
              root, len(files), len(entries), weights, len(human))
     return entries, human
 
@@ -99,13 +174,12 @@ class PoolDataset(Dataset):
     """Photos of the pool, augmented for online teacher labelling (see module docstring)."""
 
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
-                 seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15,
-                 convention: BoxConvention = BoxConvention()) -> None:
+                 seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob = mosaic_prob, zoom_out_prob
-        self.human = {k: convention.apply(v) for k, v in human.items()}
+        self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

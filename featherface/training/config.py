@@ -25,12 +25,17 @@ class TrainConfig:
     # background anchors the teacher scores as a face with p >= this are not mined as negatives
     # by the task loss (0: off); see losses.DistillationLoss
     ignore_below: float = 0.0
+    # KD leaves out the positive anchors of labelled boxes the teacher missed (pool_labels), so the
+    # teacher's miss does not overrule the label there; see losses.DistillationLoss
+    label_corrected_kd: bool = False
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
     # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
-    # is the task target; human boxes from pool_labels (our labels.json) are added where the
-    # teacher misses a face. No labelling pass before training (see data/pool.py).
+    # is the task target; boxes from pool_labels (our labels.json files: human labels, or another
+    # detector's from scripts/label_pool.py; the first file listing a photo wins) are added where
+    # the teacher misses a face. No labelling pass before training (see data/pool.py).
     online_labels: bool = False
-    pool_labels: str | None = None
+    pool_labels: list[str] | str | None = None
+    pool_label_min_score: float = 0.5  # a detector's pool labels below this score are not used
     mosaic_prob: float = 0.25  # share of samples that are 2x2 mosaics of four photos
     zoom_out_prob: float = 0.15  # share of views that place the whole photo on a larger canvas
     source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)

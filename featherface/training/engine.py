@@ -38,7 +38,8 @@ from .labels import merge_online_targets
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "faces", "images_per_s", "time_s"]
+LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "faces", "labels_added", "images_per_s",
+              "time_s"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -140,7 +141,7 @@ def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
     if cfg.online_labels:
         from ..data.pool import PoolDataset, read_pool
 
-        entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights)
+        entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score)
         return PoolDataset(cfg.images, entries, human, cfg.image_size, cfg.seed, cfg.mosaic_prob, cfg.zoom_out_prob)
     if cfg.labels:
         return WiderFaceDataset(cfg.images, cfg.labels, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
@@ -302,7 +303,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     total_epochs = min(cfg.epochs, cfg.max_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
     st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
-                  DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below) if teacher is not None else MultiBoxLoss(),
+                  DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
+                                   label_corrected=cfg.label_corrected_kd) if teacher is not None else MultiBoxLoss(),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
@@ -405,6 +407,8 @@ def train_one_epoch(st: RunState, epoch: int, writer=None, progress: bool = True
             row = {k: float(v.detach()) for k, v in terms.items() if k in LOG_FIELDS}
             if cfg.online_labels:
                 row["faces"] = sum(len(t["boxes"]) for t in targets)
+                # labelled boxes (--pool-labels) the teacher missed, added to the task targets
+                row["labels_added"] = sum(t.get("n_human_added", 0) for t in targets)
             now = time.perf_counter()
             row.update(step=st.step, epoch=epoch + (i + 1) / len(batches), lr=st.optimizer.param_groups[0]["lr"],
                        images_per_s=cfg.batch_size * st.world / (now - tick), time_s=now - st.started)

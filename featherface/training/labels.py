@@ -33,7 +33,8 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
     """Replace each ``online`` target by the teacher's detections plus the human boxes the teacher
     missed (IoU < ``same_face_iou`` with every teacher box; no landmarks). Where both see a face
     the teacher's box wins: it carries landmarks and the teacher's box convention, which the KD
-    term teaches anyway. Targets without ``online`` are returned unchanged."""
+    term teaches anyway. ``added (K,)`` flags the labelled boxes kept this way (for
+    ``DistillationLoss(label_corrected=True)``). Targets without ``online`` are returned unchanged."""
     loc, conf, landmark_deltas = teacher_out
     out = []
     for i, t in enumerate(targets):
@@ -49,7 +50,7 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
         landmarks = torch.cat([tl, torch.zeros(len(hb), 10)])
         has = torch.cat([torch.ones(len(tb), dtype=torch.bool), torch.zeros(len(hb), dtype=torch.bool)])
         out.append({**t, "boxes": boxes, "landmarks": landmarks, "has_landmarks": has,
-                    "n_teacher": len(tb), "n_human_added": len(hb)})
+                    "added": ~has.clone(), "n_teacher": len(tb), "n_human_added": len(hb)})
     return out
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.data.pool import BoxConvention, PoolDataset, read_pool
+from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, read_pool, read_pool_labels
 
 
 @pytest.fixture
@@ -24,6 +24,8 @@ def pool(tmp_path):
             cv2.imwrite(str(tmp_path / rel), img)
             labels[rel] = {"boxes": [[x, y, x + 60, y + 60]], "landmarks": [None]}
     (tmp_path / "labels.json").write_text(json.dumps({"images": labels}))
+    identity = {"w_scale": 1.0, "h_scale": 1.0, "dx": 0.0, "dy": 0.0}
+    (tmp_path / "labels_identity.json").write_text(json.dumps({"images": labels, "box_convention": identity}))
     return tmp_path
 
 
@@ -41,11 +43,51 @@ def test_box_convention_hand_computed():
     np.testing.assert_allclose(out, [[35, -30, 85, 70]])
 
 
+def test_read_pool_labels_conventions_scores_and_precedence(tmp_path):
+    human = {"a.jpg": {"boxes": [[0, 0, 100, 50]], "landmarks": [None]}}
+    detector = {"box_convention": {"w_scale": 0.5, "h_scale": 2.0, "dx": 0.1, "dy": -0.1, "pairs": 9},
+                "score_min": 0.3,
+                "images": {"a.jpg": {"boxes": [[5, 5, 50, 50]], "scores": [0.9]},
+                           "b.jpg": {"boxes": [[0, 0, 100, 50], [0, 0, 10, 10]], "scores": [0.8, 0.4]},
+                           "c.jpg": {"boxes": [], "scores": []}}}
+    (tmp_path / "human.json").write_text(json.dumps({"images": human}))
+    (tmp_path / "det.json").write_text(json.dumps(detector))
+    boxes, summary = read_pool_labels([tmp_path / "human.json", tmp_path / "det.json"], min_score=0.5)
+    # a.jpg: the human file comes first and wins; its boxes get the default (human) map
+    np.testing.assert_allclose(boxes["a.jpg"], BoxConvention().apply(np.array([[0, 0, 100, 50]], np.float32)))
+    # b.jpg: the detector's map (hand-computed in test_box_convention_hand_computed); the 0.4 box dropped
+    np.testing.assert_allclose(boxes["b.jpg"], [[35, -30, 85, 70]])
+    assert boxes["c.jpg"].shape == (0, 4)
+    assert [(s["photos"], s["faces"]) for s in summary] == [(1, 1), (2, 1)]
+    assert summary[1]["convention"] == {"w_scale": 0.5, "h_scale": 2.0, "dx": 0.1, "dy": -0.1}
+    # a lower minimum score keeps the second box
+    assert len(read_pool_labels(tmp_path / "det.json", min_score=0.3)[0]["b.jpg"]) == 2
+
+
+def test_measure_convention_recovers_a_known_map():
+    rng = np.random.default_rng(1)
+    truth = BoxConvention(w_scale=0.85, h_scale=1.06, dx=0.03, dy=-0.02)
+    others, refs = [], []
+    for _ in range(20):
+        xy = rng.uniform(0, 500, (3, 2)).astype(np.float32)
+        o = np.concatenate([xy, xy + rng.uniform(20, 80, (3, 2)).astype(np.float32)], axis=1)
+        r = truth.apply(o)[::-1]  # order must not matter: pairs are matched by IoU
+        others.append(o)
+        refs.append(np.concatenate([r, [[900, 900, 950, 950]]]))  # a reference box nothing matches
+    # one wrong but overlapping pair (IoU >= 0.5, twice as wide): the medians ignore it
+    others.append(np.array([[0, 0, 100, 100]], np.float32))
+    refs.append(np.array([[0, 0, 200, 100]], np.float32))
+    conv, pairs = measure_convention(refs, others)
+    assert pairs == 61
+    np.testing.assert_allclose([conv.w_scale, conv.h_scale, conv.dx, conv.dy], [0.85, 1.06, 0.03, -0.02], atol=2e-3)
+    with pytest.raises(ValueError, match="no box pairs"):
+        measure_convention([np.zeros((0, 4))], [np.array([[0, 0, 10, 10]])])
+
+
 @pytest.mark.parametrize("mosaic, zoom", [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0)])
 def test_boxes_follow_the_pixels(pool, mosaic, zoom):
-    entries, human = read_pool(pool, pool / "labels.json", {})
-    identity = BoxConvention(1.0, 1.0, 0.0, 0.0)
-    ds = PoolDataset(pool, entries, human, image_size=128, seed=3, mosaic_prob=mosaic, zoom_out_prob=zoom, convention=identity)
+    entries, human = read_pool(pool, pool / "labels_identity.json", {})
+    ds = PoolDataset(pool, entries, human, image_size=128, seed=3, mosaic_prob=mosaic, zoom_out_prob=zoom)
     seen = 0
     for i in range(len(ds)):
         x, t = ds[i]

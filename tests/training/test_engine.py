@@ -1,6 +1,7 @@
 """Training engine: kill -9 and resume gives the uninterrupted run's steps and weights; 2-process
 torchrun keeps replicas identical; distillation refuses a broken teacher; CLI smoke runs."""
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import torch
 
 from featherface.checkpoint import read_checkpoint, save_checkpoint
 from featherface.cli import main
+from featherface.files import read_image
 from featherface.models import build_model
 from featherface.training.config import TrainConfig
 from tests.conftest import REPO, shared_file
@@ -168,14 +170,26 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     for name in ("crowd_baseball.jpg", "small_pair.jpg"):
         shutil.copy(shared_file(f"images/{name}"), pool / name)
     out = tmp_path / "run"
+    # pool labels: a human file and a detector's (with scores; its only box is below the minimum score)
+    h, w = read_image(pool / "small_pair.jpg").shape[:2]
+    human, detector = tmp_path / "human.json", tmp_path / "detector.json"
+    human.write_text(json.dumps({"images": {"groups/small_pair.jpg": {"boxes": [[0, 0, w, h]]}}}))
+    detector.write_text(json.dumps({"images": {"groups/crowd_baseball.jpg": {"boxes": [[0, 0, 50, 50]], "scores": [0.5]}}}))
     assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
                  "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
                  "--out", str(out), "--batch-size", "2", "--image-size", "320", "--max-steps", "2",
-                 "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2"]) == 0
-    assert TrainConfig.from_yaml(out / "config.yaml").ignore_below == 0.2
+                 "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2",
+                 "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
+                 "--label-corrected-kd"]) == 0
+    cfg = TrainConfig.from_yaml(out / "config.yaml")
+    assert cfg.ignore_below == 0.2
+    assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [1, 2] and sum(int(float(r["faces"])) for r in rows) > 0
+    # the human box covering the whole photo (zoomed out, so always in view) matches no teacher
+    # face (IoU < 0.4), so it is added to the task targets
+    assert sum(int(float(r["labels_added"])) for r in rows) >= 1
     student = read_checkpoint(out / "model.pt")["state_dict"]
     v1 = backbone_of(load_official(official_v1_path)[0]).state_dict()
     assert all(torch.equal(student[f"backbone.{k}"], v) for k, v in v1.items())

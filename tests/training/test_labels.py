@@ -36,7 +36,7 @@ def test_merge_keeps_teacher_boxes_and_adds_missed_human_faces():
                 "online": True}]
     merged = merge_online_targets(targets, out, (96, 96))[0]
     torch.testing.assert_close(merged["boxes"], torch.tensor([teacher_box, [0.6, 0.6, 0.8, 0.8]]), atol=1e-5, rtol=0)
-    assert merged["has_landmarks"].tolist() == [True, False]
+    assert merged["has_landmarks"].tolist() == [True, False] and merged["added"].tolist() == [False, True]
     assert merged["n_teacher"] == 1 and merged["n_human_added"] == 1
 
 

@@ -1,0 +1,73 @@
+"""Measure how another box source's boxes map onto the teacher's (V1's) box convention, on pool
+photos, and optionally store the map in that labels.json as ``"box_convention"`` (read by
+``featherface distill --pool-labels``, :func:`featherface.data.pool.read_pool_labels`).
+
+Why: the task targets mix the teacher's own detections with boxes from elsewhere (human labels,
+a stronger detector's). Boxes of another convention (tighter, shifted) would teach the student
+two box shapes for one face, so they are mapped to V1's first.
+
+Method: V1 (score >= 0.5, long side 640) runs on a deterministic spread of ``--sample`` photos
+that the labels file gives boxes for; boxes are matched one-to-one at IoU >= 0.5 and the medians
+of the size ratios and centre offsets are the map (:func:`featherface.data.pool.measure_convention`).
+
+    python scripts/box_convention.py /work/pool/labels/scrfd_2.5g.json /work/pool --sample 300 --write
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from featherface import FaceDetector
+from featherface.data.pool import measure_convention
+from featherface.files import read_image
+
+log = logging.getLogger("box_convention")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("labels", help="labels.json (our format; keys relative to the images root)")
+    p.add_argument("images", help="the photo pool root")
+    p.add_argument("--teacher", default="../shared/weights/featherface_v1_official.pth")
+    p.add_argument("--sample", type=int, default=300, help="photos to measure on (default 300)")
+    p.add_argument("--min-score", type=float, default=0.5, help="label boxes with a score below this are ignored")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--write", action="store_true", help='store the result in the labels file as "box_convention"')
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    path = Path(args.labels)
+    data = json.loads(path.read_text())
+    items = []
+    for rel, item in sorted(data["images"].items()):
+        b = np.asarray(item["boxes"], np.float32).reshape(-1, 4)
+        if "scores" in item:
+            b = b[np.asarray(item["scores"], np.float32).reshape(-1) >= args.min_score]
+        if len(b):
+            items.append((rel, b))
+    step = max(1, len(items) // args.sample)
+    items = items[::step][: args.sample]
+    det = FaceDetector.from_pretrained(args.teacher, num_threads=args.threads, score_threshold=0.5)
+    ref, other = [], []
+    for rel, b in tqdm(items, desc="teacher"):
+        ref.append(det.detect_arrays(read_image(Path(args.images) / rel)).boxes)
+        other.append(b)
+    conv, pairs = measure_convention(ref, other)
+    result = {**conv.to_dict(), "pairs": pairs, "photos": len(items), "teacher": Path(args.teacher).name}
+    print(json.dumps(result))
+    if args.write:
+        data["box_convention"] = result
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+        log.info("wrote box_convention into %s", path)
+
+
+if __name__ == "__main__":
+    main()
