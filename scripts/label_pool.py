@@ -92,7 +92,8 @@ def main() -> None:
             fh.write(json.dumps([rel, item]) + "\n")
             done[rel] = item
     errors = {k: v["error"] for k, v in done.items() if "error" in v}
-    images = {k: v for k, v in sorted(done.items()) if "error" not in v and k in set(files)}
+    wanted = set(files)
+    images = {k: v for k, v in sorted(done.items()) if "error" not in v and k in wanted}
     data = {"name": out.stem, "detector": {"file": model.name, "sha256": sha256(model)},
             "score_min": args.score_min, "source": f"{model.name} run by scripts/label_pool.py on {args.images}",
             "images": images, "unreadable": errors}
