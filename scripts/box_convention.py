@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from featherface import FaceDetector
-from featherface.data.pool import measure_convention
-from featherface.files import read_image
+from featherface.data.pool import label_boxes, measure_convention
+from featherface.files import atomic_write_text, read_image
 
 log = logging.getLogger("box_convention")
 
@@ -46,9 +44,7 @@ def main() -> None:
     data = json.loads(path.read_text())
     items = []
     for rel, item in sorted(data["images"].items()):
-        b = np.asarray(item["boxes"], np.float32).reshape(-1, 4)
-        if "scores" in item:
-            b = b[np.asarray(item["scores"], np.float32).reshape(-1) >= args.min_score]
+        b = label_boxes(item, args.min_score)
         if len(b):
             items.append((rel, b))
     step = max(1, len(items) // args.sample)
@@ -63,9 +59,7 @@ def main() -> None:
     print(json.dumps(result))
     if args.write:
         data["box_convention"] = result
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data))
         log.info("wrote box_convention into %s", path)
 
 

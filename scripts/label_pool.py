@@ -26,13 +26,12 @@ import hashlib
 import json
 import logging
 import multiprocessing as mp
-import os
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from featherface.files import list_images, read_image
+from featherface.files import atomic_write_text, list_images, read_image
 from featherface.peers.runners import PEER_FILES
 
 log = logging.getLogger("label_pool")
@@ -97,9 +96,7 @@ def main() -> None:
     data = {"name": out.stem, "detector": {"file": model.name, "sha256": sha256(model)},
             "score_min": args.score_min, "source": f"{model.name} run by scripts/label_pool.py on {args.images}",
             "images": images, "unreadable": errors}
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(data))
     n = sum(len(v["boxes"]) for v in images.values())
     log.info("wrote %s: %d faces (score >= %.2f) in %d photos, %d unreadable, %.1f photos/s",
              out, n, args.score_min, len(images), len(errors), len(todo) / max(time.time() - t0, 1e-9))

@@ -114,6 +114,16 @@ def measure_convention(reference: list[np.ndarray], other: list[np.ndarray],
     return conv, len(r)
 
 
+def label_boxes(item: dict, min_score: float = 0.5) -> np.ndarray:
+    """One photo's entry of a ``labels.json`` as boxes ``(K, 4)`` float32 in the file's own pixels
+    and convention; where the entry gives ``"scores"`` (a detector's labels), boxes below
+    ``min_score`` are dropped."""
+    b = np.asarray(item["boxes"], np.float32).reshape(-1, 4)
+    if "scores" in item:
+        b = b[np.asarray(item["scores"], np.float32).reshape(-1) >= min_score]
+    return b
+
+
 def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Boxes for pool photos from one or more ``labels.json`` files (keys relative to the pool
     root), converted to the teacher's convention: each file's ``"box_convention"`` (written by
@@ -135,9 +145,7 @@ def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[
         for rel, item in data["images"].items():
             if rel in boxes:
                 continue
-            b = np.asarray(item["boxes"], np.float32).reshape(-1, 4)
-            if "scores" in item:
-                b = b[np.asarray(item["scores"], np.float32).reshape(-1) >= min_score]
+            b = label_boxes(item, min_score)
             boxes[rel] = conv.apply(b)
             added += 1
             faces += len(b)

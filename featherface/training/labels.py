@@ -50,7 +50,7 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
         landmarks = torch.cat([tl, torch.zeros(len(hb), 10)])
         has = torch.cat([torch.ones(len(tb), dtype=torch.bool), torch.zeros(len(hb), dtype=torch.bool)])
         out.append({**t, "boxes": boxes, "landmarks": landmarks, "has_landmarks": has,
-                    "added": ~has.clone(), "n_teacher": len(tb), "n_human_added": len(hb)})
+                    "added": ~has, "n_teacher": len(tb), "n_human_added": len(hb)})
     return out
 
 
