@@ -22,6 +22,7 @@ _FLAGS = {
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
     "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
+    "ema_decay": float,
 }
 
 
@@ -79,7 +80,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps in total")
-    p.add_argument("--lr-schedule", choices=["step", "cosine"], help="step decays at --milestones, or cosine to 1%% at the end")
+    p.add_argument("--lr-schedule", choices=["step", "cosine", "constant"],
+                   help="step decays at --milestones, cosine to 1%% at the end, or constant after the warm-up")
+    p.add_argument("--ema-decay", type=float,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999); "
+                        "<out>/ema.pt at every checkpoint, model.pt = the EMA weights (default 0: off)")
     p.add_argument("--freeze-backbone-steps", type=int,
                    help="freeze the student's backbone for the first N steps (shared with the teacher when equal)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,

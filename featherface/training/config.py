@@ -52,7 +52,14 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [250, 350])  # epochs where lr *= gamma
     gamma: float = 0.1
     warmup_epochs: float = 5.0  # linear warm-up from 0 (fraction of epochs allowed)
-    lr_schedule: str = "step"  # "step" (milestones) or "cosine" (to 1 % at the last step)
+    # "step" (milestones), "cosine" (to 1 % at the last step) or "constant" (after the warm-up; with
+    # ema_decay, a run that can be continued across sessions with a larger --max-steps: nothing in
+    # the schedule depends on where the run ends)
+    lr_schedule: str = "step"
+    # exponential moving average of the weights (and BatchNorm statistics), updated after every
+    # optimizer step: w_ema <- d * w_ema + (1 - d) * w. 0 disables. With it, <out>/ema.pt is written
+    # at every checkpoint and model.pt holds the EMA weights.
+    ema_decay: float = 0.0
     # while step < this, the student's backbone is frozen (eval-mode BN) and, when it equals the
     # teacher's (init_backbone = the teacher), one backbone pass serves both networks
     freeze_backbone_steps: int = 0
@@ -98,8 +105,10 @@ class TrainConfig:
             raise ValueError("train mode needs labels (use distill with a teacher for unlabeled photos)")
         if self.mode == "distill" and not self.teacher:
             raise ValueError("distill mode needs a teacher")
-        if self.lr_schedule not in ("step", "cosine"):
-            raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule not in ("step", "cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'step', 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.online_labels and (self.mode != "distill" or self.labels):
             raise ValueError("online_labels needs distill mode on a photo folder (no --labels)")
         if self.batch_size < 1 or self.epochs < 1:
@@ -108,8 +117,8 @@ class TrainConfig:
 
 def lr_factor(epoch_float: float, cfg: TrainConfig, total_epochs: float | None = None) -> float:
     """Learning-rate multiplier at a (fractional) epoch: linear warm-up, then step decay at
-    ``milestones`` or, with ``lr_schedule="cosine"``, a cosine from 1 to 0.01 reached at
-    ``total_epochs`` (default ``cfg.epochs``)."""
+    ``milestones``, with ``lr_schedule="cosine"`` a cosine from 1 to 0.01 reached at
+    ``total_epochs`` (default ``cfg.epochs``), with ``"constant"`` 1."""
     import math
 
     if cfg.warmup_epochs > 0 and epoch_float < cfg.warmup_epochs:
@@ -119,4 +128,6 @@ def lr_factor(epoch_float: float, cfg: TrainConfig, total_epochs: float | None =
         span = max(total - cfg.warmup_epochs, 1e-9)
         t = min(max((epoch_float - cfg.warmup_epochs) / span, 0.0), 1.0)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+    if cfg.lr_schedule == "constant":
+        return 1.0
     return cfg.gamma ** sum(epoch_float >= m for m in cfg.milestones)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..anchors import priors
@@ -264,6 +265,7 @@ class RunState:
     started: float = 0.0
     log_path: Path | None = None
     last_path: Path | None = None
+    ema: AveragedModel | None = None  # cfg.ema_decay > 0: the averaged student (its .module)
 
 
 def git_revision() -> str | None:
@@ -306,9 +308,19 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
                                    label_corrected=cfg.label_corrected_kd) if teacher is not None else MultiBoxLoss(),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
+    if cfg.ema_decay:
+        # starts as a copy of the student (its first update copies it again); BatchNorm running
+        # statistics are averaged with the weights, so the EMA model is usable as it is
+        st.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
         load_state_strict(model, ck["state_dict"], str(st.last_path))
+        if st.ema is not None:
+            if "ema" in ck:
+                st.ema.load_state_dict(ck["ema"])
+            else:  # EMA switched on when resuming: it starts from the resumed weights
+                st.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+                log.info("%s has no EMA state: the moving average starts from its weights", st.last_path)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         st.start_epoch, st.skip, st.step = ck["epoch"], ck["step_in_epoch"], ck["step"]
@@ -341,9 +353,13 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
     if st.rank != 0:
         return
     meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": git_revision()}
+    extra = {"ema": st.ema.state_dict()} if st.ema is not None else {}
     atomic_save(make_checkpoint(st.model, st.cfg.arch, meta, optimizer=st.optimizer.state_dict(),
                                 scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,
-                                step=st.step, rng=_rng_state()), st.last_path)
+                                step=st.step, rng=_rng_state(), **extra), st.last_path)
+    if st.ema is not None:  # the averaged weights as an ordinary model checkpoint, ready to evaluate
+        atomic_save(make_checkpoint(st.ema.module, st.cfg.arch, {**meta, "ema_decay": st.cfg.ema_decay}),
+                    st.out / "ema.pt")
 
 
 def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
@@ -382,6 +398,8 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
         torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
     st.optimizer.step()
     st.scheduler.step()
+    if st.ema is not None:
+        st.ema.update_parameters(st.model)
     st.step += 1
     return terms
 
@@ -427,7 +445,8 @@ def train_one_epoch(st: RunState, epoch: int, writer=None, progress: bool = True
 def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.nn.Module:
     """Train (or distil) according to ``cfg``; returns the trained (unwrapped) model. Writes
     ``last.pt`` (atomically), ``log.csv`` (one flushed row per step), ``eval.csv`` and, at the
-    end, ``model.pt``."""
+    end, ``model.pt``. With ``cfg.ema_decay`` the returned model and ``model.pt`` are the
+    weights' moving average (``ema.pt`` is written next to every ``last.pt``)."""
     st = setup(cfg, resume)
     log_fh = open(st.log_path, "a", newline="") if st.rank == 0 else None
     writer = None
@@ -457,10 +476,12 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.
         if st.rank == 0:
             from ..checkpoint import save_checkpoint
 
-            save_checkpoint(st.model, cfg.arch, st.out / "model.pt",
-                            meta={"trained_steps": st.step, "config": asdict(cfg), "world_size": st.world,
-                                  "replica_max_abs_diff": diff, "git_revision": git_revision()})
-        return st.model
+            meta = {"trained_steps": st.step, "config": asdict(cfg), "world_size": st.world,
+                    "replica_max_abs_diff": diff, "git_revision": git_revision()}
+            if st.ema is not None:
+                meta["ema_decay"] = cfg.ema_decay
+            save_checkpoint(st.model if st.ema is None else st.ema.module, cfg.arch, st.out / "model.pt", meta=meta)
+        return st.model if st.ema is None else st.ema.module
     finally:
         if log_fh:
             log_fh.close()

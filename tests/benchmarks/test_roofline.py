@@ -53,3 +53,7 @@ def test_measure_roofline_fields(tmp_path):
     assert row["input"] == [1, 3, 32, 32] and row["flops"] == onnx_flops(path, (1, 3, 32, 32))
     assert row["best"] in row["gflops"] and 0 < row["share_of_peak"]
     assert result["rows"]["peak"]["share_of_peak"] == 1.0
+    from featherface.benchmarks.roofline import render_roofline_markdown
+
+    md = render_roofline_markdown(result, "cmd")  # which machine and when: absolute times drift between hosts
+    assert f"Machine: {result['machine']}; date: {result['date']}" in md and "| tiny | 1x3x32x32 |" in md

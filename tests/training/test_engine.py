@@ -157,6 +157,44 @@ def test_cosine_schedule_hand_values():
     assert lr_factor(2.0, cfg, total_epochs=3.0) == pytest.approx(0.01 + 0.99 * 0.5)
 
 
+def test_constant_schedule_after_warmup():
+    from featherface.training.config import lr_factor
+
+    cfg = TrainConfig(lr_schedule="constant", warmup_epochs=0.5, epochs=5)
+    assert lr_factor(0.25, cfg) == pytest.approx(0.5)
+    assert lr_factor(0.5, cfg) == lr_factor(3.0, cfg) == lr_factor(100.0, cfg) == 1.0  # the end plays no part
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(images="x", labels="y", ema_decay=1.0).validate()
+
+
+def test_ema_is_the_hand_computed_average_and_survives_resume(tiny_dataset, tmp_path):
+    """Step 1: the EMA is the weights after step 1 (its first update copies them). Resumed for a
+    second step: EMA = d * w1 + (1 - d) * w2, parameters and BatchNorm statistics alike; model.pt
+    holds the EMA weights."""
+    root, labels = tiny_dataset
+    out, d = tmp_path / "ema", 0.9
+    args = ["train", "--images", str(root), "--labels", str(labels), "--arch", "nano", "--image-size", "96",
+            "--batch-size", "2", "--epochs", "1", "--workers", "0", "--lr-schedule", "constant", "--warmup-epochs", "0",
+            "--ema-decay", str(d), "--out", str(out)]
+    assert main([*args, "--max-steps", "1"]) == 0
+    w1 = read_checkpoint(out / "last.pt")["state_dict"]
+    ema1 = read_checkpoint(out / "ema.pt")
+    assert ema1["meta"]["ema_decay"] == d and ema1["meta"]["trained_steps"] == 1
+    for k, v in w1.items():
+        assert torch.equal(ema1["state_dict"][k], v), k
+    assert main([*args, "--max-steps", "2", "--resume"]) == 0
+    w2 = read_checkpoint(out / "last.pt")["state_dict"]
+    ema2 = read_checkpoint(out / "model.pt")["state_dict"]
+    ema_file = read_checkpoint(out / "ema.pt")["state_dict"]
+    assert all(torch.equal(ema_file[k], v) for k, v in ema2.items())  # model.pt = the last ema.pt
+    changed = 0
+    for k, v in w2.items():
+        if v.is_floating_point():
+            assert torch.allclose(ema2[k], d * w1[k] + (1 - d) * v, atol=1e-6), k
+            changed += not torch.equal(v, w1[k])
+    assert changed > 10  # the second step did move the weights, so the check above means something
+
+
 def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     """Two steps of pool distillation with online teacher labels and the shared frozen backbone:
     the teacher's detections become targets (faces logged) and the frozen backbone stays V1's."""
