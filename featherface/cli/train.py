@@ -22,7 +22,7 @@ _FLAGS = {
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
     "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
-    "ema_decay": float,
+    "ema_decay": float, "label_boxes": bool,
 }
 
 
@@ -106,6 +106,9 @@ def register_cli(sub) -> None:
     p.add_argument("--label-corrected-kd", action="store_true", default=None,
                    help="leave the positive anchors of labelled faces the teacher missed (--pool-labels) out of the KD "
                         "term, so the label, not the teacher's miss, is learnt there")
+    p.add_argument("--label-boxes", action="store_true", default=None,
+                   help="where a --pool-labels box and a teacher detection are the same face, train on the "
+                        "label's box (mapped to the teacher's convention) instead of the teacher's")
     p.add_argument("--check-image", help="photo the teacher must find faces in before training")
     p.add_argument("--check-min-faces", type=int)
     p.add_argument("--temperature", type=float)

@@ -28,6 +28,9 @@ class TrainConfig:
     # KD leaves out the positive anchors of labelled boxes the teacher missed (pool_labels), so the
     # teacher's miss does not overrule the label there; see losses.DistillationLoss
     label_corrected_kd: bool = False
+    # where a pool label and a teacher detection are the same face, the label's box (mapped to the
+    # teacher's convention) is the task target instead of the teacher's; see merge_online_targets
+    label_boxes: bool = False
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
     # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
     # is the task target; boxes from pool_labels (our labels.json files: human labels, or another

@@ -383,7 +383,8 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
         else:
             s_out, s_feats = st.net(images, return_features=True)
         if cfg.online_labels:
-            targets[:] = merge_online_targets(targets, t_out, tuple(images.shape[2:]), cfg.pseudo_label_threshold)
+            targets[:] = merge_online_targets(targets, t_out, tuple(images.shape[2:]), cfg.pseudo_label_threshold,
+                                              label_boxes=cfg.label_boxes)
         terms = st.criterion(s_out, t_out, targets, st.anchors, s_feats, t_feats)
     else:
         terms = st.criterion(st.net(images), targets, st.anchors)

@@ -27,13 +27,33 @@ def decode_teacher(loc: torch.Tensor, conf: torch.Tensor, landmark_deltas: torch
     return boxes[ok], torch.from_numpy(d.landmarks).reshape(-1, 10)[ok]
 
 
+def pair_same_faces(a: torch.Tensor, b: torch.Tensor, min_iou: float) -> list[tuple[int, int]]:
+    """One-to-one pairs ``(i, j)`` of boxes ``a[i]``, ``b[j]`` (xyxy) that are the same face:
+    greedily by decreasing IoU, each box in at most one pair, IoU >= ``min_iou``."""
+    if not len(a) or not len(b):
+        return []
+    iou = box_iou(a, b)
+    pairs, used_a, used_b = [], set(), set()
+    for flat in torch.argsort(iou.flatten(), descending=True).tolist():
+        i, j = divmod(flat, iou.shape[1])
+        if iou[i, j] < min_iou:
+            break
+        if i not in used_a and j not in used_b:
+            pairs.append((i, j))
+            used_a.add(i)
+            used_b.add(j)
+    return pairs
+
+
 @torch.no_grad()
 def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, int], threshold: float = 0.5,
-                         same_face_iou: float = 0.4) -> list[dict]:
+                         same_face_iou: float = 0.4, label_boxes: bool = False) -> list[dict]:
     """Replace each ``online`` target by the teacher's detections plus the human boxes the teacher
     missed (IoU < ``same_face_iou`` with every teacher box; no landmarks). Where both see a face
-    the teacher's box wins: it carries landmarks and the teacher's box convention, which the KD
-    term teaches anyway. ``added (K,)`` flags the labelled boxes kept this way (for
+    the teacher's box wins by default: it carries landmarks and the teacher's box convention. With
+    ``label_boxes`` the labelled box (already mapped to the teacher's convention) replaces the
+    teacher's box of the same face (one-to-one pairs, :func:`pair_same_faces`); the teacher's
+    landmarks stay. ``added (K,)`` flags the labelled boxes the teacher missed (for
     ``DistillationLoss(label_corrected=True)``). Targets without ``online`` are returned unchanged."""
     loc, conf, landmark_deltas = teacher_out
     out = []
@@ -44,6 +64,9 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
         tb, tl = decode_teacher(loc[i], conf[i], landmark_deltas[i], input_hw, threshold)
         hb = t["boxes"].float()
         if len(hb) and len(tb):
+            if label_boxes:
+                for ti, hi in pair_same_faces(tb, hb, same_face_iou):
+                    tb[ti] = hb[hi]
             missed = box_iou(hb, tb).max(dim=1).values < same_face_iou
             hb = hb[missed]
         boxes = torch.cat([tb, hb])

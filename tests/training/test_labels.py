@@ -2,7 +2,7 @@
 import torch
 
 from featherface.anchors import encode, priors
-from featherface.training.labels import decode_teacher, merge_online_targets
+from featherface.training.labels import decode_teacher, merge_online_targets, pair_same_faces
 
 
 def _teacher_out(anchors, faces):
@@ -50,3 +50,26 @@ def test_merge_leaves_labelled_targets_alone_and_finds_nothing_in_background():
     a, b = merge_online_targets([fixed, online], tuple(torch.cat([t, t]) for t in out), (96, 96))
     assert a is fixed
     assert b["boxes"].shape == (0, 4)
+
+
+def test_label_boxes_replace_the_teachers_box_of_the_same_face():
+    """With label_boxes the labelled box is the target where both see the face (the teacher's
+    landmarks stay); a missed face is still added; each label replaces at most one box."""
+    anchors = priors(96, 96)
+    teacher_box = [0.2, 0.2, 0.4, 0.4]
+    out = _teacher_out(anchors, [(10, teacher_box)])
+    human = torch.tensor([[0.22, 0.21, 0.41, 0.42], [0.6, 0.6, 0.8, 0.8]])
+    targets = [{"boxes": human, "landmarks": torch.zeros(2, 10), "has_landmarks": torch.zeros(2, dtype=torch.bool),
+                "online": True}]
+    merged = merge_online_targets(targets, out, (96, 96), label_boxes=True)[0]
+    torch.testing.assert_close(merged["boxes"], human, atol=1e-6, rtol=0)
+    assert merged["has_landmarks"].tolist() == [True, False] and merged["added"].tolist() == [False, True]
+    assert merged["n_teacher"] == 1 and merged["n_human_added"] == 1
+
+
+def test_pair_same_faces_is_one_to_one_by_decreasing_iou():
+    a = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.9, 1.0], [5.0, 5.0, 6.0, 6.0]])
+    b = torch.tensor([[0.0, 0.0, 0.95, 1.0], [2.0, 2.0, 3.0, 3.0]])
+    # b0 overlaps a0 (IoU 0.95) and a1 (0.947): it goes to a0 only; a2 and b1 overlap nothing
+    assert pair_same_faces(a, b, 0.4) == [(0, 0)]
+    assert pair_same_faces(a, b[:0], 0.4) == [] and pair_same_faces(a[:0], b, 0.4) == []
