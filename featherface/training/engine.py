@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..anchors import priors
-from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint
+from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint, save_checkpoint
 from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
 from ..files import list_images
 from ..detector import FaceDetector
@@ -308,19 +308,10 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
                                    label_corrected=cfg.label_corrected_kd) if teacher is not None else MultiBoxLoss(),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
-    if cfg.ema_decay:
-        # starts as a copy of the student (its first update copies it again); BatchNorm running
-        # statistics are averaged with the weights, so the EMA model is usable as it is
-        st.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    ck = None
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
         load_state_strict(model, ck["state_dict"], str(st.last_path))
-        if st.ema is not None:
-            if "ema" in ck:
-                st.ema.load_state_dict(ck["ema"])
-            else:  # EMA switched on when resuming: it starts from the resumed weights
-                st.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-                log.info("%s has no EMA state: the moving average starts from its weights", st.last_path)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         st.start_epoch, st.skip, st.step = ck["epoch"], ck["step_in_epoch"], ck["step"]
@@ -328,6 +319,13 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
         log.info("resumed from %s at epoch %d, step %d (%d steps into the epoch)", st.last_path, st.start_epoch, st.step, st.skip)
     elif resume:
         log.warning("--resume: no %s yet, starting from scratch", st.last_path)
+    if cfg.ema_decay:
+        # built after any resume: a copy of the weights training continues from (its first update
+        # copies them again); BatchNorm running statistics are averaged too, so the EMA model is
+        # usable as it is. An EMA switched on at a resume starts from the resumed weights.
+        st.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if ck is not None and "ema" in ck:
+            st.ema.load_state_dict(ck["ema"])
     if rank == 0:
         cfg.to_yaml(out / "config.yaml")
         _prune_log(st.log_path, st.step)
@@ -358,8 +356,7 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
                                 scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,
                                 step=st.step, rng=_rng_state(), **extra), st.last_path)
     if st.ema is not None:  # the averaged weights as an ordinary model checkpoint, ready to evaluate
-        atomic_save(make_checkpoint(st.ema.module, st.cfg.arch, {**meta, "ema_decay": st.cfg.ema_decay}),
-                    st.out / "ema.pt")
+        save_checkpoint(st.ema.module, st.cfg.arch, st.out / "ema.pt", {**meta, "ema_decay": st.cfg.ema_decay})
 
 
 def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
@@ -475,8 +472,6 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.
         if diff > 0:
             log.warning("DDP replicas differ after training: max |diff| = %.3g", diff)
         if st.rank == 0:
-            from ..checkpoint import save_checkpoint
-
             meta = {"trained_steps": st.step, "config": asdict(cfg), "world_size": st.world,
                     "replica_max_abs_diff": diff, "git_revision": git_revision()}
             if st.ema is not None:
