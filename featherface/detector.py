@@ -10,6 +10,8 @@ Resize policy: ``long_side=640`` (default) resizes so that the longer side is 64
 ``long_side=None`` runs at the original size. Images of different sizes can be mixed in one
 call: they are grouped by network input size, and each group runs as one batch, so a list gives
 exactly the detections of one-by-one calls.
+Post-processing: greedy NMS at ``nms_iou`` followed by box voting (``box_voting=False``: greedy
+NMS alone, as in the released FeatherFace / RetinaFace code); see :mod:`featherface.postprocess`.
 """
 from __future__ import annotations
 
@@ -99,6 +101,7 @@ class FaceDetector:
         nms_iou: float = 0.4,
         top_k: int = 5000,
         keep_top_k: int = 750,
+        box_voting: bool = True,
         long_side: int | None = 640,
         max_batch: int = 8,
         contract: dict | None = None,
@@ -107,7 +110,7 @@ class FaceDetector:
         # input contract of the weights (colour order, mean), read from the checkpoint
         self.contract = contract or {"color": "bgr", "mean": MEAN_BGR}
         self.arch = arch
-        self.cfg = PostProcessConfig(score_threshold, nms_iou, top_k, keep_top_k)
+        self.cfg = PostProcessConfig(score_threshold, nms_iou, top_k, keep_top_k, box_voting)
         self.long_side = long_side
         self.max_batch = max_batch
 
@@ -144,7 +147,7 @@ class FaceDetector:
         c = self.cfg
         pick = lambda v, d: d if v is DEFAULT else v
         return PostProcessConfig(pick(score_threshold, c.score_threshold), pick(nms_iou, c.nms_iou),
-                                 pick(top_k, c.top_k), pick(keep_top_k, c.keep_top_k))
+                                 pick(top_k, c.top_k), pick(keep_top_k, c.keep_top_k), c.box_voting)
 
     def detect_arrays(self, images, *, color: str = "bgr", long_side=DEFAULT, score_threshold=DEFAULT,
                       nms_iou=DEFAULT, top_k=DEFAULT, keep_top_k=DEFAULT) -> Detections | list[Detections]:

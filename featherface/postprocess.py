@@ -1,8 +1,19 @@
 """Raw network outputs -> detections in original-image pixels.
 
 Order of operations (cheap first): softmax -> score threshold -> top-k -> decode only the kept
-anchors -> NMS -> keep-top-k -> rescale to original pixels. NMS is OpenCV's greedy C++ implementation
-(no torchvision); boxes are continuous coordinates (no "+1" pixel convention).
+anchors -> NMS -> keep-top-k -> box voting -> rescale to original pixels. NMS is OpenCV's greedy
+C++ implementation (no torchvision); boxes are continuous coordinates (no "+1" pixel convention).
+
+Box voting (on by default, ``PostProcessConfig(box_voting=False)`` gives plain greedy NMS, the
+released RetinaFace / FeatherFace code's behaviour): each detection NMS keeps takes the
+score-weighted mean box and landmarks of the candidates it overlaps with IoU > ``nms_iou`` (those
+it suppressed, and itself); its score is unchanged, so the ranking and the number of detections
+are those of greedy NMS. Measured before it was made the default, on 400 human-labelled TRAINING
+photos (groupselfies part of the pool; VOC AP at IoU 0.5, long side 640): Nano 0.883 -> 0.891,
+V1 0.898 -> 0.905, RetinaFace-MobileNet0.25 0.893 -> 0.898; the vote IoU was chosen there (0.4, 0.5
+and 0.6 were tried; 0.4 = the NMS IoU was best or level for all three). Voted landmarks: no
+landmark labels exist here; on 150 pool photos Nano's landmarks moved closer to V1's (mean
+distance / face size 0.092 -> 0.089).
 """
 from __future__ import annotations
 
@@ -14,6 +25,7 @@ import torch
 
 from .anchors import decode, decode_landmarks, priors
 from .constants import LANDMARK_NAMES
+from .geometry import iou_matrix
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class PostProcessConfig:
     nms_iou: float = 0.4
     top_k: int = 5000  # candidates kept (by score) before NMS
     keep_top_k: int = 750  # detections kept after NMS
+    box_voting: bool = True  # kept boxes/landmarks = score-weighted mean of the boxes they overlap
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold <= 1.0:
@@ -81,6 +94,22 @@ class PostProcessConfig:
             raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
         if self.top_k < 1 or self.keep_top_k < 1:
             raise ValueError("top_k and keep_top_k must be >= 1")
+
+
+def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, keep: np.ndarray, iou_threshold: float
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Box voting after NMS. ``boxes (N, 4)`` xyxy, ``scores (N,)``, ``landmarks (N, 5, 2)`` are
+    all candidates, ``keep (K,)`` the indices NMS kept. Returns ``(boxes (K, 4), landmarks
+    (K, 5, 2))``: for each kept box, the mean of the candidates whose IoU with it exceeds
+    ``iou_threshold`` (always including itself), weighted by their scores."""
+    kept = boxes[keep].astype(np.float64)
+    overlap = iou_matrix(kept, boxes) > iou_threshold  # (K, N)
+    overlap[np.arange(len(keep)), keep] = True  # itself, even for a degenerate (zero-area) box
+    w = overlap * np.asarray(scores, np.float64)[None, :]
+    w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+    voted_boxes = w @ boxes.astype(np.float64)
+    voted_landmarks = (w @ landmarks.reshape(len(boxes), -1).astype(np.float64)).reshape(-1, *landmarks.shape[1:])
+    return voted_boxes.astype(np.float32), voted_landmarks.astype(np.float32)
 
 
 def postprocess_image(
@@ -128,4 +157,8 @@ def postprocess_image(
     landmarks = (landmarks.reshape(-1, 5, 2) * to_px).cpu().numpy()
     s = sel_scores.cpu().numpy()
     keep = nms(boxes, s, cfg.nms_iou)[: cfg.keep_top_k]
-    return Detections(boxes[keep].astype(np.float32), s[keep].astype(np.float32), landmarks[keep].astype(np.float32))
+    if cfg.box_voting and len(keep):
+        kept_boxes, kept_landmarks = box_vote(boxes, s, landmarks, keep, cfg.nms_iou)
+    else:
+        kept_boxes, kept_landmarks = boxes[keep].astype(np.float32), landmarks[keep].astype(np.float32)
+    return Detections(kept_boxes, s[keep].astype(np.float32), kept_landmarks)

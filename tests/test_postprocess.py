@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from featherface.anchors import encode, encode_landmarks, priors
-from featherface.postprocess import PostProcessConfig, nms, postprocess_image
+from featherface.postprocess import PostProcessConfig, box_vote, nms, postprocess_image
 
 
 def test_nms_hand_case():
@@ -13,6 +13,47 @@ def test_nms_hand_case():
     assert nms(boxes, scores, 0.4).tolist() == [3, 2]
     assert nms(boxes, scores, 0.95).tolist() == [3, 0, 1, 2]
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.4).shape == (0,)
+
+
+def test_box_vote_hand_case():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 16]], np.float32)
+    scores = np.array([0.9, 0.3, 0.7, 0.5], np.float32)
+    landmarks = np.stack([np.full((5, 2), v, np.float32) for v in (1.0, 5.0, 25.0, 9.0)])
+    keep = nms(boxes, scores, 0.4)
+    # IoU(1, 0) = 90/110 -> suppressed, voted in; IoU(3, 0) = 100/160 = 0.625 -> suppressed, voted in
+    assert keep.tolist() == [0, 2]
+    voted, voted_lm = box_vote(boxes, scores, landmarks, keep, 0.4)
+    # (0.9 * box0 + 0.3 * box1 + 0.5 * box3) / 1.7; box 2 overlaps nothing and stays as it was
+    np.testing.assert_allclose(voted, [[0.3 / 1.7, 0, (9 + 3.3 + 5) / 1.7, (9 + 3 + 8) / 1.7], [20, 20, 30, 30]], rtol=1e-6)
+    np.testing.assert_allclose(voted_lm[0], np.full((5, 2), (0.9 + 1.5 + 4.5) / 1.7), rtol=1e-6)
+    np.testing.assert_allclose(voted_lm[1], landmarks[2])
+    # a box voted only with itself (nothing above the IoU) is unchanged, even a degenerate one
+    flat = np.array([[5, 5, 5, 9]], np.float32)
+    np.testing.assert_array_equal(box_vote(flat, np.ones(1), np.zeros((1, 5, 2)), np.array([0]), 0.4)[0], flat)
+
+
+def test_postprocess_votes_unless_told_not_to():
+    h, w = 64, 64
+    anchors = priors(h, w)
+    a = anchors.shape[0]
+    loc = torch.zeros(a, 4)
+    conf = torch.zeros(a, 2)
+    conf[:, 0] = 5.0
+    # the two anchors of one stride-8 cell (sizes 16 and 32) see one face, 0.02 of the width apart
+    same = torch.nonzero((anchors[:, :2] - anchors[9, :2]).abs().sum(dim=1) < 1e-6).flatten()
+    i, j = int(same[0]), int(same[1])
+    loc[i] = encode(torch.tensor([[0.10, 0.10, 0.40, 0.40]]), anchors[i:i + 1])[0]
+    loc[j] = encode(torch.tensor([[0.12, 0.10, 0.42, 0.40]]), anchors[j:j + 1])[0]
+    conf[i] = torch.tensor([0.0, 3.0])
+    conf[j] = torch.tensor([0.0, 1.0])
+    p_i, p_j = 1 / (1 + np.exp(-3)), 1 / (1 + np.exp(-1))
+    lm = torch.zeros(a, 10)
+    greedy = postprocess_image(loc, conf, lm, (h, w), cfg=PostProcessConfig(box_voting=False))
+    voted = postprocess_image(loc, conf, lm, (h, w))
+    assert len(greedy) == len(voted) == 1 and voted.scores[0] == greedy.scores[0] == pytest.approx(p_i, rel=1e-5)
+    np.testing.assert_allclose(greedy.boxes[0], [6.4, 6.4, 25.6, 25.6], rtol=1e-4)
+    x1 = (0.10 * p_i + 0.12 * p_j) / (p_i + p_j) * w
+    np.testing.assert_allclose(voted.boxes[0], [x1, 6.4, x1 + 0.30 * w, 25.6], rtol=1e-4)
 
 
 def test_postprocess_recovers_encoded_face():

@@ -59,7 +59,9 @@ class Entry:
     results: dict = field(default_factory=dict)
 
 
-def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
+def _our_entries(models: dict[str, str], backend: str, box_voting: bool = True) -> list[Entry]:
+    """Entries for our detectors (FeatherFace, and RetinaFace-MobileNet0.25 through the same
+    pipeline) on ``backend``; ``box_voting=False`` gives greedy NMS alone, named so in the label."""
     from ..loading import load_any, recommended_threshold
     from ..runners import TorchRunner
     from ..export import export_onnx
@@ -72,19 +74,21 @@ def _our_entries(models: dict[str, str], backend: str) -> list[Entry]:
         arch, threshold = ckpt.get("arch", "?"), recommended_threshold(ckpt) or 0.5
         holder: dict[str, FaceDetector] = {}
         if backend == "torch":
-            holder["det"] = FaceDetector(TorchRunner(model), arch=arch, score_threshold=threshold, long_side=None)
+            holder["det"] = FaceDetector(TorchRunner(model), arch=arch, score_threshold=threshold, long_side=None,
+                                         box_voting=box_voting)
             set_threads = torch.set_num_threads
         else:
             onnx_path = export_onnx(model, Path(tempfile.mkdtemp(prefix="featherface_peers_")) / f"{arch}.onnx", arch,
                                     score_threshold=threshold)
 
             def set_threads(n: int, onnx_path=onnx_path, holder=holder, backend=backend) -> None:
-                holder["det"] = FaceDetector.from_pretrained(onnx_path, backend=backend, num_threads=n, long_side=None)
+                holder["det"] = FaceDetector.from_pretrained(onnx_path, backend=backend, num_threads=n, long_side=None,
+                                                             box_voting=box_voting)
 
             set_threads(1)
         detect = lambda img, thr, holder=holder: holder["det"].detect_arrays(img, score_threshold=thr)
         engine = {"torch": "PyTorch", "onnxruntime": "onnxruntime", "openvino": "OpenVINO"}[backend]
-        entries.append(Entry(label, engine, count_parameters(model),
+        entries.append(Entry(label if box_voting else f"{label}, greedy NMS", engine, count_parameters(model),
                              path.stat().st_size / 2**20, threshold, "image as given (long side 640)", detect, set_threads))
     return entries
 
@@ -312,7 +316,11 @@ def benchmark_with_peers(models: dict[str, str], out: Path, peers_dir: Path, pho
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {}
     if label_sets:
-        accuracy = labelled_accuracy(entries, list(label_sets))
+        # accuracy only: Nano and RetinaFace with greedy NMS alone (the released RetinaFace code's
+        # post-processing), to show what box voting adds to each
+        greedy = _our_entries({k: v for k, v in models.items() if k in ("FeatherFace Nano", "RetinaFace-MNet0.25")},
+                              "torch", box_voting=False)
+        accuracy = labelled_accuracy(entries + greedy, list(label_sets))
         write_json(out / "accuracy.json", {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                            "machine": machine_description(), "command": command, "rows": accuracy})
         (out / "accuracy.md").write_text(render_accuracy_markdown(accuracy, command))

@@ -45,6 +45,9 @@ def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, lo
     p.add_argument("--nms-iou", type=float, default=0.4, help="(default: %(default)s)")
     p.add_argument("--top-k", type=int, default=5000, help="candidates kept before NMS (default: %(default)s)")
     p.add_argument("--keep-top-k", type=int, default=750, help="detections kept after NMS (default: %(default)s)")
+    p.add_argument("--no-box-voting", dest="box_voting", action="store_false",
+                   help="plain greedy NMS: kept boxes are not replaced by the score-weighted mean of the boxes they "
+                        "suppress (the released FeatherFace/RetinaFace behaviour)")
     p.add_argument("--long-side", type=int, default=long_side,
                    help="resize so the long side has this many pixels; 0 = original size (default: %(default)s)")
 
@@ -62,7 +65,7 @@ def build_detector(args: argparse.Namespace, **overrides):
     if args.threads:
         torch.set_num_threads(args.threads)
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
-              long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
+              box_voting=args.box_voting, long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
     kw.update(overrides)
     return FaceDetector.from_pretrained(model_weights(args.model), device=args.device, backend=args.backend,
                                         num_threads=args.threads or None, **kw)

@@ -180,3 +180,23 @@ def test_model_v1_falls_back_to_the_official_checkpoint(monkeypatch):
     monkeypatch.setenv("FEATHERFACE_WEIGHTS", "/nonexistent")
     assert model_weights("v1") == str(official)
     assert model_weights("nano") == "nano"
+
+
+def test_no_box_voting_flag_gives_the_greedy_nms_boxes(tmp_path):
+    """``detect`` votes by default and records it; ``--no-box-voting`` gives exactly the boxes of
+    ``FaceDetector(box_voting=False)``."""
+    from featherface import FaceDetector
+    from featherface.files import read_image
+
+    img = shared_file("images/crowd_baseball.jpg")
+    boxes = {}
+    for flag, voting in (([], True), (["--no-box-voting"], False)):
+        out = tmp_path / str(voting)
+        assert main(["detect", str(img), "--output", str(out), "--no-draw", *flag]) == 0
+        settings, result = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+        assert settings["box_voting"] is voting
+        boxes[voting] = np.array([f["box"] for f in result["faces"]])
+        direct = FaceDetector.from_pretrained("nano", box_voting=voting).detect_arrays(read_image(img))
+        np.testing.assert_allclose(boxes[voting], direct.boxes, atol=0.01)  # the JSON rounds to 0.01 px
+    # same faces (voting moves boxes, never adds or drops one), some boxes moved
+    assert boxes[True].shape == boxes[False].shape and np.abs(boxes[True] - boxes[False]).max() > 0.5
