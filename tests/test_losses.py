@@ -176,3 +176,27 @@ def test_label_corrected_kd_leaves_out_the_faces_the_teacher_missed():
     for target in (t, none):
         assert DistillationLoss(label_corrected=True)(out, teacher, [target], ANCHORS)["kd"].item() == pytest.approx(plain["kd"].item())
     assert added_positives([flagged, t], ANCHORS).sum(dim=1).tolist() == [int(second.sum()), 0]
+
+
+def test_box_kd_teaches_the_teachers_boxes_where_it_sees_a_face():
+    t = _target([[0.1, 0.1, 0.45, 0.5]])
+    out, labels = _perfect_outputs(t)
+    n_pos = int((labels > 0).sum())
+    faint = torch.zeros_like(labels, dtype=torch.bool)
+    faint[labels == 0] = True
+    faint &= torch.arange(len(labels)) % 5 == 0  # some background anchors: a faint face for the teacher
+    teacher = (out[0].clone(), out[1].clone(), out[2])
+    teacher[1][0, faint] = torch.tensor([0.0, math.log(0.3 / 0.7)])  # p(face) = 0.3, below the pseudo-label threshold
+    teacher[1][0, (labels == 0) & ~faint] = torch.tensor([0.0, math.log(0.05 / 0.95)])  # p = 0.05: not a face
+    teacher[0][0, labels == 0] = 0.7  # the teacher's regressions wherever no target is
+    student = (out[0].clone(), out[1], out[2])
+    student[0][0, labels == 0] = 0.2  # 0.5 off everywhere: smooth-L1 0.5 * 0.5^2 = 0.125 per coordinate
+    plain = DistillationLoss()(student, teacher, [t], ANCHORS)
+    with_box = DistillationLoss(box_kd_weight=2.0)(student, teacher, [t], ANCHORS)
+    # positives agree exactly; of the background anchors only the faint ones (p >= 0.1) count
+    assert with_box["box_kd"].item() == pytest.approx(int(faint.sum()) * 4 * 0.125 / n_pos, rel=1e-5)
+    assert with_box["total"].item() == pytest.approx(plain["total"].item() + 2.0 * with_box["box_kd"].item(), rel=1e-5)
+    assert plain["box_kd"].item() == 0.0
+    for bad in ({"box_kd_weight": -1.0}, {"box_kd_min_score": 0.0}, {"box_kd_min_score": 1.0}):
+        with pytest.raises(ValueError):
+            DistillationLoss(**bad)

@@ -22,7 +22,7 @@ _FLAGS = {
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
     "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
-    "ema_decay": float, "label_boxes": bool,
+    "ema_decay": float, "label_boxes": bool, "box_kd_weight": float,
 }
 
 
@@ -109,6 +109,9 @@ def register_cli(sub) -> None:
     p.add_argument("--label-boxes", action="store_true", default=None,
                    help="where a --pool-labels box and a teacher detection are the same face, train on the "
                         "label's box (mapped to the teacher's convention) instead of the teacher's")
+    p.add_argument("--box-kd-weight", type=float,
+                   help="weight of the teacher's box regressions as targets on every anchor it scores as a face with "
+                        "p >= 0.1, its faint faces included (smooth-L1; 0 = off, the default)")
     p.add_argument("--check-image", help="photo the teacher must find faces in before training")
     p.add_argument("--check-min-faces", type=int)
     p.add_argument("--temperature", type=float)

@@ -31,6 +31,9 @@ class TrainConfig:
     # where a pool label and a teacher detection are the same face, the label's box (mapped to the
     # teacher's convention) is the task target instead of the teacher's; see merge_online_targets
     label_boxes: bool = False
+    # weight of the teacher's box regressions on the anchors it scores >= 0.1 (0: off); see
+    # losses.DistillationLoss
+    box_kd_weight: float = 0.0
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
     # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
     # is the task target; boxes from pool_labels (our labels.json files: human labels, or another

@@ -218,13 +218,14 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--out", str(out), "--batch-size", "2", "--image-size", "320", "--max-steps", "2",
                  "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2",
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
-                 "--label-corrected-kd", "--label-boxes"]) == 0
+                 "--label-corrected-kd", "--label-boxes", "--box-kd-weight", "1.5"]) == 0
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
-    assert cfg.label_boxes
+    assert cfg.label_boxes and cfg.box_kd_weight == 1.5
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
+    assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
     assert [int(r["step"]) for r in rows] == [1, 2] and sum(int(float(r["faces"])) for r in rows) > 0
     # the human box covering the whole photo (zoomed out, so always in view) matches no teacher
     # face (IoU < 0.4), so it is added to the task targets
