@@ -1,6 +1,7 @@
 """Distillation throughput on this machine: images per second of one training step (teacher
-forward, online labels, student forward + backward, optimizer step) for the engine's options,
-taking turns step by step in one run; and the data path (photo -> augmented sample) alone.
+forward in PyTorch or OpenVINO, online labels, student forward + backward, optimizer step) for
+the engine's options, taking turns step by step in one run; and the data path (photo ->
+augmented sample) alone.
 
     python benchmarks/train_throughput.py POOL [--shared ../shared] [--steps 6] [--batch 16] [--size 480]
 
@@ -30,19 +31,21 @@ ap.add_argument("--threads", type=int, default=2)
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 v1 = str(args.shared / "weights" / "featherface_v1_official.pth")
-variants = {  # name -> (channels_last, frozen-and-shared backbone)
-    "full, NCHW": (False, False),
-    "full, channels_last": (True, False),
-    "frozen shared backbone, channels_last": (True, True),
+variants = {  # name -> (channels_last, frozen-and-shared backbone, teacher backend)
+    "full, NCHW": (False, False, "torch"),
+    "full, channels_last": (True, False, "torch"),
+    "full, channels_last, OpenVINO teacher": (True, False, "openvino"),
+    "frozen shared backbone, channels_last": (True, True, "torch"),
 }
 states = {}
 with tempfile.TemporaryDirectory() as tmp:
-    for i, (name, (cl, frozen)) in enumerate(variants.items()):
+    for i, (name, (cl, frozen, teacher_backend)) in enumerate(variants.items()):
         labels = args.pool / "labels" / "groupselfies.json"
         cfg = TrainConfig(mode="distill", images=str(args.pool), teacher=v1, init_backbone=v1, online_labels=True,
                           pool_labels=str(labels) if labels.is_file() else None, out_dir=f"{tmp}/{i}",
                           batch_size=args.batch, image_size=args.size, channels_last=cl, workers=0,
-                          freeze_backbone_steps=10**6 if frozen else 0, warmup_epochs=0.0)
+                          freeze_backbone_steps=10**6 if frozen else 0, warmup_epochs=0.0,
+                          teacher_backend=teacher_backend)
         st = setup(cfg)
         st.net.train()
         if frozen:

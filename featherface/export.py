@@ -93,6 +93,41 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
     return path
 
 
+class WithFeatures(nn.Module):
+    """Wraps a FeatherFace model so that its graph also returns the feature maps distillation
+    compares (``model(x, return_features=True)``): ``loc, conf, landms, feat0, feat1, feat2``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        (loc, conf, landmark_deltas), feats = self.model(x, return_features=True)
+        return (loc, conf, landmark_deltas, *feats)
+
+
+def export_teacher_onnx(model: nn.Module, path: str | Path, size: int = 384, opset: int = 17) -> Path:
+    """Export a teacher for distillation: the raw outputs plus its feature maps
+    (:class:`WithFeatures`), dynamic batch/height/width, no metadata beyond the architecture.
+    Inference-only graph for :class:`featherface.runners.OpenVinoRunner`."""
+    import onnx
+
+    path = Path(path)
+    names = [*RAW_OUTPUTS, "feat0", "feat1", "feat2"]
+    dyn = {"input": {0: "batch", 2: "height", 3: "width"}, **{n: {0: "batch"} for n in names}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        # the wrapper must be in eval mode too: the exporter restores the wrapper's mode afterwards,
+        # recursively, which would otherwise leave the caller's teacher in training mode
+        torch.onnx.export(WithFeatures(model.eval().cpu()).eval(), (torch.zeros(1, 3, size, size),), str(path),
+                          input_names=["input"], output_names=names, dynamic_axes=dyn, opset_version=opset, dynamo=False)
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "featherface_arch", getattr(model, "name", "?")
+    onnx.save(proto, str(path))
+    return path
+
+
 def export_to_temp(checkpoint: str | Path) -> Path:
     """Export a checkpoint to a temporary ONNX file (for ``FaceDetector(backend="onnxruntime")``)."""
     model, ckpt = load_any(Path(checkpoint))

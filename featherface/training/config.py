@@ -22,6 +22,9 @@ class TrainConfig:
     # --- teacher (distill mode)
     teacher: str | None = None  # checkpoint or official V1 .pth, loaded strictly
     pseudo_label_threshold: float = 0.5  # teacher detections above this become targets
+    # "openvino": the teacher's forward pass (no gradients) runs as a compiled OpenVINO graph on
+    # the CPU (exported once per run, compiled per batch shape); "torch": in PyTorch
+    teacher_backend: str = "torch"
     # background anchors the teacher scores as a face with p >= this are not mined as negatives
     # by the task loss (0: off); see losses.DistillationLoss
     ignore_below: float = 0.0
@@ -113,6 +116,10 @@ class TrainConfig:
             raise ValueError("distill mode needs a teacher")
         if self.lr_schedule not in ("step", "cosine", "constant"):
             raise ValueError(f"lr_schedule must be 'step', 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if self.teacher_backend not in ("torch", "openvino"):
+            raise ValueError(f"teacher_backend must be 'torch' or 'openvino', got {self.teacher_backend!r}")
+        if self.teacher_backend == "openvino" and not self.device.startswith("cpu"):
+            raise ValueError(f"teacher_backend 'openvino' runs on the CPU; device is {self.device!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.online_labels and (self.mode != "distill" or self.labels):

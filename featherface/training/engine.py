@@ -266,6 +266,8 @@ class RunState:
     log_path: Path | None = None
     last_path: Path | None = None
     ema: AveragedModel | None = None  # cfg.ema_decay > 0: the averaged student (its .module)
+    # cfg.teacher_backend == "openvino": batch (N, 3, H, W) -> loc, conf, landms, feat0..2 tensors
+    teacher_graph: object | None = None
 
 
 def git_revision() -> str | None:
@@ -335,6 +337,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     if cfg.freeze_backbone_steps > st.step:
         log.info("backbone frozen for steps %d..%d%s", st.step, cfg.freeze_backbone_steps,
                  " (one backbone pass shared with the teacher)" if st.share_backbone else "")
+    if teacher is not None and cfg.teacher_backend == "openvino":
+        st.teacher_graph = openvino_teacher(teacher, out, cfg.image_size)
     if world > 1:
         st.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.workers > 0:
@@ -359,6 +363,27 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
         save_checkpoint(st.ema.module, st.cfg.arch, st.out / "ema.pt", {**meta, "ema_decay": st.cfg.ema_decay})
 
 
+def openvino_teacher(teacher: torch.nn.Module, out: Path, size: int):
+    """The teacher as an OpenVINO graph (outputs and feature maps; :func:`featherface.export.
+    export_teacher_onnx`), written to ``out/teacher.onnx`` and compiled once per batch shape.
+    Checked here against the PyTorch teacher on one random batch before training starts."""
+    from ..export import export_teacher_onnx
+    from ..runners import OpenVinoRunner
+
+    path = export_teacher_onnx(teacher, out / "teacher.onnx", size)
+    graph = OpenVinoRunner(path, num_threads=torch.get_num_threads())
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0)) * 50
+    with torch.no_grad():
+        (loc, conf, landmark_deltas), feats = teacher(x.contiguous(), return_features=True)
+    for name, ref, got in zip(("loc", "conf", "landms", "feat0", "feat1", "feat2"),
+                              (loc, conf, landmark_deltas, *feats), graph(x.numpy())):
+        err = float((ref.float() - got).abs().max())
+        if err > 1e-3:
+            raise RuntimeError(f"the OpenVINO teacher's {name} differs from PyTorch's by {err:.3g}; use teacher_backend='torch'")
+    log.info("teacher runs on OpenVINO (%s)", path)
+    return graph
+
+
 def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
     """One optimizer step; returns the loss terms. Raises :class:`NonFiniteLossError` BEFORE
     touching the weights when the loss is NaN or infinite."""
@@ -373,8 +398,12 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
         log.info("step %d: backbone unfrozen", st.step)
     if st.teacher is not None:
         with torch.no_grad():
-            t_base = backbone_of(st.teacher)(images)
-            t_out, t_feats = st.teacher.from_backbone(t_base)
+            if st.teacher_graph is not None and not (st.share_backbone and frozen):
+                t_all = st.teacher_graph(images.numpy())
+                t_out, t_feats = tuple(t_all[:3]), list(t_all[3:])
+            else:
+                t_base = backbone_of(st.teacher)(images)
+                t_out, t_feats = st.teacher.from_backbone(t_base)
         if st.share_backbone and frozen:
             s_out, s_feats = st.model.from_backbone(t_base)
         else:

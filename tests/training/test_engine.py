@@ -233,3 +233,31 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     student = read_checkpoint(out / "model.pt")["state_dict"]
     v1 = backbone_of(load_official(official_v1_path)[0]).state_dict()
     assert all(torch.equal(student[f"backbone.{k}"], v) for k, v in v1.items())
+
+
+def test_openvino_teacher_gives_the_torch_teachers_losses(tmp_path, official_v1_path):
+    """``--teacher-backend openvino``: the same first step (same seed, data and student) gives the
+    same losses as the PyTorch teacher, to the graph's rounding; the teacher graph is kept in the
+    run folder."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    import shutil
+
+    pool = tmp_path / "pool" / "groups"
+    pool.mkdir(parents=True)
+    for name in ("crowd_baseball.jpg", "small_pair.jpg"):
+        shutil.copy(shared_file(f"images/{name}"), pool / name)
+    rows = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / backend
+        assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
+                     "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
+                     "--out", str(out), "--batch-size", "2", "--image-size", "256", "--max-steps", "1",
+                     "--freeze-backbone-steps", "0", "--workers", "0", "--teacher-backend", backend]) == 0
+        with open(out / "log.csv") as fh:
+            rows[backend] = next(csv.DictReader(fh))
+    assert (tmp_path / "openvino" / "teacher.onnx").is_file() and not (tmp_path / "torch" / "teacher.onnx").exists()
+    assert int(float(rows["torch"]["faces"])) > 0 and rows["torch"]["faces"] == rows["openvino"]["faces"]
+    for term in ("total", "task", "kd", "feature"):
+        assert float(rows["openvino"][term]) == pytest.approx(float(rows["torch"][term]), rel=1e-3, abs=1e-5), term
+    with pytest.raises(ValueError, match="teacher_backend"):
+        TrainConfig(mode="distill", images="x", teacher="t", teacher_backend="tensorrt").validate()
