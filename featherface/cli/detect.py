@@ -176,7 +176,8 @@ def run_detect(args: argparse.Namespace, files: list[Path], det: FaceDetector) -
                          "choose an --output folder outside the inputs, or --no-draw")
     stream = ResultStream(out_dir / "detections.jsonl", resume=args.resume)
     settings = {"model": str(args.model), "arch": det.arch, "score_threshold": det.cfg.score_threshold,
-                "nms_iou": det.cfg.nms_iou, "box_voting": det.cfg.box_voting, "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k,
+                "nms_iou": det.cfg.nms_iou, "box_voting": det.cfg.box_voting, "top_k": det.cfg.top_k,
+                "keep_top_k": det.cfg.keep_top_k,
                 "long_side": det.long_side, "max_pixels": args.max_pixels,
                 "coordinates": "original-image pixels, boxes x1,y1,x2,y2",
                 "landmarks": ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"],

@@ -30,7 +30,8 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         curve = " (no PR curve: matplotlib not installed)"
     print(f"protocol: {protocol['resize']}, ranking from score {protocol['ranking_score_threshold']}, NMS IoU "
-          f"{protocol['nms_iou']}{' + box voting' if protocol['box_voting'] else ''}, keep {protocol['keep_top_k']}; IoU 0.5, greedy matching in score order, VOC all-point AP")
+          f"{protocol['nms_iou']}{' + box voting' if protocol['box_voting'] else ''}, keep {protocol['keep_top_k']}; "
+          "IoU 0.5, greedy matching in score order, VOC all-point AP")
     if missing:
         print(f"{len(missing)} of {result.num_images} labelled images missing or unreadable under {args.images} "
               f"(counted as images without detections), e.g. {missing[:3]}")
@@ -64,8 +65,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         "with no detections", len(absent), gt.num_images, args.images, ", ".join(absent[:3]))
         protocol.update({"model": str(args.model), "arch": det.arch,
                          "resize": "original size" if det.long_side is None else f"long side resized to {det.long_side}",
-                         "score_threshold": det.cfg.score_threshold, "top_k": det.cfg.top_k, "nms_iou": det.cfg.nms_iou, "box_voting": det.cfg.box_voting,
-                         "keep_top_k": det.cfg.keep_top_k, "images_missing_from_folder": len(absent)})
+                         "score_threshold": det.cfg.score_threshold, "top_k": det.cfg.top_k, "nms_iou": det.cfg.nms_iou,
+                         "box_voting": det.cfg.box_voting, "keep_top_k": det.cfg.keep_top_k, "images_missing_from_folder": len(absent)})
     else:
         pred_dir = Path(args.predictions)
         protocol.update({"predictions": str(pred_dir)})

@@ -101,7 +101,7 @@ def register_cli(sub) -> None:
     p.add_argument("--teacher", help="teacher: checkpoint, official V1 .pth or RetinaFace-MobileNet0.25 .pth (loaded strictly and checked)")
     p.add_argument("--teacher-backend", choices=("torch", "openvino"),
                    help="run the teacher's forward pass in PyTorch (default) or as a compiled OpenVINO graph (CPU; "
-                        "needs the openvino extra; same numbers to ~1e-4, several times faster)")
+                        "needs the openvino extra; same numbers to ~1e-4; a 384 px step took 0.89x the time on 2 cores)")
     p.add_argument("--pseudo-label-threshold", type=float, help="teacher score for pseudo-labels (default 0.5)")
     p.add_argument("--ignore-below", type=float,
                    help="background anchors the teacher scores as a face with p >= this are not mined as negatives "

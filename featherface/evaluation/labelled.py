@@ -228,8 +228,8 @@ def evaluate_on_labels(det, images: Path, labels_path: Path, long_side: int | No
                                       images, labels, long_side, progress)
     result = evaluate_labelled(preds, labels, threshold)
     protocol = {"labels": str(labels_path), "images": str(images), "resize": f"long side resized to {long_side}"
-                if long_side else "original size", "ranking_score_threshold": ranking, "nms_iou": det.cfg.nms_iou, "box_voting": det.cfg.box_voting,
-                "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k, "iou": 0.5,
+                if long_side else "original size", "ranking_score_threshold": ranking, "nms_iou": det.cfg.nms_iou,
+                "box_voting": det.cfg.box_voting, "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k, "iou": 0.5,
                 "matching": "per image, detections in decreasing score order to the unmatched labelled box of highest IoU "
                             "(continuous coordinates)", "ap": "VOC all-point (precision envelope)",
                 "ap_16": "labelled faces with width or height < 16 px (as stored) ignored; detections matched to them dropped",

@@ -39,8 +39,8 @@ from .labels import merge_online_targets
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "box_kd", "faces", "labels_added", "images_per_s",
-              "time_s"]
+LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "box_kd", "faces",
+              "labels_added", "images_per_s", "time_s"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -308,7 +308,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
     st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
-                                   label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight) if teacher is not None else MultiBoxLoss(),
+                                   label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight)
+                  if teacher is not None else MultiBoxLoss(),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
     ck = None
     if resume and st.last_path.is_file():
