@@ -48,11 +48,18 @@ def test_released_weights_load_strictly_and_convert(tmp_path):
 
 
 def test_reproduces_stored_output_on_crowd_photo():
-    det = FaceDetector.from_pretrained(shared_file("peers/retinaface_mnet0.25_biubug6.pth"))
+    """The stored output is the released code's post-processing (greedy NMS); box voting keeps
+    the same faces and scores and moves boxes by a few pixels at most."""
+    img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    det = FaceDetector.from_pretrained(shared_file("peers/retinaface_mnet0.25_biubug6.pth"), box_voting=False)
     assert det.arch == "retinaface"
-    d = det.detect_arrays(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
+    d = det.detect_arrays(img)
     ref = json.loads(FIXTURE.read_text())
     assert len(d) == len(ref["scores"]) == 26
     np.testing.assert_allclose(d.scores, ref["scores"], atol=1e-4)
     np.testing.assert_allclose(d.boxes, ref["boxes"], atol=2e-2)
     np.testing.assert_allclose(d.landmarks, ref["landmarks"], atol=2e-2)
+    voted = FaceDetector.from_pretrained(shared_file("peers/retinaface_mnet0.25_biubug6.pth")).detect_arrays(img)
+    np.testing.assert_array_equal(voted.scores, d.scores)
+    moved = np.abs(voted.boxes - d.boxes).max(axis=1) / (d.boxes[:, 2] - d.boxes[:, 0])
+    assert 0 < moved.max() < 0.1  # measured: 0.054 at most, median 0.02
