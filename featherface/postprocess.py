@@ -25,6 +25,7 @@ import torch
 
 from .anchors import decode, decode_landmarks, priors
 from .constants import LANDMARK_NAMES
+from .geometry import iou_matrix
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,7 @@ def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, keep:
     all candidates, ``keep (K,)`` the indices NMS kept. Returns ``(boxes (K, 4), landmarks
     (K, 5, 2))``: for each kept box, the mean of the candidates whose IoU with it exceeds
     ``iou_threshold`` (always including itself), weighted by their scores."""
-    b = np.asarray(boxes, np.float32)
-    k = b[keep]
-    # IoU > t  <=>  inter > t * union: no division, no (K, N, 2) temporaries (with a 0.02 ranking
-    # threshold there are thousands of candidates; the generic iou_matrix was ~100x slower here)
-    iw = np.minimum(k[:, None, 2], b[None, :, 2]) - np.maximum(k[:, None, 0], b[None, :, 0])
-    ih = np.minimum(k[:, None, 3], b[None, :, 3]) - np.maximum(k[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)  # (K, N)
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    overlap = inter > iou_threshold * (area[keep][:, None] + area[None, :] - inter)
+    overlap = iou_matrix(boxes[keep], boxes) > iou_threshold  # (K, N)
     overlap[np.arange(len(keep)), keep] = True  # itself, even for a degenerate (zero-area) box
     w = overlap * np.asarray(scores, np.float64)[None, :]
     w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
