@@ -54,10 +54,26 @@ class DecodedModel(nn.Module):
         return decode(loc, p), torch.softmax(conf, dim=-1)[..., 1], decode_landmarks(landmark_deltas, p)
 
 
+class WithFeatures(nn.Module):
+    """Wraps a FeatherFace model so that its graph also returns the feature maps distillation
+    compares (``model(x, return_features=True)``): ``loc, conf, landms, feat0, feat1, feat2``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        (loc, conf, landmark_deltas), feats = self.model(x, return_features=True)
+        return (loc, conf, landmark_deltas, *feats)
+
+
 def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640, width: int = 640,
-                decode: bool = False, opset: int = 17, score_threshold: float | None = None) -> Path:
+                decode: bool = False, opset: int = 17, score_threshold: float | None = None,
+                features: bool = False) -> Path:
     """Export ``model`` to ONNX at ``path`` (see the module docstring for the contract).
-    ``score_threshold``: the checkpoint's recommended default, recorded in the metadata."""
+    ``score_threshold``: the checkpoint's recommended default, recorded in the metadata.
+    ``features``: the raw outputs plus the feature maps distillation compares (``feat0..2``,
+    :class:`WithFeatures`), for a distillation teacher; not with ``decode``."""
     import onnx
 
     path = Path(path)
@@ -66,11 +82,16 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
 
     # Nano's channel shuffles folded into the heads' first convs: same outputs, three copies fewer
     model = fold_channel_shuffle(model.eval().cpu())
-    net = DecodedModel(model) if decode else model
+    if decode and features:
+        raise ValueError("decode and features exclude each other")
+    net = DecodedModel(model) if decode else WithFeatures(model) if features else model
     names = DECODED_OUTPUTS if decode else RAW_OUTPUTS
     dyn = {"input": {0: "batch", 2: "height", 3: "width"}}
     for n in names:
         dyn[n] = {0: "batch", 1: "anchors"}
+    if features:
+        names = (*names, "feat0", "feat1", "feat2")
+        dyn.update({n: {0: "batch"} for n in names[3:]})
     tmp = path.with_name(f".{path.name}.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -90,41 +111,6 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))
     tmp.replace(path)
-    return path
-
-
-class WithFeatures(nn.Module):
-    """Wraps a FeatherFace model so that its graph also returns the feature maps distillation
-    compares (``model(x, return_features=True)``): ``loc, conf, landms, feat0, feat1, feat2``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        (loc, conf, landmark_deltas), feats = self.model(x, return_features=True)
-        return (loc, conf, landmark_deltas, *feats)
-
-
-def export_teacher_onnx(model: nn.Module, path: str | Path, size: int = 384, opset: int = 17) -> Path:
-    """Export a teacher for distillation: the raw outputs plus its feature maps
-    (:class:`WithFeatures`), dynamic batch/height/width, no metadata beyond the architecture.
-    Inference-only graph for :class:`featherface.runners.OpenVinoRunner`."""
-    import onnx
-
-    path = Path(path)
-    names = [*RAW_OUTPUTS, "feat0", "feat1", "feat2"]
-    dyn = {"input": {0: "batch", 2: "height", 3: "width"}, **{n: {0: "batch"} for n in names}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        # the wrapper must be in eval mode too: the exporter restores the wrapper's mode afterwards,
-        # recursively, which would otherwise leave the caller's teacher in training mode
-        torch.onnx.export(WithFeatures(model.eval().cpu()).eval(), (torch.zeros(1, 3, size, size),), str(path),
-                          input_names=["input"], output_names=names, dynamic_axes=dyn, opset_version=opset, dynamo=False)
-    proto = onnx.load(str(path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "featherface_arch", getattr(model, "name", "?")
-    onnx.save(proto, str(path))
     return path
 
 

@@ -366,12 +366,12 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
 
 def openvino_teacher(teacher: torch.nn.Module, out: Path, size: int):
     """The teacher as an OpenVINO graph (outputs and feature maps; :func:`featherface.export.
-    export_teacher_onnx`), written to ``out/teacher.onnx`` and compiled once per batch shape.
+    export_onnx` with ``features=True``), written to ``out/teacher.onnx``, compiled once per batch shape.
     Checked here against the PyTorch teacher on one random batch before training starts."""
-    from ..export import export_teacher_onnx
+    from ..export import export_onnx
     from ..runners import OpenVinoRunner
 
-    path = export_teacher_onnx(teacher, out / "teacher.onnx", size)
+    path = export_onnx(teacher, out / "teacher.onnx", getattr(teacher, "name", "?"), size, size, features=True)
     graph = OpenVinoRunner(path, num_threads=torch.get_num_threads())
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0)) * 50
     with torch.no_grad():
