@@ -44,7 +44,21 @@ def _config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:
         values["online_labels"] = True
     if args.milestones is not None:
         values["milestones"] = args.milestones
+    if getattr(args, "source_weights", None) is not None:
+        values["source_weights"] = dict(args.source_weights)
     return TrainConfig(**values)
+
+
+def _source_weight(text: str) -> tuple[str, float]:
+    """``SOURCE=W`` (a pool source folder and its sampling multiplicity) for ``--source-weights``."""
+    name, sep, value = text.partition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not sep or not name or weight < 0:
+        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT with WEIGHT >= 0, got {text!r}")
+    return name, weight
 
 
 def _run(args: argparse.Namespace, mode: str) -> int:
@@ -127,6 +141,9 @@ def register_cli(sub) -> None:
                         "labels, or another detector's (scripts/label_pool.py); the first file listing a photo wins")
     p.add_argument("--pool-label-min-score", type=float,
                    help="a detector's pool labels below this score are not used (default 0.5)")
+    p.add_argument("--source-weights", nargs="+", type=_source_weight, metavar="SOURCE=W",
+                   help="sampling multiplicity per pool source folder, e.g. masked_faces_rwmfd=4 scut_head_b=2 "
+                        "(replaces the built-in table of featherface.data.pool; unlisted sources get 1)")
     p.add_argument("--mosaic-prob", type=float, help="share of 2x2 mosaic samples (online labels)")
     p.add_argument("--zoom-out-prob", type=float, help="share of zoomed-out views (online labels)")
     p.add_argument("--val-images", help="held-out photos: agreement AP with the teacher")

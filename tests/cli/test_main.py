@@ -200,3 +200,18 @@ def test_no_box_voting_flag_gives_the_greedy_nms_boxes(tmp_path):
         np.testing.assert_allclose(boxes[voting], direct.boxes, atol=0.01)  # the JSON rounds to 0.01 px
     # same faces (voting moves boxes, never adds or drops one), some boxes moved
     assert boxes[True].shape == boxes[False].shape and np.abs(boxes[True] - boxes[False]).max() > 0.5
+
+
+def test_source_weights_flag_sets_the_sampling_table(capsys):
+    from featherface.cli import build_parser
+    from featherface.cli.train import _config_from_args
+
+    args = build_parser().parse_args(["distill", "--images", "pool", "--online-labels", "--source-weights",
+                                      "masked_faces_rwmfd=4", "caltech_webfaces=0.5"])
+    cfg = _config_from_args(args, "distill")
+    assert cfg.source_weights == {"masked_faces_rwmfd": 4.0, "caltech_webfaces": 0.5}
+    assert _config_from_args(build_parser().parse_args(["distill", "--images", "pool"]), "distill").source_weights is None
+    for bad in ("rwmfd", "rwmfd=x", "=2", "rwmfd=-1"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["distill", "--source-weights", bad])
+        assert "expected SOURCE=WEIGHT" in capsys.readouterr().err
