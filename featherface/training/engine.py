@@ -268,6 +268,8 @@ class RunState:
     ema: AveragedModel | None = None  # cfg.ema_decay > 0: the averaged student (its .module)
     # cfg.teacher_backend == "openvino": batch (N, 3, H, W) -> loc, conf, landms, feat0..2 tensors
     teacher_graph: object | None = None
+    # read once when the run starts: the code that is running, even if the work tree moves on
+    revision: str | None = None
 
 
 def git_revision() -> str | None:
@@ -310,7 +312,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
                                    label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight)
                   if teacher is not None else MultiBoxLoss(),
-                  priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt")
+                  priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt",
+                  revision=git_revision())
     ck = None
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
@@ -355,7 +358,7 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
     """Atomic training checkpoint (rank 0 only): model, optimizer, schedule, position, RNG."""
     if st.rank != 0:
         return
-    meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": git_revision()}
+    meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": st.revision}
     extra = {"ema": st.ema.state_dict()} if st.ema is not None else {}
     atomic_save(make_checkpoint(st.model, st.cfg.arch, meta, optimizer=st.optimizer.state_dict(),
                                 scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,
@@ -503,7 +506,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.
             log.warning("DDP replicas differ after training: max |diff| = %.3g", diff)
         if st.rank == 0:
             meta = {"trained_steps": st.step, "config": asdict(cfg), "world_size": st.world,
-                    "replica_max_abs_diff": diff, "git_revision": git_revision()}
+                    "replica_max_abs_diff": diff, "git_revision": st.revision}
             if st.ema is not None:
                 meta["ema_decay"] = cfg.ema_decay
             save_checkpoint(st.model if st.ema is None else st.ema.module, cfg.arch, st.out / "model.pt", meta=meta)
