@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..models import ARCHITECTURES
-from ..training.config import TrainConfig
+from ..training.config import LR_SCHEDULES, TEACHER_BACKENDS, TrainConfig
 
 # flag name -> config field; only flags the user actually gives override the config.
 _FLAGS = {
@@ -94,7 +94,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps in total")
-    p.add_argument("--lr-schedule", choices=["step", "cosine", "constant"],
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="step decays at --milestones, cosine to 1%% at the end, or constant after the warm-up")
     p.add_argument("--ema-decay", type=float,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999); "
@@ -113,7 +113,7 @@ def register_cli(sub) -> None:
     p = sub.add_parser("distill", help="train Nano from a teacher (KD), on labels or on teacher pseudo-labels")
     _add_common(p)
     p.add_argument("--teacher", help="teacher: checkpoint, official V1 .pth or RetinaFace-MobileNet0.25 .pth (loaded strictly and checked)")
-    p.add_argument("--teacher-backend", choices=("torch", "openvino"),
+    p.add_argument("--teacher-backend", choices=TEACHER_BACKENDS,
                    help="run the teacher's forward pass in PyTorch (default) or as a compiled OpenVINO graph (CPU; "
                         "needs the openvino extra; same numbers to ~1e-4; a 384 px step took 0.89x the time on 2 cores)")
     p.add_argument("--pseudo-label-threshold", type=float, help="teacher score for pseudo-labels (default 0.5)")

@@ -7,6 +7,11 @@ from pathlib import Path
 import yaml
 
 
+# the accepted values of two string options, shared with the command line's choices
+LR_SCHEDULES = ("step", "cosine", "constant")
+TEACHER_BACKENDS = ("torch", "openvino")
+
+
 @dataclass
 class TrainConfig:
     # --- what to train
@@ -114,9 +119,9 @@ class TrainConfig:
             raise ValueError("train mode needs labels (use distill with a teacher for unlabeled photos)")
         if self.mode == "distill" and not self.teacher:
             raise ValueError("distill mode needs a teacher")
-        if self.lr_schedule not in ("step", "cosine", "constant"):
+        if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be 'step', 'cosine' or 'constant', got {self.lr_schedule!r}")
-        if self.teacher_backend not in ("torch", "openvino"):
+        if self.teacher_backend not in TEACHER_BACKENDS:
             raise ValueError(f"teacher_backend must be 'torch' or 'openvino', got {self.teacher_backend!r}")
         if self.teacher_backend == "openvino" and not self.device.startswith("cpu"):
             raise ValueError(f"teacher_backend 'openvino' runs on the CPU; device is {self.device!r}")
