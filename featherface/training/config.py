@@ -125,6 +125,12 @@ class TrainConfig:
             raise ValueError(f"teacher_backend must be 'torch' or 'openvino', got {self.teacher_backend!r}")
         if self.teacher_backend == "openvino" and not self.device.startswith("cpu"):
             raise ValueError(f"teacher_backend 'openvino' runs on the CPU; device is {self.device!r}")
+        if self.source_weights is not None:
+            # the CLI's --source-weights checks the same; a YAML --config arrives here unchecked
+            bad = {k: v for k, v in self.source_weights.items()
+                   if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+            if bad:
+                raise ValueError(f"source_weights must map source folders to numbers >= 0, got {bad}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.online_labels and (self.mode != "distill" or self.labels):

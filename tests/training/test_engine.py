@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import yaml
 import torch
 
 from featherface.checkpoint import read_checkpoint, save_checkpoint
@@ -165,6 +166,16 @@ def test_constant_schedule_after_warmup():
     assert lr_factor(0.5, cfg) == lr_factor(3.0, cfg) == lr_factor(100.0, cfg) == 1.0  # the end plays no part
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(images="x", labels="y", ema_decay=1.0).validate()
+
+
+@pytest.mark.parametrize("weights", [{"wider_sample": -1}, {"wider_sample": "4"}, {"wider_sample": True}])
+def test_source_weights_from_a_yaml_config_are_checked(tmp_path, weights):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"mode": "distill", "images": "x", "teacher": "t", "source_weights": weights}))
+    with pytest.raises(ValueError, match="source_weights"):
+        TrainConfig.from_yaml(path).validate()
+    weights = {"wider_sample": 4, "scut_head_b": 0.5, "caltech_webfaces": 0}  # ints, fractions and 0 are fine
+    TrainConfig(mode="distill", images="x", teacher="t", source_weights=weights).validate()
 
 
 def test_ema_is_the_hand_computed_average_and_survives_resume(tiny_dataset, tmp_path):
