@@ -11,21 +11,40 @@ log = logging.getLogger(__name__)
 
 
 def cmd_evaluate_labels(args: argparse.Namespace) -> int:
-    from ..evaluation.labelled import evaluate_on_labels, plot_pr_curve
+    from ..evaluation.labelled import bootstrap_ap, evaluate_on_labels, interval, plot_pr_curve
     from ..files import write_json
 
     if args.images is None:
         raise ValueError("--labels needs --images (the folder the labelled image names are relative to)")
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be >= 0 (0: no interval), got {args.bootstrap}")
+    if args.compare is not None and str(args.compare) == str(args.model):
+        raise ValueError(f"--compare {args.compare} is the --model itself")
     long_side = 640 if args.long_side is None else (None if args.long_side <= 0 else args.long_side)
     det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
     classes = set(args.classes.split(",")) if args.classes else None
     result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes)
     protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
+    results = {str(args.model): result}
+    if args.compare is not None:  # same options, the other weights, their own threshold unless one is given
+        other_args = argparse.Namespace(**{**vars(args), "model": args.compare})
+        other_det = build_detector(other_args, score_threshold=args.score_threshold, long_side=None)
+        results[str(args.compare)] = evaluate_on_labels(other_det, Path(args.images), Path(args.labels), long_side,
+                                                        classes)[0]
+    extra: dict = {}
+    samples = bootstrap_ap(list(results.values()), args.bootstrap) if args.bootstrap > 0 else None
+    if samples is not None:
+        extra = {"ap_ci95": list(interval(samples[:, 0])),
+                 "bootstrap": {"resamples": args.bootstrap, "seed": 0, "unit": "image"}}
+    if args.compare is not None:
+        other = results[str(args.compare)]
+        extra["compare"] = {"model": str(args.compare), **other.to_dict(), "ap_difference": result.ap - other.ap,
+                            "ap_difference_ci95": None if samples is None else list(interval(samples[:, 0] - samples[:, 1]))}
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "result.json", {**result.to_dict(), "protocol": protocol, "missing_images": missing})
+    write_json(out / "result.json", {**result.to_dict(), **extra, "protocol": protocol, "missing_images": missing})
     try:
-        plot_pr_curve({str(args.model): result}, out / "pr_curve.png")
+        plot_pr_curve(results, out / "pr_curve.png")
         curve = f", curve: {out / 'pr_curve.png'}"
     except ModuleNotFoundError:
         curve = " (no PR curve: matplotlib not installed)"
@@ -36,6 +55,15 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
         print(f"{len(missing)} of {result.num_images} labelled images missing or unreadable under {args.images} "
               f"(counted as images without detections), e.g. {missing[:3]}")
     print(result.summary())
+    if samples is not None:
+        lo, hi = extra["ap_ci95"]
+        print(f"AP 95 % interval {lo:.4f}-{hi:.4f} ({args.bootstrap} resamples of the images: what another set of "
+              f"this kind and size could show)")
+    if args.compare is not None:
+        c = extra["compare"]
+        paired = "" if samples is None else " [{:+.4f}, {:+.4f}] (95 %, paired resamples)".format(*c["ap_difference_ci95"])
+        print(f"--compare {args.compare}: AP {c['ap']:.4f} | AP (faces >= 16 px) {c['ap_16']:.4f}; "
+              f"difference {c['ap_difference']:+.4f}{paired}")
     print(f"result: {out / 'result.json'}{curve}")
     return 0
 
@@ -43,6 +71,8 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.labels is not None:
         return cmd_evaluate_labels(args)
+    if args.compare is not None:
+        raise ValueError("--compare works with --labels (the WIDER FACE protocol scores one model)")
     from ..data.annotations import load_mat_ground_truth
     from ..evaluation.widerface import evaluate_predictions, read_prediction_folder, run_model_on_val, save_report
 
@@ -107,6 +137,10 @@ def register_cli(sub) -> None:
     p.add_argument("--labels", type=Path, help="human labels: labels.json, a folder of Pascal VOC .xml, COCO .json, "
                    "or a WIDER/RetinaFace .txt (resize default: long side 640)")
     p.add_argument("--classes", help="with --labels: comma-separated VOC/COCO class names that are faces (default: all)")
+    p.add_argument("--compare", metavar="MODEL", help="with --labels: also score MODEL (same options, its own "
+                   "threshold) and print the AP difference --model minus MODEL with its paired interval")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="with --labels: 95 %% interval of the AP from N resamples of the images (0: none)")
     p.add_argument("--predictions", type=Path, help="evaluate an existing folder of <event>/<image>.txt result files instead")
     p.add_argument("--gt", type=Path, default=Path("../shared/widerface/ground_truth"), help="folder with the official .mat files")
     p.add_argument("--output", "-o", type=Path, default=Path("eval_out"))

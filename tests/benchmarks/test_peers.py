@@ -69,6 +69,16 @@ def test_benchmark_peers_accuracy_against_labels(tmp_path, monkeypatch, capsys):
     for r in rows:
         m = r["sets"][tmp_path.name]
         assert 0.0 <= m["ap"] <= 1.0 and m["num_faces"] == sum(len(labels["images"][n]["boxes"]) for n in names)
+        lo, hi = m["ap_ci95"]
+        assert lo <= m["ap"] + 1e-9 and m["ap"] - 1e-9 <= hi
+        if r["name"].startswith("RetinaFace"):  # the reference itself gets no difference
+            assert "ap_minus_reference" not in m
+        else:  # paired difference: voting rows against RetinaFace with voting, greedy rows against greedy
+            d = m["ap_minus_reference"]
+            ref = "RetinaFace-MNet0.25" + (", greedy NMS" if r["name"].endswith("greedy NMS") else "")
+            ref_ap = next(q for q in rows if q["name"] == ref)["sets"][tmp_path.name]["ap"]
+            assert d["reference"] == ref and d["diff"] == pytest.approx(m["ap"] - ref_ap)
+            assert d["ci95"][0] <= d["diff"] + 1e-9 and d["diff"] - 1e-9 <= d["ci95"][1]
     ev = tmp_path / "ev"
     assert main(["evaluate", "--model", str(shared_file("weights/featherface_v1_official.pth")), "--images", str(images),
                  "--labels", str(sub), "--output", str(ev)]) == 0

@@ -118,6 +118,10 @@ def test_evaluate_labels_voc_end_to_end(tmp_path, v1_checkpoint, capsys):
     assert result["ap"] == pytest.approx((n_faces - 1) / n_faces, abs=1e-6)
     assert result["nme"] is None and result["protocol"]["resize"] == "long side resized to 640"
     assert (out / "pr_curve.png").is_file()
+    # image resamples: a third of them leave the absent image out (AP 1), others draw it more often
+    lo, hi = result["ap_ci95"]
+    assert lo < result["ap"] < hi == pytest.approx(1.0) and result["bootstrap"]["resamples"] == 1000
+    assert "AP 95 % interval" in text
 
 
 def test_evaluate_labels_malformed_is_one_line(tmp_path, capsys):
@@ -138,3 +142,39 @@ def test_evaluate_predictions_rejects_nan_and_empty_folders(tmp_path, gt_dir, ca
     (bad / "x.txt").write_text("x.jpg\n1\n1 2 3 4 nan\n")
     assert main(["evaluate", "--predictions", str(tmp_path / "bad"), "--gt", str(gt_dir), "--output", str(tmp_path / "o")]) == 2
     assert "x.txt:3: non-finite value" in capsys.readouterr().err
+
+
+def test_evaluate_labels_compare_two_models(tmp_path, v1_checkpoint, capsys):
+    """``--compare``: the second model is scored on the same images with the same options, and the
+    difference gets its paired interval; V1 against labels that are its own detections is the
+    upper bound, so Nano's difference is <= 0 on every resample."""
+    from featherface.detector import FaceDetector
+
+    photos = [p for p in sorted(shared_file("images/portraits").glob("*.jpg")) if cv2.imread(str(p)) is not None][:3]
+    det = FaceDetector.from_pretrained(v1_checkpoint, score_threshold=0.5)
+    images = tmp_path / "images"
+    images.mkdir()
+    labels = {}
+    for p in photos:
+        shutil.copy(p, images / p.name)
+        labels[p.name] = {"boxes": det.detect_arrays(cv2.imread(str(p))).boxes.tolist()}
+    (tmp_path / "labels.json").write_text(json.dumps({"images": labels}))
+    common = ["--images", str(images), "--labels", str(tmp_path / "labels.json")]
+    out = tmp_path / "cmp"
+    assert main(["evaluate", "--model", "nano", "--compare", str(v1_checkpoint), *common, "--output", str(out),
+                 "--bootstrap", "200"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    c = result["compare"]
+    assert c["model"] == str(v1_checkpoint) and c["ap"] == pytest.approx(1.0) and c["threshold"] == 0.5
+    assert c["ap_difference"] == pytest.approx(result["ap"] - 1.0)
+    lo, hi = c["ap_difference_ci95"]
+    assert lo <= c["ap_difference"] + 1e-9 and hi <= 1e-9  # Nano cannot beat V1 on V1's own boxes
+    assert result["bootstrap"]["resamples"] == 200
+    assert f"--compare {v1_checkpoint}: AP 1.0000" in capsys.readouterr().out
+    # the same weights twice, a negative resample count, --compare without --labels: one-line errors
+    assert main(["evaluate", "--model", "nano", "--compare", "nano", *common, "--output", str(out)]) == 2
+    assert main(["evaluate", "--model", "nano", *common, "--bootstrap", "-1", "--output", str(out)]) == 2
+    assert main(["evaluate", "--model", "nano", "--compare", "v1", "--predictions", str(tmp_path),
+                 "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is the --model itself" in err and "--bootstrap must be >= 0" in err and "works with --labels" in err

@@ -104,3 +104,60 @@ def test_resize_and_scale_back_round_trip():
     assert small.shape[:2] == (384, 640)
     d = scale_detections(dets([[64, 64, 128, 128]], [1]), sx, sy)
     np.testing.assert_allclose(d.boxes, [[50, 50, 100, 100]], rtol=1e-5)
+
+
+def _two_image_case():
+    # the case of test_ap_over_two_images_hand_computed: AP 2/3
+    labels = {"a": gt([[0, 0, 30, 30]]), "b": gt([[0, 0, 30, 30]])}
+    preds = {"a": dets([[200, 200, 230, 230], [0, 0, 30, 30]], [0.9, 0.6]), "b": dets([[2, 0, 32, 30]], [0.8])}
+    return preds, labels
+
+
+def test_weighted_ap_by_hand():
+    from featherface.evaluation.labelled import weighted_ap
+
+    preds, labels = _two_image_case()
+    r = evaluate_labelled(preds, labels)
+    assert weighted_ap(r, np.array([1, 1])) == pytest.approx(r.ap) == pytest.approx(2 / 3)
+    # only b, twice: its one detection is a TP on each copy -> AP 1
+    assert weighted_ap(r, np.array([0, 2])) == pytest.approx(1.0)
+    # only a: FP (0.9) then TP (0.6) -> precision 1/2 at recall 1 -> AP 1/2
+    assert weighted_ap(r, np.array([3, 0])) == pytest.approx(0.5)
+    # no image drawn: no faces -> nan
+    assert np.isnan(weighted_ap(r, np.array([0, 0])))
+
+
+def test_weighted_ap_equals_scoring_the_duplicated_set():
+    from featherface.evaluation.labelled import weighted_ap
+
+    preds, labels = _two_image_case()
+    labels["c"] = gt([[0, 0, 30, 30], [50, 50, 80, 80]])
+    preds["c"] = dets([[0, 0, 30, 30], [300, 0, 330, 30], [51, 50, 81, 80]], [0.7, 0.85, 0.3])
+    r = evaluate_labelled(preds, labels)
+    counts = np.array([2, 1, 3])
+    dup_labels, dup_preds = {}, {}
+    for (name, g), c in zip(labels.items(), counts):
+        for k in range(c):
+            dup_labels[f"{name}{k}"], dup_preds[f"{name}{k}"] = g, preds[name]
+    assert weighted_ap(r, counts) == pytest.approx(evaluate_labelled(dup_preds, dup_labels).ap)
+
+
+def test_bootstrap_is_paired_seeded_and_checks_its_inputs():
+    from featherface.evaluation.labelled import bootstrap_ap, interval
+
+    preds, labels = _two_image_case()
+    r = evaluate_labelled(preds, labels)
+    worse = evaluate_labelled({"a": preds["a"]}, labels)  # nothing on b
+    samples = bootstrap_ap([r, worse, r], resamples=200, seed=3)
+    assert samples.shape == (200, 3)
+    assert np.array_equal(samples[:, 0], samples[:, 2], equal_nan=True)  # same draws for every result
+    assert np.array_equal(samples, bootstrap_ap([r, worse, r], resamples=200, seed=3), equal_nan=True)
+    # on every resample the detector that misses b is no better
+    assert (samples[:, 1] <= samples[:, 0] + 1e-12).all()
+    # only 4 distinct resamples of 2 images exist: AP 1/2 (a, a), 1 (b, b) or 2/3 (a, b)
+    assert set(np.round(samples[:, 0], 6)) <= {0.5, 1.0, round(2 / 3, 6)}
+    lo, hi = interval(samples[:, 0])
+    assert 0.5 <= lo <= r.ap <= hi <= 1.0
+    other = evaluate_labelled(preds, {"a": labels["a"]})
+    with pytest.raises(ValueError, match="ONE labelled set"):
+        bootstrap_ap([r, other])
