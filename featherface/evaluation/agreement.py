@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..postprocess import Detections
-from .widerface import voc_ap
+from .widerface import tie_group_ends, voc_ap
 
 
 def match_image(prediction: Detections, reference: Detections, iou: float = 0.5) -> np.ndarray:
@@ -33,8 +33,10 @@ def agreement_ap(predictions: list[Detections], references: list[Detections], io
         flags.append(match_image(Detections(p.boxes[order], p.scores[order], p.landmarks[order]), r, iou))
     if not scores or sum(len(s) for s in scores) == 0:
         return 0.0
-    ranked = np.argsort(-np.concatenate(scores), kind="stable")
+    all_scores = np.concatenate(scores)
+    ranked = np.argsort(-all_scores, kind="stable")
     ctp = np.cumsum(np.concatenate(flags)[ranked])
-    recall = ctp / n_ref
-    precision = ctp / np.arange(1, len(ranked) + 1)
+    last = tie_group_ends(all_scores[ranked])  # equal scores: one operating point
+    recall = ctp[last] / n_ref
+    precision = ctp[last] / (np.flatnonzero(last) + 1)
     return voc_ap(recall, precision)

@@ -10,7 +10,8 @@ Protocol (fixed here, printed and saved with every result):
   labelled box of highest IoU (continuous coordinates, no +1 pixel); IoU >= 0.5 makes it a true
   positive, otherwise it is a false positive;
 * AP: VOC all-point AP (area under the precision envelope) of all images' detections ranked by
-  score, recall over all labelled faces;
+  score, recall over all labelled faces; detections with EQUAL scores are one point of the curve
+  (no threshold separates them; splitting ties would favour detectors with coarse scores);
 * AP (faces >= 16 px): labelled faces whose width or height is below 16 pixels (in the image as
   stored) are ignored: a detection whose best available match (IoU >= 0.5) is an ignored face is
   dropped, neither true nor false positive (ignored faces never become "used", VOC "difficult"
@@ -38,7 +39,7 @@ from ..data.annotations import ImageAnnotation
 from ..detector import resize_long_side
 from ..geometry import iou_matrix
 from ..postprocess import Detections
-from .widerface import voc_ap
+from .widerface import tie_group_ends, voc_ap
 
 IOU_THRESHOLD = 0.5
 MIN_FACE_PX = 16.0
@@ -117,9 +118,11 @@ def _ap_and_curve(scores: list[np.ndarray], flags: list[np.ndarray], n_gt: int) 
         return 0.0, np.zeros((0, 2))
     order = np.argsort(-s, kind="stable")
     tp = np.cumsum(f[order] == 1)
-    recall = tp / n_gt
-    precision = tp / np.arange(1, len(order) + 1)
+    last = tie_group_ends(s[order])
+    recall = tp[last] / n_gt
+    precision = tp[last] / (np.flatnonzero(last) + 1)
     return voc_ap(recall, precision), np.column_stack([precision, recall])
+
 
 
 def evaluate_labelled(predictions: dict[str, Detections], labels: dict[str, ImageAnnotation],
@@ -177,20 +180,21 @@ class _Ranking:
         f = np.concatenate(r.image_flags) if r.image_flags else np.zeros(0, np.int8)
         order = np.argsort(-s, kind="stable")  # the order evaluate_labelled ranks in
         self.ids, self.tp, self.faces = ids[order], (f[order] == 1).astype(np.float64), r.image_faces
+        self.last = tie_group_ends(s[order])
 
     def ap(self, counts: np.ndarray) -> float:
         n_gt = float(counts @ self.faces)
         if n_gt == 0:
             return float("nan")
         w = counts[self.ids].astype(np.float64)
-        drawn = w > 0
-        if not drawn.any():
+        n = np.cumsum(w)
+        # the operating points are the ends of tie groups (k copies of a detection are one more
+        # tie), where at least one drawn detection has been ranked
+        points = self.last & (n > 0)
+        if not points.any():
             return 0.0
-        tp = np.cumsum(w * self.tp)[drawn]
-        n = np.cumsum(w)[drawn]
-        # k copies of one detection are adjacent in the ranking (equal scores); as one weighted step
-        # they give the same precision envelope, hence the same AP, as k separate entries
-        return voc_ap(tp / n_gt, tp / n)
+        tp = np.cumsum(w * self.tp)[points]
+        return voc_ap(tp / n_gt, tp / n[points])
 
 
 def weighted_ap(result: LabelledResult, counts: np.ndarray) -> float:

@@ -98,6 +98,17 @@ def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
+def tie_group_ends(sorted_scores: np.ndarray) -> np.ndarray:
+    """Mask of the last detection of each run of equal scores in a ranking sorted by score.
+
+    Detections with the same score form ONE operating point of the curve: no threshold separates
+    them. Splitting a tie in whatever order the ranking happens to have adds intermediate points,
+    and since the VOC envelope takes the best precision at any higher recall, extra points can
+    only raise AP. A detector with coarse scores (an INT8 graph's uint8 probabilities give a few
+    hundred distinct values) would gain AP from ties alone."""
+    return np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+
+
 @dataclass
 class EvalResult:
     ap: dict[str, float]

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from featherface.evaluation.agreement import agreement_ap, match_image
 from featherface.postprocess import Detections
@@ -37,3 +38,12 @@ def test_unsorted_predictions_are_matched_in_score_order():
 def test_empty_cases():
     assert math.isnan(agreement_ap([_det([[0, 0, 5, 5]], [0.9])], [_det([], [])]))
     assert agreement_ap([_det([], [])], [_det([[0, 0, 5, 5]], [1.0])]) == 0.0
+
+
+def test_tied_scores_are_one_operating_point():
+    # Two reference faces; A (0.8) matches, B (0.6, nowhere) and C (0.6, the second face) tie.
+    # Points: (P 1, R 1/2) after A, (P 2/3, R 1) after the tie, in either order inside the tie.
+    ref = [_det([[0, 0, 10, 10], [20, 20, 30, 30]], [1.0, 1.0])]
+    for boxes in ([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]],
+                  [[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]]):
+        assert agreement_ap([_det(boxes, [0.8, 0.6, 0.6])], ref) == pytest.approx(0.5 + 0.5 * 2 / 3)

@@ -161,3 +161,18 @@ def test_bootstrap_is_paired_seeded_and_checks_its_inputs():
     other = evaluate_labelled(preds, {"a": labels["a"]})
     with pytest.raises(ValueError, match="ONE labelled set"):
         bootstrap_ap([r, other])
+
+
+def test_tied_scores_are_one_operating_point():
+    # Two faces. A (0.8) TP; B (0.6) FP and C (0.6) TP tie. Whatever the order inside the tie, the
+    # points are (P 1, R 1/2) after A and (P 2/3, R 1) after the tie: AP = 1/2 + 1/2 * 2/3.
+    # Split in the order C, B, the tie would add (P 1, R 1) and give AP 1.
+    from featherface.evaluation.labelled import bootstrap_ap, weighted_ap
+
+    g = gt([[0, 0, 20, 20], [100, 100, 140, 140]])
+    for order in ([0, 1, 2], [0, 2, 1]):
+        boxes = np.array([[0, 0, 20, 20], [300, 300, 320, 320], [100, 100, 140, 140]])[order]
+        r = evaluate_labelled({"a": dets(boxes, np.array([0.8, 0.6, 0.6])[order])}, {"a": g})
+        assert r.ap == pytest.approx(0.5 + 0.5 * 2 / 3)
+        assert weighted_ap(r, np.array([2])) == pytest.approx(r.ap)
+        assert bootstrap_ap([r], resamples=5)[:, 0] == pytest.approx([r.ap] * 5)
