@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..postprocess import Detections
-from .widerface import tie_group_ends, voc_ap
+from .widerface import ranking_precision_recall, tie_group_ends, voc_ap
 
 
 def match_image(prediction: Detections, reference: Detections, iou: float = 0.5) -> np.ndarray:
@@ -35,8 +35,7 @@ def agreement_ap(predictions: list[Detections], references: list[Detections], io
         return 0.0
     all_scores = np.concatenate(scores)
     ranked = np.argsort(-all_scores, kind="stable")
-    ctp = np.cumsum(np.concatenate(flags)[ranked])
-    last = tie_group_ends(all_scores[ranked])  # equal scores: one operating point
-    recall = ctp[last] / n_ref
-    precision = ctp[last] / (np.flatnonzero(last) + 1)
+    # equal scores: one operating point
+    precision, recall = ranking_precision_recall(np.concatenate(flags)[ranked], tie_group_ends(all_scores[ranked]),
+                                                 n_ref)
     return voc_ap(recall, precision)

@@ -39,7 +39,7 @@ from ..data.annotations import ImageAnnotation
 from ..detector import resize_long_side
 from ..geometry import iou_matrix
 from ..postprocess import Detections
-from .widerface import tie_group_ends, voc_ap
+from .widerface import ranking_precision_recall, tie_group_ends, voc_ap
 
 IOU_THRESHOLD = 0.5
 MIN_FACE_PX = 16.0
@@ -117,10 +117,7 @@ def _ap_and_curve(scores: list[np.ndarray], flags: list[np.ndarray], n_gt: int) 
     if len(s) == 0:
         return 0.0, np.zeros((0, 2))
     order = np.argsort(-s, kind="stable")
-    tp = np.cumsum(f[order] == 1)
-    last = tie_group_ends(s[order])
-    recall = tp[last] / n_gt
-    precision = tp[last] / (np.flatnonzero(last) + 1)
+    precision, recall = ranking_precision_recall(f[order] == 1, tie_group_ends(s[order]), n_gt)
     return voc_ap(recall, precision), np.column_stack([precision, recall])
 
 
@@ -186,15 +183,9 @@ class _Ranking:
         n_gt = float(counts @ self.faces)
         if n_gt == 0:
             return float("nan")
-        w = counts[self.ids].astype(np.float64)
-        n = np.cumsum(w)
-        # the operating points are the ends of tie groups (k copies of a detection are one more
-        # tie), where at least one drawn detection has been ranked
-        points = self.last & (n > 0)
-        if not points.any():
-            return 0.0
-        tp = np.cumsum(w * self.tp)[points]
-        return voc_ap(tp / n_gt, tp / n[points])
+        # k copies of a detection are one more tie: the same operating points as k entries
+        precision, recall = ranking_precision_recall(self.tp, self.last, n_gt, counts[self.ids].astype(np.float64))
+        return voc_ap(recall, precision)
 
 
 def weighted_ap(result: LabelledResult, counts: np.ndarray) -> float:

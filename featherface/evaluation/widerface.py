@@ -109,6 +109,21 @@ def tie_group_ends(sorted_scores: np.ndarray) -> np.ndarray:
     return np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
 
 
+def ranking_precision_recall(is_tp: np.ndarray, ends: np.ndarray, n_gt: float, weights: np.ndarray | None = None
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at the operating points of a ranking sorted by decreasing score.
+
+    ``is_tp (D,)`` true positives (bool or 0/1), ``ends (D,)`` :func:`tie_group_ends` of the
+    sorted scores, ``n_gt`` the faces to recall, ``weights (D,)`` how often each detection counts
+    (default once; points before anything with weight > 0 is ranked are left out).
+    Returns ``(precision, recall)``, one entry per operating point, for :func:`voc_ap`."""
+    w = np.ones(len(is_tp)) if weights is None else weights
+    n = np.cumsum(w)
+    points = ends & (n > 0)
+    tp = np.cumsum(w * is_tp)[points]
+    return tp / n[points], tp / n_gt
+
+
 @dataclass
 class EvalResult:
     ap: dict[str, float]
