@@ -21,7 +21,7 @@ _FLAGS = {
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
-    "zoom_out_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
+    "zoom_out_prob": float, "max_upscale": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
 }
 
@@ -146,6 +146,9 @@ def register_cli(sub) -> None:
                         "(replaces the built-in table of featherface.data.pool; unlisted sources get 1)")
     p.add_argument("--mosaic-prob", type=float, help="share of 2x2 mosaic samples (online labels)")
     p.add_argument("--zoom-out-prob", type=float, help="share of zoomed-out views (online labels)")
+    p.add_argument("--max-upscale", type=float,
+                   help="no training view magnifies its photo more than this; smaller photos sit in a mean-colour "
+                        "window instead (online labels; default 0: no cap)")
     p.add_argument("--val-images", help="held-out photos: agreement AP with the teacher")
     p.add_argument("--eval-every", type=int, help="epochs between evaluations")
     p.set_defaults(func=lambda a: _run(a, "distill"))

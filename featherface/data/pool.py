@@ -18,6 +18,11 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
 * a random square crop (side = 0.3..1.0 of the short side) anywhere -- no face is required
   inside, a crop without faces is a useful negative; or, with ``zoom_out_prob``, the whole photo
   placed at a random scale on a mean-colour canvas (face crops become small faces);
+* with ``max_upscale`` (0: off): no crop is magnified more than that; a photo too small for it
+  becomes part of a mean-colour window. Without the cap, the pool's many small photos (masked
+  faces in the street: short side ~170 px, faces ~20 px) are magnified 2-7x, so the student sees
+  them only as large, blurred faces, while an evaluation photo of 400-500 px is magnified 1.3-1.6x
+  and keeps them small;
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
 * photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,15 +184,30 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     return entries, human
 
 
+def _window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The ``side x side`` square of ``image`` whose top-left corner is ``(x0, y0)`` in the image's
+    pixels (negative or past the edge allowed); what lies outside the photo is the mean colour.
+    A window inside the photo is a view, not a copy."""
+    h, w = image.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x0 + side <= w and y0 + side <= h:
+        return image[y0:y0 + side, x0:x0 + side]
+    out = np.empty((side, side, 3), np.uint8)
+    out[:] = np.asarray(MEAN_BGR, np.uint8)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
 class PoolDataset(Dataset):
     """Photos of the pool, augmented for online teacher labelling (see module docstring)."""
 
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
-                 seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15) -> None:
+                 seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
-        self.mosaic_prob, self.zoom_out_prob = mosaic_prob, zoom_out_prob
+        self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -212,15 +233,19 @@ class PoolDataset(Dataset):
         h, w = s.image.shape[:2]
         if rng.random() < self.zoom_out_prob:
             side = int(max(h, w) * rng.uniform(1.0, 2.5))  # whole photo on a larger canvas
-            canvas = np.empty((side, side, 3), np.uint8)
-            canvas[:] = np.asarray(MEAN_BGR, np.uint8)
             left, top = int(rng.integers(side - w + 1)), int(rng.integers(side - h + 1))
-            canvas[top:top + h, left:left + w] = s.image
-            img, boxes = canvas, s.boxes + np.array([left, top, left, top], np.float32)
+            img, boxes = _window(s.image, -left, -top, side), s.boxes + np.array([left, top, left, top], np.float32)
         else:
             side = max(1, int(rng.choice(CROP_SCALES) * min(h, w)))
-            left, top = int(rng.integers(w - side + 1)), int(rng.integers(h - side + 1))
-            img = s.image[top:top + side, left:left + side]
+            if self.max_upscale > 0:
+                # A crop smaller than side_out / max_upscale would be magnified more than that: take a
+                # larger window instead; where it is larger than the photo, the rest is mean colour.
+                side = max(side, math.ceil(side_out / self.max_upscale))
+            # The window lies inside the photo where it fits, else the photo lies inside the window
+            # (the same draws as before the cap existed when it fits: integers(0, n) == integers(n)).
+            left = int(rng.integers(min(0, w - side), max(0, w - side) + 1))
+            top = int(rng.integers(min(0, h - side), max(0, h - side) + 1))
+            img = _window(s.image, left, top, side)
             boxes = s.boxes - np.array([left, top, left, top], np.float32)
             centres = (boxes[:, :2] + boxes[:, 2:]) / 2
             boxes = np.clip(boxes[((centres > 0) & (centres < side)).all(axis=1)], 0, side)

@@ -52,6 +52,7 @@ class TrainConfig:
     pool_label_min_score: float = 0.5  # a detector's pool labels below this score are not used
     mosaic_prob: float = 0.25  # share of samples that are 2x2 mosaics of four photos
     zoom_out_prob: float = 0.15  # share of views that place the whole photo on a larger canvas
+    max_upscale: float = 0.0  # no training view magnifies its photo more than this (0: no cap)
     source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
     check_image: str | None = None  # real photo the teacher must find faces in before training
     check_min_faces: int = 20  # ... at least this many at score >= 0.5
@@ -131,6 +132,8 @@ class TrainConfig:
                    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
             if bad:
                 raise ValueError(f"source_weights must map source folders to numbers >= 0, got {bad}")
+        if self.max_upscale < 0:
+            raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.online_labels and (self.mode != "distill" or self.labels):

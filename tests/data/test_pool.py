@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, read_pool, read_pool_labels
+from featherface.constants import MEAN_BGR
+from featherface.data.pool import BoxConvention, PoolDataset, _window, measure_convention, read_pool, read_pool_labels
 
 
 @pytest.fixture
@@ -84,10 +85,11 @@ def test_measure_convention_recovers_a_known_map():
         measure_convention([np.zeros((0, 4))], [np.array([[0, 0, 10, 10]])])
 
 
-@pytest.mark.parametrize("mosaic, zoom", [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0)])
-def test_boxes_follow_the_pixels(pool, mosaic, zoom):
+@pytest.mark.parametrize("mosaic, zoom, cap", [(0.0, 0.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 0.5), (1.0, 0.0, 0.5)])
+def test_boxes_follow_the_pixels(pool, mosaic, zoom, cap):
     entries, human = read_pool(pool, pool / "labels_identity.json", {})
-    ds = PoolDataset(pool, entries, human, image_size=128, seed=3, mosaic_prob=mosaic, zoom_out_prob=zoom)
+    ds = PoolDataset(pool, entries, human, image_size=128, seed=3, mosaic_prob=mosaic, zoom_out_prob=zoom,
+                     max_upscale=cap)
     seen = 0
     for i in range(len(ds)):
         x, t = ds[i]
@@ -105,3 +107,38 @@ def test_boxes_follow_the_pixels(pool, mosaic, zoom):
     assert seen >= 3
     # the same (seed, epoch, index) gives the same sample
     np.testing.assert_array_equal(ds[2][0].numpy(), ds[2][0].numpy())
+
+
+def test_window_pads_with_the_mean_colour():
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    inside = _window(img, 1, 0, 4)
+    assert np.shares_memory(inside, img)  # a window inside the photo is a view
+    np.testing.assert_array_equal(inside, img[0:4, 1:5])
+    out = _window(img, -2, 1, 5)  # 2 columns left of the photo, 2 rows below it
+    mean = np.array(MEAN_BGR, np.uint8)
+    np.testing.assert_array_equal(out[:3, 2:], img[1:4, 0:3])
+    assert (out[:, :2] == mean).all() and (out[3:] == mean).all()
+    assert (_window(img, 10, 10, 3) == mean).all()  # no overlap at all
+
+
+def test_max_upscale_caps_the_magnification(tmp_path):
+    """A 50 x 80 photo with a 20 px face, views of 128 px: without the cap every crop magnifies it
+    2.56-8.5x (crop side 50..15 px); with max_upscale = 2 no face is wider than 2 x 20 px (+ 1 px of rounding)."""
+    img = np.zeros((50, 80, 3), np.uint8)
+    img[15:35, 30:50] = 255
+    (tmp_path / "small").mkdir()
+    cv2.imwrite(str(tmp_path / "small" / "p.jpg"), img)
+    labels = {"images": {"small/p.jpg": {"boxes": [[30, 15, 50, 35]], "landmarks": [None]}},
+              "box_convention": {"w_scale": 1.0, "h_scale": 1.0, "dx": 0.0, "dy": 0.0}}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    entries, human = read_pool(tmp_path, tmp_path / "labels.json", {"small": 40})
+
+    def widths(cap):
+        ds = PoolDataset(tmp_path, entries, human, image_size=128, seed=0, mosaic_prob=0.0, zoom_out_prob=0.0,
+                         max_upscale=cap)
+        return np.concatenate([(t["boxes"][:, 2] - t["boxes"][:, 0]).numpy() * 128 for _, t in (ds[i] for i in range(len(ds)))])
+
+    uncapped, capped = widths(0.0), widths(2.0)
+    assert np.median(uncapped) > 45  # at least 128 / 50 = 2.56x
+    assert len(capped) == len(entries)  # the face is in every view: the photo fits in the window
+    assert capped.max() <= 41 and capped.min() >= 20
