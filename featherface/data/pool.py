@@ -19,10 +19,9 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   inside, a crop without faces is a useful negative; or, with ``zoom_out_prob``, the whole photo
   placed at a random scale on a mean-colour canvas (face crops become small faces);
 * with ``max_upscale`` (0: off): no crop is magnified more than that; a photo too small for it
-  becomes part of a mean-colour window. Without the cap, the pool's many small photos (masked
-  faces in the street: short side ~170 px, faces ~20 px) are magnified 2-7x, so the student sees
-  them only as large, blurred faces, while an evaluation photo of 400-500 px is magnified 1.3-1.6x
-  and keeps them small;
+  becomes part of a mean-colour window. Without the cap, most crops of the pool's many small
+  photos (masked faces in the street: short side ~170 px) magnify them 2-7x, blurred, and cut
+  off many of their faces, while an evaluation photo of 400-500 px is magnified 1.3-1.6x;
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
 * photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
