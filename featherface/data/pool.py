@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 from ..constants import MEAN_BGR
 from ..files import list_images
 from ..files import read_image
-from .transforms import CROP_SCALES, INTERPOLATIONS, Sample, mirror, photometric_distort
+from .transforms import CROP_SCALES, INTERPOLATIONS, Sample, mean_window, mirror, photometric_distort
 
 log = logging.getLogger(__name__)
 
@@ -183,21 +183,6 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     return entries, human
 
 
-def _window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
-    """The ``side x side`` square of ``image`` whose top-left corner is ``(x0, y0)`` in the image's
-    pixels (negative or past the edge allowed); what lies outside the photo is the mean colour.
-    A window inside the photo is a view, not a copy."""
-    h, w = image.shape[:2]
-    if x0 >= 0 and y0 >= 0 and x0 + side <= w and y0 + side <= h:
-        return image[y0:y0 + side, x0:x0 + side]
-    out = np.empty((side, side, 3), np.uint8)
-    out[:] = np.asarray(MEAN_BGR, np.uint8)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    return out
-
-
 class PoolDataset(Dataset):
     """Photos of the pool, augmented for online teacher labelling (see module docstring)."""
 
@@ -233,7 +218,7 @@ class PoolDataset(Dataset):
         if rng.random() < self.zoom_out_prob:
             side = int(max(h, w) * rng.uniform(1.0, 2.5))  # whole photo on a larger canvas
             left, top = int(rng.integers(side - w + 1)), int(rng.integers(side - h + 1))
-            img, boxes = _window(s.image, -left, -top, side), s.boxes + np.array([left, top, left, top], np.float32)
+            img, boxes = mean_window(s.image, -left, -top, side), s.boxes + np.array([left, top, left, top], np.float32)
         else:
             side = max(1, int(rng.choice(CROP_SCALES) * min(h, w)))
             if self.max_upscale > 0:
@@ -244,7 +229,7 @@ class PoolDataset(Dataset):
             # (the same draws as before the cap existed when it fits: integers(0, n) == integers(n)).
             left = int(rng.integers(min(0, w - side), max(0, w - side) + 1))
             top = int(rng.integers(min(0, h - side), max(0, h - side) + 1))
-            img = _window(s.image, left, top, side)
+            img = mean_window(s.image, left, top, side)
             boxes = s.boxes - np.array([left, top, left, top], np.float32)
             centres = (boxes[:, :2] + boxes[:, 2:]) / 2
             boxes = np.clip(boxes[((centres > 0) & (centres < side)).all(axis=1)], 0, side)

@@ -103,14 +103,24 @@ def mirror(s: Sample) -> Sample:
     return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, landmarks, s.has_landmarks.copy())
 
 
-def pad_to_square(image: np.ndarray) -> np.ndarray:
-    """Pad right/bottom with the mean colour so the image is square (boxes do not move)."""
+def mean_window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The ``side x side`` square of ``image`` whose top-left corner is ``(x0, y0)`` in the image's
+    pixels (negative or past the edge allowed); what lies outside the photo is the mean colour.
+    A window inside the photo is a view, not a copy."""
     h, w = image.shape[:2]
-    side = max(h, w)
+    if x0 >= 0 and y0 >= 0 and x0 + side <= w and y0 + side <= h:
+        return image[y0:y0 + side, x0:x0 + side]
     out = np.empty((side, side, 3), image.dtype)
     out[:] = np.asarray(MEAN_BGR, dtype=image.dtype)
-    out[:h, :w] = image
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
     return out
+
+
+def pad_to_square(image: np.ndarray) -> np.ndarray:
+    """Pad right/bottom with the mean colour so the image is square (boxes do not move)."""
+    return mean_window(image, 0, 0, max(image.shape[:2]))
 
 
 class TrainTransform:

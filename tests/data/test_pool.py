@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.constants import MEAN_BGR
-from featherface.data.pool import BoxConvention, PoolDataset, _window, measure_convention, read_pool, read_pool_labels
+from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, read_pool, read_pool_labels
 
 
 @pytest.fixture
@@ -107,18 +106,6 @@ def test_boxes_follow_the_pixels(pool, mosaic, zoom, cap):
     assert seen >= 3
     # the same (seed, epoch, index) gives the same sample
     np.testing.assert_array_equal(ds[2][0].numpy(), ds[2][0].numpy())
-
-
-def test_window_pads_with_the_mean_colour():
-    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    inside = _window(img, 1, 0, 4)
-    assert np.shares_memory(inside, img)  # a window inside the photo is a view
-    np.testing.assert_array_equal(inside, img[0:4, 1:5])
-    out = _window(img, -2, 1, 5)  # 2 columns left of the photo, 2 rows below it
-    mean = np.array(MEAN_BGR, np.uint8)
-    np.testing.assert_array_equal(out[:3, 2:], img[1:4, 0:3])
-    assert (out[:, :2] == mean).all() and (out[3:] == mean).all()
-    assert (_window(img, 10, 10, 3) == mean).all()  # no overlap at all
 
 
 def test_max_upscale_caps_the_magnification(tmp_path):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from featherface.constants import MEAN_BGR
-from featherface.data.transforms import MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mirror, pad_to_square, random_crop
+from featherface.data.transforms import (MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mean_window, mirror,
+                                         pad_to_square, random_crop)
 
 
 def _marked_sample(h=200, w=300, radius=0):
@@ -84,3 +85,15 @@ def test_train_transform_output_contract(seed):
                 continue
             r = img[max(0, int(py) - 1):int(py) + 2, max(0, int(px) - 1):int(px) + 2]
             assert r.max() - background > 50, (seed, px, py)
+
+
+def test_window_pads_with_the_mean_colour():
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    inside = mean_window(img, 1, 0, 4)
+    assert np.shares_memory(inside, img)  # a window inside the photo is a view
+    np.testing.assert_array_equal(inside, img[0:4, 1:5])
+    out = mean_window(img, -2, 1, 5)  # 2 columns left of the photo, 2 rows below it
+    mean = np.array(MEAN_BGR, np.uint8)
+    np.testing.assert_array_equal(out[:3, 2:], img[1:4, 0:3])
+    assert (out[:, :2] == mean).all() and (out[3:] == mean).all()
+    assert (mean_window(img, 10, 10, 3) == mean).all()  # no overlap at all
