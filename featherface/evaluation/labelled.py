@@ -86,7 +86,7 @@ class LabelledResult:
     num_faces_16: int
     num_detections: int
     threshold: float
-    curve: np.ndarray = field(repr=False)  # (D, 2) precision, recall along the ranking
+    curve: np.ndarray = field(repr=False)  # (P, 2) precision, recall at each operating point (a run of equal scores is one)
     curve_16: np.ndarray = field(repr=False)
     # per labelled image, in the labels' order: the detections' scores and all-faces flags, and
     # the number of labelled faces (what bootstrap_ap resamples)
@@ -119,7 +119,6 @@ def _ap_and_curve(scores: list[np.ndarray], flags: list[np.ndarray], n_gt: int) 
     order = np.argsort(-s, kind="stable")
     precision, recall = ranking_precision_recall(f[order] == 1, tie_group_ends(s[order]), n_gt)
     return voc_ap(recall, precision), np.column_stack([precision, recall])
-
 
 
 def evaluate_labelled(predictions: dict[str, Detections], labels: dict[str, ImageAnnotation],
