@@ -22,6 +22,12 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   becomes part of a mean-colour window. Without the cap, most crops of the pool's many small
   photos (masked faces in the street: short side ~170 px) magnify them 2-7x, blurred, and cut
   off many of their faces, while an evaluation photo of 400-500 px is magnified 1.3-1.6x;
+* with ``mask_prob`` (0: off): each labelled face of a photo gets a painted face mask with that
+  probability (:func:`featherface.data.transforms.paint_masks`), before the view is taken. Nano
+  scores small masked faces in crowds too low (model card, session 10), and the pool's masked
+  faces are few and mostly large; painted masks turn every labelled crowd into a masked one.
+  The teacher labels the painted photo like any other; a face it then misses stays a target
+  through its label (``--label-corrected-kd`` keeps the teacher's miss out of the KD term);
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
 * photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
@@ -43,7 +49,7 @@ from torch.utils.data import Dataset
 from ..constants import MEAN_BGR
 from ..files import list_images
 from ..files import read_image
-from .transforms import CROP_SCALES, INTERPOLATIONS, Sample, mean_window, mirror, photometric_distort
+from .transforms import CROP_SCALES, INTERPOLATIONS, Sample, mean_window, mirror, paint_masks, photometric_distort
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +193,13 @@ class PoolDataset(Dataset):
     """Photos of the pool, augmented for online teacher labelling (see module docstring)."""
 
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
-                 seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0) -> None:
+                 seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0,
+                 mask_prob: float = 0.0) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
+        self.mask_prob = mask_prob
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -201,7 +209,7 @@ class PoolDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _load(self, index: int) -> Sample:
+    def _load(self, index: int, rng: np.random.Generator) -> Sample:
         rel = self.entries[index]
         try:
             image = read_image(self.root / rel)
@@ -209,6 +217,8 @@ class PoolDataset(Dataset):
             log.warning("pool: %s", exc)
             image = np.full((self.image_size, self.image_size, 3), MEAN_BGR, np.uint8)
         boxes = self.human.get(rel, np.zeros((0, 4), np.float32))
+        if self.mask_prob > 0:  # no draws at 0: the samples stay those of runs before the option
+            image = paint_masks(image, boxes, rng, self.mask_prob)
         return Sample(image, boxes.copy(), np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
 
     def _view(self, s: Sample, side_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -246,13 +256,13 @@ class PoolDataset(Dataset):
             parts = []
             others = rng.integers(len(self.entries), size=3)
             for k, idx in enumerate([index, *others.tolist()]):
-                img, boxes = self._view(self._load(int(idx)), half, rng)
+                img, boxes = self._view(self._load(int(idx), rng), half, rng)
                 oy, ox = (k // 2) * half, (k % 2) * half
                 image[oy:oy + half, ox:ox + half] = img
                 parts.append(boxes + np.array([ox, oy, ox, oy], np.float32))
             boxes = np.concatenate(parts)
         else:
-            image, boxes = self._view(self._load(index), size, rng)
+            image, boxes = self._view(self._load(index, rng), size, rng)
         image = photometric_distort(image, rng)
         s = Sample(image, boxes, np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
         if rng.random() < 0.5:

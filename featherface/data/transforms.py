@@ -118,6 +118,60 @@ def mean_window(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     return out
 
 
+# Face-mask colours, BGR: surgical blue, white, black, grey, light green.
+MASK_COLOURS_BGR = ((225, 200, 150), (235, 235, 235), (40, 40, 40), (170, 170, 170), (190, 220, 180))
+# A mask's outline in units of the face box (teacher's convention: brow to just below the chin,
+# about 0.85x as wide as the cheeks): x from the box centre in box widths, y from the box top in
+# box heights. It spans the cheeks (a little wider than the box) from the nose bridge to the chin.
+MASK_OUTLINE = np.array([(-0.58, 0.46), (-0.30, 0.39), (0.0, 0.37), (0.30, 0.39), (0.58, 0.46), (0.55, 0.80),
+                         (0.30, 0.98), (0.0, 1.04), (-0.30, 0.98), (-0.55, 0.80)], np.float32)
+
+
+def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, prob: float,
+                min_width: float = 6.0) -> np.ndarray:
+    """Draw a face mask over each face box ``(K, 4)`` (pixels, the teacher's convention) with
+    probability ``prob``: the outline :data:`MASK_OUTLINE` (jittered) filled with one of
+    :data:`MASK_COLOURS_BGR` (brightness jittered), soft-edged, shaded darker towards the sides
+    and the chin, with a darker pleat on faces 24 px or wider.
+    Boxes narrower than ``min_width`` px are left alone (no mask could be drawn there). Boxes do
+    not move: a masked face is still a face. Returns a new image; one ``rng.random()`` per box
+    and more per painted box, so a sample stays reproducible."""
+    out = image.copy()
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        if rng.random() >= prob:
+            continue
+        w, h = x2 - x1, y2 - y1
+        if w < min_width:
+            continue
+        jitter = rng.uniform(-0.04, 0.04, MASK_OUTLINE.shape).astype(np.float32)
+        pts = (MASK_OUTLINE + jitter) * np.array([w, h], np.float32) + np.array([(x1 + x2) / 2, y1], np.float32)
+        colour = np.asarray(MASK_COLOURS_BGR[int(rng.integers(len(MASK_COLOURS_BGR)))], np.float32)
+        colour = colour * rng.uniform(0.75, 1.1)
+        # Drawn in a padded patch around the mask: a soft-edged coverage (alpha) and a shading that
+        # darkens towards the sides and the chin, as cloth curving around a face does.
+        x0, y0 = int(max(0, np.floor(pts[:, 0].min()) - 2)), int(max(0, np.floor(pts[:, 1].min()) - 2))
+        xe = int(min(out.shape[1], np.ceil(pts[:, 0].max()) + 3))
+        ye = int(min(out.shape[0], np.ceil(pts[:, 1].max()) + 3))
+        if xe <= x0 or ye <= y0:
+            continue
+        alpha = np.zeros((ye - y0, xe - x0), np.float32)
+        # coordinates with 4 fractional bits: small faces keep the outline's shape
+        cv2.fillPoly(alpha, [np.round((pts - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+        alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, w / 60))[:, :, None]
+        yy, xx = np.mgrid[y0:ye, x0:xe].astype(np.float32)
+        shade = 1.0 - 0.25 * ((xx - (x1 + x2) / 2) / (0.6 * w)) ** 2 - 0.3 * np.clip((yy - y1) / h - 0.6, 0, None)
+        if w >= 24:  # a pleat across the middle
+            pleat = np.ones_like(shade)
+            y = int(round((y1 + 0.68 * h - y0) * 16))
+            cv2.line(pleat, (int(round((x1 + 0.05 * w - x0) * 16)), y), (int(round((x2 - 0.05 * w - x0) * 16)), y),
+                     0.8, max(1, int(w / 40)), cv2.LINE_AA, shift=4)
+            shade = shade * pleat
+        paint = colour * np.clip(shade, 0.6, 1.0)[:, :, None]
+        patch = out[y0:ye, x0:xe].astype(np.float32)
+        out[y0:ye, x0:xe] = np.clip(patch * (1 - alpha) + paint * alpha, 0, 255).astype(np.uint8)
+    return out
+
+
 def pad_to_square(image: np.ndarray) -> np.ndarray:
     """Pad right/bottom with the mean colour so the image is square (boxes do not move)."""
     return mean_window(image, 0, 0, max(image.shape[:2]))

@@ -129,3 +129,21 @@ def test_max_upscale_caps_the_magnification(tmp_path):
     assert np.median(uncapped) > 45  # at least 128 / 50 = 2.56x
     assert len(capped) == len(entries)  # the face is in every view: the photo fits in the window
     assert capped.max() <= 41 and capped.min() >= 20
+
+
+def test_painted_masks_cover_the_lower_face_only(pool):
+    """mask_prob 1: every labelled face (a white 60 px square) gets a mask over its lower part; the
+    upper part and the rest of the photo keep their pixels, and the boxes do not move. mask_prob 0
+    loads the photo as it is."""
+    entries, human = read_pool(pool, pool / "labels_identity.json", {})
+    plain = PoolDataset(pool, entries, human, image_size=128)._load(0, np.random.default_rng(0))
+    masked = PoolDataset(pool, entries, human, image_size=128, mask_prob=1.0)._load(0, np.random.default_rng(0))
+    np.testing.assert_array_equal(plain.image, cv2.imread(str(pool / entries[0])))
+    np.testing.assert_array_equal(masked.boxes, plain.boxes)
+    x1, y1, x2, y2 = plain.boxes[0].astype(int)
+    diff = np.abs(masked.image.astype(int) - plain.image.astype(int)).max(axis=2)
+    assert diff[y1:y1 + 18, x1:x2].max() == 0  # brow and eyes: the box's top 30 %
+    assert diff[y1 + 33:y1 + 55, x1 + 10:x2 - 10].min() > 5  # nose to chin, inside the cheeks: painted
+    outside = np.ones_like(diff, bool)
+    outside[y1 - 5:y2 + 10, x1 - 10:x2 + 10] = False
+    assert diff[outside].max() == 0

@@ -4,7 +4,7 @@ import pytest
 
 from featherface.constants import MEAN_BGR
 from featherface.data.transforms import (MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mean_window, mirror,
-                                         pad_to_square, random_crop)
+                                         pad_to_square, paint_masks, random_crop)
 
 
 def _marked_sample(h=200, w=300, radius=0):
@@ -97,3 +97,18 @@ def test_window_pads_with_the_mean_colour():
     np.testing.assert_array_equal(out[:3, 2:], img[1:4, 0:3])
     assert (out[:, :2] == mean).all() and (out[3:] == mean).all()
     assert (mean_window(img, 10, 10, 3) == mean).all()  # no overlap at all
+
+
+def test_paint_masks_probability_size_and_reproducibility():
+    image = np.full((100, 200, 3), 128, np.uint8)
+    boxes = np.array([[20, 10, 80, 80], [150, 50, 154, 55]], np.float32)  # a face, and one too small to paint
+    before = image.copy()
+    assert (paint_masks(image, boxes, np.random.default_rng(0), 0.0) == image).all()
+    a = paint_masks(image, boxes, np.random.default_rng(5), 1.0)
+    np.testing.assert_array_equal(image, before)  # a new image; the input is untouched
+    np.testing.assert_array_equal(a, paint_masks(image, boxes, np.random.default_rng(5), 1.0))
+    changed = (a != image).any(axis=2)
+    assert not changed[:, 140:].any()  # the 4 px box is left alone
+    assert changed[50:75, 40:60].all() and not changed[10:30].any()  # below the nose, not the eyes
+    with pytest.raises(ValueError):
+        paint_masks(image, np.zeros((1, 3), np.float32), np.random.default_rng(0), 1.0)
