@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 
 from featherface import FaceDetector
+from featherface.data.transforms import paint_masks
 from tests.conftest import shared_file
+
+
+def _masks_without_faces() -> np.ndarray:
+    """Twenty painted face masks (20-90 px) on flat grey: the training paints such masks over
+    faces (``distill --mask-prob``); a mask alone must not become a face."""
+    boxes = np.array([[20 + j * 120, 20 + i * 110, 20 + j * 120 + s, 20 + i * 110 + 1.2 * s]
+                      for i in range(4) for j, s in enumerate((20, 30, 45, 60, 90))], np.float32)
+    return paint_masks(np.full((480, 640, 3), 127, np.uint8), boxes, np.random.default_rng(1), 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +34,21 @@ def test_threshold_is_recommended_by_the_weights(nano):
     ("uniform noise", np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)),
     ("smooth noise", cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 5)),
     ("1x1", np.full((1, 1, 3), 200, np.uint8)),
+    ("painted masks, no faces", _masks_without_faces()),
 ])
 def test_no_faces_where_there_are_none(nano, name, image):
     assert nano.detect(image) == [], name
 
 
 def test_finds_most_of_the_crowd(nano):
-    """Regression floor for the bundled weights: 21 of the 28 faces V1 finds (measured; session 3's file found 22)."""
+    """Regression floor for the bundled weights: 21 of the 28 faces V1 finds (measured for the files of
+    sessions 8 and 11; session 3's file found 22)."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 20, len(faces)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 10 target not reached yet: the bundled Nano finds 21 faces at its "
-                   "threshold 0.65 (22 at 0.5, 24 at 0.4, 27 at 0.3); remove this mark when it passes")
+                   "threshold 0.65 (22 at 0.5, 24 at 0.4, 26 at 0.3); remove this mark when it passes")
 def test_finds_the_crowd_target(nano):
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 25, len(faces)

@@ -25,7 +25,7 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
 * with ``mask_prob`` (0: off): each labelled face of a photo gets a painted face mask with that
   probability (:func:`featherface.data.transforms.paint_masks`), before the view is taken. Nano
   scores small masked faces in crowds too low (model card, session 10), and the pool's masked
-  faces are few and mostly large; painted masks turn every labelled crowd into a masked one.
+  faces are few and mostly large; painted masks make labelled crowds masked ones at every size.
   The teacher labels the painted photo like any other; a face it then misses stays a target
   through its label (``--label-corrected-kd`` keeps the teacher's miss out of the KD term);
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
