@@ -158,7 +158,7 @@ def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
         # coordinates with 4 fractional bits: small faces keep the outline's shape
         cv2.fillPoly(alpha, [np.round((pts - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, w / 60))[:, :, None]
-        yy, xx = np.mgrid[y0:ye, x0:xe].astype(np.float32)
+        yy, xx = np.arange(y0, ye, dtype=np.float32)[:, None], np.arange(x0, xe, dtype=np.float32)[None, :]
         shade = 1.0 - 0.25 * ((xx - (x1 + x2) / 2) / (0.6 * w)) ** 2 - 0.3 * np.clip((yy - y1) / h - 0.6, 0, None)
         if w >= 24:  # a pleat across the middle
             pleat = np.ones_like(shade)
