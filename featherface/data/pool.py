@@ -26,6 +26,7 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   probability (:func:`featherface.data.transforms.paint_masks`), before the view is taken. Nano
   scores small masked faces in crowds too low (model card, session 10), and the pool's masked
   faces are few and mostly large; painted masks make labelled crowds masked ones at every size.
+  ``mask_style`` chooses session 11's plain masks or varied ones (cup-shaped, any colour, striped);
   The teacher labels the painted photo like any other; a face it then misses stays a target
   through its label (``--label-corrected-kd`` keeps the teacher's miss out of the KD term);
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
@@ -194,12 +195,12 @@ class PoolDataset(Dataset):
 
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
                  seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0,
-                 mask_prob: float = 0.0) -> None:
+                 mask_prob: float = 0.0, mask_style: str = "plain") -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
-        self.mask_prob = mask_prob
+        self.mask_prob, self.mask_style = mask_prob, mask_style
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -218,7 +219,7 @@ class PoolDataset(Dataset):
             image = np.full((self.image_size, self.image_size, 3), MEAN_BGR, np.uint8)
         boxes = self.human.get(rel, np.zeros((0, 4), np.float32))
         if self.mask_prob > 0:  # no draws at 0: the samples stay those of runs before the option
-            image = paint_masks(image, boxes, rng, self.mask_prob)
+            image = paint_masks(image, boxes, rng, self.mask_prob, style=self.mask_style)
         return Sample(image, boxes.copy(), np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
 
     def _view(self, s: Sample, side_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -125,17 +125,54 @@ MASK_COLOURS_BGR = ((225, 200, 150), (235, 235, 235), (40, 40, 40), (170, 170, 1
 # box heights. It spans the cheeks (a little wider than the box) from the nose bridge to the chin.
 MASK_OUTLINE = np.array([(-0.58, 0.46), (-0.30, 0.39), (0.0, 0.37), (0.30, 0.39), (0.58, 0.46), (0.55, 0.80),
                          (0.30, 0.98), (0.0, 1.04), (-0.30, 0.98), (-0.55, 0.80)], np.float32)
+# A cup-shaped (N95 / KN95) mask in the same units: pointed at the nose and below the chin.
+MASK_OUTLINE_CUP = np.array([(-0.54, 0.50), (-0.32, 0.42), (0.0, 0.37), (0.32, 0.42), (0.54, 0.50), (0.50, 0.78),
+                             (0.26, 0.98), (0.0, 1.07), (-0.26, 0.98), (-0.50, 0.78)], np.float32)
+# Where the ear loops end, in the same units (left side; the right one is mirrored).
+EAR_POINT = np.array([-0.66, 0.45], np.float32)
+# "plain": session 11's masks (surgical outline, five colours, one pleat). "varied" adds cup-shaped
+# masks, masks worn higher or lower, any colour, striped cloth, one to three pleats or a centre
+# seam, and ear loops.
+MASK_STYLES = ("plain", "varied")
+
+
+def _mask_look(rng: np.random.Generator, w: float, varied: bool):
+    """Draw one mask's outline (box units), colour (BGR float32), second colour for stripes (or
+    None) and fold lines (``("pleat", y)`` or ``("seam", 0)``); the draws of ``plain`` are session 11's."""
+    outline, cup = MASK_OUTLINE, False
+    if varied:
+        cup = rng.random() < 0.35
+        outline = (MASK_OUTLINE_CUP if cup else MASK_OUTLINE) + np.array([0.0, rng.uniform(-0.03, 0.08)], np.float32)
+    outline = outline + rng.uniform(-0.04, 0.04, outline.shape).astype(np.float32)
+    if varied and rng.random() < 0.4:  # cloth masks come in any colour
+        colour = rng.uniform(20, 245, 3).astype(np.float32)
+    else:
+        colour = np.asarray(MASK_COLOURS_BGR[int(rng.integers(len(MASK_COLOURS_BGR)))], np.float32)
+    colour = colour * rng.uniform(0.75, 1.1)
+    stripes = rng.uniform(20, 245, 3).astype(np.float32) if varied and w >= 16 and rng.random() < 0.25 else None
+    if not varied:
+        folds = [("pleat", 0.68)]
+    elif cup:
+        folds = [("seam", 0.0)]
+    else:
+        folds = [("pleat", y) for y in np.sort(rng.uniform(0.55, 0.9, int(rng.integers(1, 4))))]
+    return outline, colour, stripes, folds
 
 
 def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, prob: float,
-                min_width: float = 6.0) -> np.ndarray:
+                min_width: float = 6.0, style: str = "plain") -> np.ndarray:
     """Draw a face mask over each face box ``(K, 4)`` (pixels, the teacher's convention) with
-    probability ``prob``: the outline :data:`MASK_OUTLINE` (jittered) filled with one of
-    :data:`MASK_COLOURS_BGR` (brightness jittered), soft-edged, shaded darker towards the sides
-    and the chin, with a darker pleat on faces 24 px or wider.
+    probability ``prob``: an outline (:data:`MASK_OUTLINE`, jittered) filled with a colour
+    (:data:`MASK_COLOURS_BGR`, brightness jittered), soft-edged, shaded darker towards the sides
+    and the chin, with darker folds on faces 24 px or wider. ``style`` is one of
+    :data:`MASK_STYLES`; ``"varied"`` also draws cup-shaped, any-colour, striped masks with ear
+    loops (on faces 20 px or wider).
     Boxes narrower than ``min_width`` px are left alone (no mask could be drawn there). Boxes do
     not move: a masked face is still a face. Returns a new image; one ``rng.random()`` per box
     and more per painted box, so a sample stays reproducible."""
+    if style not in MASK_STYLES:
+        raise ValueError(f"style must be one of {MASK_STYLES}, got {style!r}")
+    varied = style == "varied"
     out = image.copy()
     for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
         if rng.random() >= prob:
@@ -143,30 +180,48 @@ def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
         w, h = x2 - x1, y2 - y1
         if w < min_width:
             continue
-        jitter = rng.uniform(-0.04, 0.04, MASK_OUTLINE.shape).astype(np.float32)
-        pts = (MASK_OUTLINE + jitter) * np.array([w, h], np.float32) + np.array([(x1 + x2) / 2, y1], np.float32)
-        colour = np.asarray(MASK_COLOURS_BGR[int(rng.integers(len(MASK_COLOURS_BGR)))], np.float32)
-        colour = colour * rng.uniform(0.75, 1.1)
+        outline, colour, stripes, folds = _mask_look(rng, w, varied)
+        scale, origin = np.array([w, h], np.float32), np.array([(x1 + x2) / 2, y1], np.float32)
+        pts = outline * scale + origin
+        loops = []
+        if varied and w >= 20:  # ear loops: from the mask's upper and lower side corners to the ear
+            for sign in (-1.0, 1.0):
+                ear = EAR_POINT * [sign, 1.0] * scale + origin
+                loops += [(pts[0 if sign < 0 else 4], ear), (pts[9 if sign < 0 else 5], ear)]
+        extent = np.concatenate([pts] + [np.asarray(loop) for loop in loops]) if loops else pts
         # Drawn in a padded patch around the mask: a soft-edged coverage (alpha) and a shading that
         # darkens towards the sides and the chin, as cloth curving around a face does.
-        x0, y0 = int(max(0, np.floor(pts[:, 0].min()) - 2)), int(max(0, np.floor(pts[:, 1].min()) - 2))
-        xe = int(min(out.shape[1], np.ceil(pts[:, 0].max()) + 3))
-        ye = int(min(out.shape[0], np.ceil(pts[:, 1].max()) + 3))
+        x0, y0 = int(max(0, np.floor(extent[:, 0].min()) - 2)), int(max(0, np.floor(extent[:, 1].min()) - 2))
+        xe = int(min(out.shape[1], np.ceil(extent[:, 0].max()) + 3))
+        ye = int(min(out.shape[0], np.ceil(extent[:, 1].max()) + 3))
         if xe <= x0 or ye <= y0:
             continue
+
+        def fixed(p):  # pixel coordinates in the patch with 4 fractional bits (cv2's shift=4):
+            return tuple(int(v) for v in np.round((np.asarray(p) - [x0, y0]) * 16))  # small faces keep their shape
+
         alpha = np.zeros((ye - y0, xe - x0), np.float32)
-        # coordinates with 4 fractional bits: small faces keep the outline's shape
         cv2.fillPoly(alpha, [np.round((pts - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+        for a, b in loops:
+            cv2.line(alpha, fixed(a), fixed(b), 1.0, max(1, int(w / 60)), cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, w / 60))[:, :, None]
         yy, xx = np.arange(y0, ye, dtype=np.float32)[:, None], np.arange(x0, xe, dtype=np.float32)[None, :]
         shade = 1.0 - 0.25 * ((xx - (x1 + x2) / 2) / (0.6 * w)) ** 2 - 0.3 * np.clip((yy - y1) / h - 0.6, 0, None)
-        if w >= 24:  # a pleat across the middle
-            pleat = np.ones_like(shade)
-            y = int(round((y1 + 0.68 * h - y0) * 16))
-            cv2.line(pleat, (int(round((x1 + 0.05 * w - x0) * 16)), y), (int(round((x2 - 0.05 * w - x0) * 16)), y),
-                     0.8, max(1, int(w / 40)), cv2.LINE_AA, shift=4)
-            shade = shade * pleat
-        paint = colour * np.clip(shade, 0.6, 1.0)[:, :, None]
+        if w >= 24:  # pleats across the mask, or a seam down the middle of a cup
+            fold = np.ones_like(shade)
+            for kind, fy in folds:
+                if kind == "pleat":
+                    a, b = (x1 + 0.05 * w, y1 + fy * h), (x2 - 0.05 * w, y1 + fy * h)
+                else:
+                    a, b = pts[2], pts[7]
+                cv2.line(fold, fixed(a), fixed(b), 0.8, max(1, int(w / 40)), cv2.LINE_AA, shift=4)
+            shade = shade * fold
+        paint = np.broadcast_to(colour, shade.shape + (3,))
+        if stripes is not None:  # striped cloth: a second colour in bands about a tenth of the face wide
+            period, angle = w * rng.uniform(0.08, 0.2), rng.uniform(0, np.pi)
+            band = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period) > 0
+            paint = np.where(band[:, :, None], colour, stripes)
+        paint = paint * np.clip(shade, 0.6, 1.0)[:, :, None]
         patch = out[y0:ye, x0:xe].astype(np.float32)
         out[y0:ye, x0:xe] = np.clip(patch * (1 - alpha) + paint * alpha, 0, 255).astype(np.uint8)
     return out

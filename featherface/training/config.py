@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from ..data.transforms import MASK_STYLES
+
 
 # the accepted values of two string options, shared with the command line's choices
 LR_SCHEDULES = ("step", "cosine", "constant")
@@ -54,6 +56,7 @@ class TrainConfig:
     zoom_out_prob: float = 0.15  # share of views that place the whole photo on a larger canvas
     max_upscale: float = 0.0  # no training view magnifies its photo more than this (0: no cap)
     mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
+    mask_style: str = "plain"  # data.transforms.MASK_STYLES: session 11's masks or varied ones
     source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
     check_image: str | None = None  # real photo the teacher must find faces in before training
     check_min_faces: int = 20  # ... at least this many at score >= 0.5
@@ -137,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
         if not 0.0 <= self.mask_prob <= 1.0:
             raise ValueError(f"mask_prob must be in [0, 1], got {self.mask_prob}")
+        if self.mask_style not in MASK_STYLES:
+            raise ValueError(f"mask_style must be one of {MASK_STYLES}, got {self.mask_style!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.online_labels and (self.mode != "distill" or self.labels):

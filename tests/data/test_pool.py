@@ -147,3 +147,5 @@ def test_painted_masks_cover_the_lower_face_only(pool):
     outside = np.ones_like(diff, bool)
     outside[y1 - 5:y2 + 10, x1 - 10:x2 + 10] = False
     assert diff[outside].max() == 0
+    varied = PoolDataset(pool, entries, human, image_size=128, mask_prob=1.0, mask_style="varied")
+    assert (varied._load(0, np.random.default_rng(0)).image != masked.image).any()  # the style reaches the painter

@@ -112,3 +112,23 @@ def test_paint_masks_probability_size_and_reproducibility():
     assert changed[50:75, 40:60].all() and not changed[10:30].any()  # below the nose, not the eyes
     with pytest.raises(ValueError):
         paint_masks(image, np.zeros((1, 3), np.float32), np.random.default_rng(0), 1.0)
+
+
+def test_paint_masks_varied_style():
+    """'varied' masks are reproducible, differ from the plain ones, cover the lower face and leave
+    the eyes alone whatever shape, height and colour they draw; ear loops reach past the box sides."""
+    image = np.full((120, 200, 3), 128, np.uint8)
+    boxes = np.array([[60, 10, 140, 100]], np.float32)  # an 80 px face: ear loops are drawn
+    with pytest.raises(ValueError, match="style"):
+        paint_masks(image, boxes, np.random.default_rng(0), 1.0, style="fancy")
+    reached_past_sides = 0
+    for seed in range(20):
+        v = paint_masks(image, boxes, np.random.default_rng(seed), 1.0, style="varied")
+        np.testing.assert_array_equal(v, paint_masks(image, boxes, np.random.default_rng(seed), 1.0, style="varied"))
+        changed = (v != image).any(axis=2)
+        # mouth and chin (a few pixels may keep their grey by chance: stripes of any colour), not the eyes
+        assert changed[70:90, 85:115].mean() > 0.9 and not changed[10:35].any()
+        reached_past_sides += changed[45:55, :52].any() and changed[45:55, 148:].any()
+        if seed == 0:
+            assert (v != paint_masks(image, boxes, np.random.default_rng(seed), 1.0)).any()
+    assert reached_past_sides == 20
