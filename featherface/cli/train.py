@@ -11,8 +11,8 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from ..models import ARCHITECTURES
 from ..data.transforms import MASK_STYLES
+from ..models import ARCHITECTURES
 from ..training.config import LR_SCHEDULES, TEACHER_BACKENDS, TrainConfig
 
 # flag name -> config field; only flags the user actually gives override the config.
