@@ -9,12 +9,12 @@ from featherface.data.transforms import paint_masks
 from tests.conftest import shared_file
 
 
-def _masks_without_faces() -> np.ndarray:
+def _masks_without_faces(style: str) -> np.ndarray:
     """Twenty painted face masks (20-90 px) on flat grey: the training paints such masks over
-    faces (``distill --mask-prob``); a mask alone must not become a face."""
+    faces (``distill --mask-prob --mask-style``); a mask alone must not become a face."""
     boxes = np.array([[20 + j * 120, 20 + i * 110, 20 + j * 120 + s, 20 + i * 110 + 1.2 * s]
                       for i in range(4) for j, s in enumerate((20, 30, 45, 60, 90))], np.float32)
-    return paint_masks(np.full((480, 640, 3), 127, np.uint8), boxes, np.random.default_rng(1), 1.0)
+    return paint_masks(np.full((480, 640, 3), 127, np.uint8), boxes, np.random.default_rng(1), 1.0, style=style)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def test_threshold_is_recommended_by_the_weights(nano):
     ("uniform noise", np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)),
     ("smooth noise", cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 5)),
     ("1x1", np.full((1, 1, 3), 200, np.uint8)),
-    ("painted masks, no faces", _masks_without_faces()),
+    ("painted masks, no faces", _masks_without_faces("plain")),
+    ("varied painted masks, no faces", _masks_without_faces("varied")),
 ])
 def test_no_faces_where_there_are_none(nano, name, image):
     assert nano.detect(image) == [], name
