@@ -161,12 +161,19 @@ class DistillationLoss(nn.Module):
     and KD wins: the gradient on the face logit is ``alpha * T * (p_s^T - p_t^T)`` from KD against
     ``(1 - alpha) * (p_s - 1)`` from the task, e.g. 0.65 against 0.15 for a student at p = 0.5 and
     a teacher at p = 0.018 (T = 4, alpha = 0.7). Everywhere else KD is unchanged.
+
+    ``corrected_full`` (needs ``label_corrected``): on those left-out anchors the task's
+    classification term also takes KD's share of the weight, ``1`` instead of ``1 - alpha``: the
+    term ``alpha * CE(added positives) / n_pos`` (reported as ``"added_cls"``) is added to the
+    total. Without it a face the teacher missed is learnt at 0.3x the weight of one it found.
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.7, feature_weight: float = 0.1,
                  task: MultiBoxLoss | None = None, ignore_below: float = 0.0, label_corrected: bool = False,
-                 box_kd_weight: float = 0.0, box_kd_min_score: float = 0.1) -> None:
+                 box_kd_weight: float = 0.0, box_kd_min_score: float = 0.1, corrected_full: bool = False) -> None:
         super().__init__()
+        if corrected_full and not label_corrected:
+            raise ValueError("corrected_full needs label_corrected")
         if not 0.0 <= ignore_below <= 0.5:
             raise ValueError(f"ignore_below must be in [0, 0.5], got {ignore_below}")
         if box_kd_weight < 0 or not 0.0 < box_kd_min_score < 1.0:
@@ -174,7 +181,7 @@ class DistillationLoss(nn.Module):
         self.box_kd_weight, self.box_kd_min_score = box_kd_weight, box_kd_min_score
         self.t, self.alpha, self.beta = temperature, alpha, feature_weight
         self.ignore_below = ignore_below
-        self.label_corrected = label_corrected
+        self.label_corrected, self.corrected_full = label_corrected, corrected_full
         self.task = task or MultiBoxLoss()
 
     def forward(self, student_out, teacher_out, targets: list[dict], anchors: torch.Tensor,
@@ -193,8 +200,9 @@ class DistillationLoss(nn.Module):
             sel = mined | (t_face > 0.5)
             if unsure is not None:
                 sel |= unsure
-            if self.label_corrected:
-                sel &= ~added_positives(targets, anchors)
+            added = added_positives(targets, anchors) if self.label_corrected else None
+            if added is not None:
+                sel &= ~added
         kd = self.t ** 2 * kl[sel].sum() / n_pos
         if student_feats is not None and teacher_feats is not None:
             feat = torch.stack([F.mse_loss(s, t.detach()) for s, t in zip(student_feats, teacher_feats)]).mean()
@@ -208,5 +216,12 @@ class DistillationLoss(nn.Module):
             total = total + self.box_kd_weight * box_kd
         else:
             box_kd = kd.new_zeros(())
+        if self.corrected_full:
+            logits = student_out[1][added]
+            added_cls = F.cross_entropy(logits, torch.ones(len(logits), dtype=torch.long, device=logits.device),
+                                        reduction="sum") / n_pos
+            total = total + self.alpha * added_cls
+        else:
+            added_cls = kd.new_zeros(())
         return {"task": terms["total"], "box": terms["box"], "cls": terms["cls"], "landmark": terms["landmark"],
-                "kd": kd, "feature": feat, "box_kd": box_kd, "total": total}
+                "kd": kd, "feature": feat, "box_kd": box_kd, "added_cls": added_cls, "total": total}

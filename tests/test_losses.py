@@ -178,6 +178,29 @@ def test_label_corrected_kd_leaves_out_the_faces_the_teacher_missed():
     assert added_positives([flagged, t], ANCHORS).sum(dim=1).tolist() == [int(second.sum()), 0]
 
 
+def test_label_corrected_full_gives_the_missed_faces_kds_share_of_the_weight():
+    t = _target([[0.1, 0.1, 0.45, 0.5], [0.55, 0.5, 0.9, 0.9]])
+    out, labels = _perfect_outputs(t)
+    second = match(t["boxes"][1:], t["landmarks"][1:], t["has_landmarks"][1:], ANCHORS)[0] > 0
+    student = (out[0], out[1].clone(), out[2])
+    student[1][0, second] = 0.0  # 50/50 on the missed face: cross-entropy ln 2 per anchor
+    teacher = (out[0], out[1].clone(), out[2])
+    teacher[1][0, second] = torch.tensor([20.0, -20.0])
+    flagged = {**t, "added": torch.tensor([False, True])}
+    corrected = DistillationLoss(label_corrected=True)(student, teacher, [flagged], ANCHORS)
+    full = DistillationLoss(label_corrected=True, corrected_full=True)(student, teacher, [flagged], ANCHORS)
+    n_pos = int(labels.sum())
+    assert full["added_cls"].item() == pytest.approx(int(second.sum()) * math.log(2) / n_pos, rel=1e-5)
+    assert full["total"].item() == pytest.approx(corrected["total"].item() + 0.7 * full["added_cls"].item(), rel=1e-5)
+    assert corrected["added_cls"].item() == 0.0 and full["kd"].item() == pytest.approx(corrected["kd"].item())
+    # nothing added: the same loss as without the option
+    none = {**t, "added": torch.tensor([False, False])}
+    assert DistillationLoss(label_corrected=True, corrected_full=True)(student, teacher, [none], ANCHORS)["total"].item() \
+        == pytest.approx(DistillationLoss(label_corrected=True)(student, teacher, [none], ANCHORS)["total"].item())
+    with pytest.raises(ValueError):
+        DistillationLoss(corrected_full=True)
+
+
 def test_box_kd_teaches_the_teachers_boxes_where_it_sees_a_face():
     t = _target([[0.1, 0.1, 0.45, 0.5]])
     out, labels = _perfect_outputs(t)

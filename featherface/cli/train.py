@@ -22,7 +22,7 @@ _FLAGS = {
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
-    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool,
+    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
 }
 
@@ -124,6 +124,9 @@ def register_cli(sub) -> None:
     p.add_argument("--label-corrected-kd", action="store_true", default=None,
                    help="leave the positive anchors of labelled faces the teacher missed (--pool-labels) out of the KD "
                         "term, so the label, not the teacher's miss, is learnt there")
+    p.add_argument("--label-corrected-full", action="store_true", default=None,
+                   help="with --label-corrected-kd: on the anchors left out of KD, the task's classification term "
+                        "takes KD's share of the weight too (1 instead of 1 - alpha)")
     p.add_argument("--label-boxes", action="store_true", default=None,
                    help="where a --pool-labels box and a teacher detection are the same face, train on the "
                         "label's box (mapped to the teacher's convention) instead of the teacher's")

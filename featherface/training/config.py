@@ -38,6 +38,9 @@ class TrainConfig:
     # KD leaves out the positive anchors of labelled boxes the teacher missed (pool_labels), so the
     # teacher's miss does not overrule the label there; see losses.DistillationLoss
     label_corrected_kd: bool = False
+    # with label_corrected_kd: on the anchors KD leaves out, the task's classification term takes
+    # KD's share of the weight too (1 instead of 1 - alpha); see losses.DistillationLoss
+    label_corrected_full: bool = False
     # where a pool label and a teacher detection are the same face, the label's box (mapped to the
     # teacher's convention) is the task target instead of the teacher's; see merge_online_targets
     label_boxes: bool = False
@@ -124,6 +127,8 @@ class TrainConfig:
             raise ValueError("train mode needs labels (use distill with a teacher for unlabeled photos)")
         if self.mode == "distill" and not self.teacher:
             raise ValueError("distill mode needs a teacher")
+        if self.label_corrected_full and not self.label_corrected_kd:
+            raise ValueError("label_corrected_full needs label_corrected_kd")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be 'step', 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.teacher_backend not in TEACHER_BACKENDS:

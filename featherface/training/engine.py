@@ -40,7 +40,7 @@ from .labels import merge_online_targets
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "box_kd", "faces",
-              "labels_added", "images_per_s", "time_s"]
+              "labels_added", "images_per_s", "time_s", "added_cls"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -311,7 +311,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
     st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
-                                   label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight)
+                                   label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight,
+                                   corrected_full=cfg.label_corrected_full)
                   if teacher is not None else MultiBoxLoss(),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt",
                   revision=git_revision())
@@ -483,12 +484,18 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> torch.
     log_fh = open(st.log_path, "a", newline="") if st.rank == 0 else None
     writer = None
     if log_fh:
-        w = csv.DictWriter(log_fh, LOG_FIELDS)
+        # A resumed run keeps its log's columns (a log written before a column existed stays
+        # readable); a new log gets all of LOG_FIELDS.
+        fields = LOG_FIELDS
+        if log_fh.tell() > 0:
+            with open(st.log_path, newline="") as fh:
+                fields = next(csv.reader(fh), None) or LOG_FIELDS
+        w = csv.DictWriter(log_fh, fields)
         if log_fh.tell() == 0:
             w.writeheader()
 
         def writer(row: dict) -> None:
-            w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+            w.writerow({k: row.get(k, "") for k in fields})
             log_fh.flush()  # a killed run keeps every finished step's row
     st.started = time.perf_counter()
     try:

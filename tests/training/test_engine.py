@@ -172,6 +172,8 @@ def test_constant_schedule_after_warmup():
         TrainConfig(images="x", labels="y", mask_prob=1.5).validate()
     with pytest.raises(ValueError, match="mask_style"):
         TrainConfig(images="x", labels="y", mask_style="fancy").validate()
+    with pytest.raises(ValueError, match="label_corrected_full needs label_corrected_kd"):
+        TrainConfig(mode="distill", images="x", teacher="t", label_corrected_full=True).validate()
 
 
 @pytest.mark.parametrize("weights", [{"wider_sample": -1}, {"wider_sample": "4"}, {"wider_sample": True}])
@@ -235,13 +237,13 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--out", str(out), "--batch-size", "2", "--image-size", "320", "--max-steps", "2",
                  "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2",
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
-                 "--label-corrected-kd", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
+                 "--label-corrected-kd", "--label-corrected-full", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
                  "--mask-prob", "0.3", "--mask-style", "varied"]) == 0
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     assert cfg.label_boxes and cfg.box_kd_weight == 1.5 and cfg.max_upscale == 2.0 and cfg.mask_prob == 0.3
-    assert cfg.mask_style == "varied"
+    assert cfg.mask_style == "varied" and cfg.label_corrected_full
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
@@ -249,6 +251,7 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     # the human box covering the whole photo (zoomed out, so always in view) matches no teacher
     # face (IoU < 0.4), so it is added to the task targets
     assert sum(int(float(r["labels_added"])) for r in rows) >= 1
+    assert sum(float(r["added_cls"]) for r in rows) > 0  # and learnt at the full weight
     student = read_checkpoint(out / "model.pt")["state_dict"]
     v1 = backbone_of(load_official(official_v1_path)[0]).state_dict()
     assert all(torch.equal(student[f"backbone.{k}"], v) for k, v in v1.items())
