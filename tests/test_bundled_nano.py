@@ -41,6 +41,15 @@ def test_no_faces_where_there_are_none(nano, name, image):
     assert nano.detect(image) == [], name
 
 
+@pytest.mark.xfail(strict=True, reason="known defect (session 14): the bundled Nano scores up to 0.71 on uniform "
+                   "noise at 720x1280 (shrunk to 360x640 before the network) and finds a 'face' at its threshold 0.65 "
+                   "in 2 of these 20 draws; V1 stays below 0.35. Remove this mark when it passes")
+def test_no_faces_in_large_noise_images(nano):
+    found = [len(nano.detect(np.random.default_rng(1000 + seed).integers(0, 256, (720, 1280, 3), dtype=np.uint8)))
+             for seed in range(20)]
+    assert sum(found) == 0, found
+
+
 def test_finds_most_of_the_crowd(nano):
     """Regression floor for the bundled weights: 21 of the 28 faces V1 finds (measured for the files of
     sessions 8, 11 and 12; session 3's file found 22)."""
