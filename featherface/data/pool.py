@@ -31,6 +31,11 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   through its label (``--label-corrected-kd`` keeps the teacher's miss out of the KD term);
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
+* with ``negative_prob`` (0: off): the item is an image without faces and without targets
+  instead (:func:`no_face_image`: uniform noise of random grain, blurred noise, a flat colour, or
+  painted face masks on one of those), so that the task's hard-negative mining and the teacher's
+  low scores there (V1: below 0.4 on uniform noise) teach "background" on textures the photos
+  never show without faces. Session 14's student fired on uniform noise without them;
 * photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
   :class:`featherface.data.transforms.TrainTransform`).
 """
@@ -190,17 +195,38 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     return entries, human
 
 
+def no_face_image(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``(size, size, 3)`` uint8 BGR image with no face: uniform noise drawn at 1/1 to 1/4 of
+    ``size`` and enlarged (random grain), the same blurred, or a flat colour; a third of them get
+    painted face masks (``paint_masks``, varied style) without faces under them."""
+    kind = int(rng.integers(3))
+    if kind == 2:
+        image = np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
+    else:
+        side = max(1, int(size / rng.uniform(1.0, 4.0)))
+        image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        image = cv2.resize(image, (size, size), interpolation=INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))])
+        if kind == 1:
+            image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(1.0, 4.0)))
+    if rng.random() < 1 / 3:
+        n = int(rng.integers(1, 9))
+        w = rng.uniform(0.05, 0.3, n) * size
+        x, y = rng.uniform(0, 1, n) * (size - w), rng.uniform(0, 1, n) * (size - 1.2 * w)
+        image = paint_masks(image, np.stack([x, y, x + w, y + 1.2 * w], 1).astype(np.float32), rng, 1.0, style="varied")
+    return image
+
+
 class PoolDataset(Dataset):
     """Photos of the pool, augmented for online teacher labelling (see module docstring)."""
 
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
                  seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0,
-                 mask_prob: float = 0.0, mask_style: str = "plain") -> None:
+                 mask_prob: float = 0.0, mask_style: str = "plain", negative_prob: float = 0.0) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
-        self.mask_prob, self.mask_style = mask_prob, mask_style
+        self.mask_prob, self.mask_style, self.negative_prob = mask_prob, mask_style, negative_prob
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -251,7 +277,10 @@ class PoolDataset(Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         size = self.image_size
-        if rng.random() < self.mosaic_prob:
+        # no draw at 0: the samples stay those of runs before the option
+        if self.negative_prob > 0 and rng.random() < self.negative_prob:
+            image, boxes = no_face_image(size, rng), np.zeros((0, 4), np.float32)
+        elif rng.random() < self.mosaic_prob:
             half = size // 2
             image = np.empty((size, size, 3), np.uint8)
             parts = []

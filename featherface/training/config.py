@@ -60,6 +60,7 @@ class TrainConfig:
     max_upscale: float = 0.0  # no training view magnifies its photo more than this (0: no cap)
     mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
     mask_style: str = "plain"  # data.transforms.MASK_STYLES: session 11's masks or varied ones
+    negative_prob: float = 0.0  # share of samples that are images without faces (data.pool.no_face_image)
     source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
     check_image: str | None = None  # real photo the teacher must find faces in before training
     check_min_faces: int = 20  # ... at least this many at score >= 0.5
@@ -145,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
         if not 0.0 <= self.mask_prob <= 1.0:
             raise ValueError(f"mask_prob must be in [0, 1], got {self.mask_prob}")
+        if not 0.0 <= self.negative_prob < 1.0:
+            raise ValueError(f"negative_prob must be in [0, 1), got {self.negative_prob}")
         if self.mask_style not in MASK_STYLES:
             raise ValueError(f"mask_style must be one of {MASK_STYLES}, got {self.mask_style!r}")
         if not 0.0 <= self.ema_decay < 1.0:

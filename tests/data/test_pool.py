@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, read_pool, read_pool_labels
+from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, no_face_image, read_pool, read_pool_labels
 
 
 @pytest.fixture
@@ -149,3 +149,25 @@ def test_painted_masks_cover_the_lower_face_only(pool):
     assert diff[outside].max() == 0
     varied = PoolDataset(pool, entries, human, image_size=128, mask_prob=1.0, mask_style="varied")
     assert (varied._load(0, np.random.default_rng(0)).image != masked.image).any()  # the style reaches the painter
+
+
+def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):
+    import torch
+
+    from featherface.training.config import TrainConfig
+
+    root = pool
+    entries, human = read_pool(pool, pool / "labels_identity.json", {})
+    plain = PoolDataset(root, entries, human, image_size=96, seed=5)
+    none = PoolDataset(root, entries, human, image_size=96, seed=5, negative_prob=0.0)
+    assert torch.equal(plain[0][0], none[0][0])  # the option at 0 draws nothing
+    every = PoolDataset(root, entries, human, image_size=96, seed=5, negative_prob=0.999999)
+    images = [every[i][0] for i in range(len(entries))]
+    assert all(every[i][1]["boxes"].shape == (0, 4) and every[i][1]["online"] for i in range(len(entries)))
+    assert all(x.shape == (3, 96, 96) and x.dtype == torch.float32 for x in images)
+    kinds = [no_face_image(64, np.random.default_rng(s)) for s in range(30)]
+    assert all(k.shape == (64, 64, 3) and k.dtype == np.uint8 for k in kinds)
+    flat = [k for k in kinds if (k == k[0, 0]).all()]
+    assert 0 < len(flat) < len(kinds)  # flat colours and textured images both occur
+    with pytest.raises(ValueError, match="negative_prob"):
+        TrainConfig(mode="distill", images="x", teacher="t", online_labels=True, negative_prob=1.0).validate()
