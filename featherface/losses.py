@@ -85,10 +85,13 @@ class MultiBoxLoss(nn.Module):
     (loc (N,A,4), conf logits (N,A,2), landmark_deltas (N,A,10))``; returns ``{"box", "cls", "landmark",
     "total"}`` where ``total = box_weight * box + cls + landmark``."""
 
-    def __init__(self, neg_pos_ratio: int = 7, box_weight: float = 2.0) -> None:
+    def __init__(self, neg_pos_ratio: int = 7, box_weight: float = 2.0, min_negatives: int = 0) -> None:
         super().__init__()
         self.neg_pos_ratio = neg_pos_ratio
         self.box_weight = box_weight
+        # Per image at least this many negatives are mined. With 0 (RetinaFace's rule) an image
+        # without faces mines none: its anchors teach nothing, however face-like they score.
+        self.min_negatives = min_negatives
 
     def forward(self, outputs, targets: list[dict], anchors: torch.Tensor, matched=None,
                 selected: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -108,8 +111,8 @@ class MultiBoxLoss(nn.Module):
 
     @torch.no_grad()
     def mine(self, conf: torch.Tensor, labels: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
-        """Positives plus, per image, the ``neg_pos_ratio`` x #positives background anchors with
-        the highest classification loss (``(N, A)`` bool). Background anchors in ``exclude``
+        """Positives plus, per image, the ``neg_pos_ratio`` x #positives (at least
+        ``min_negatives``) background anchors with the highest classification loss (``(N, A)`` bool). Background anchors in ``exclude``
         (``(N, A)`` bool) are never chosen."""
         pos = labels > 0
         ce = F.cross_entropy(conf.reshape(-1, 2).float(), labels.reshape(-1), reduction="none").reshape(labels.shape)
@@ -119,7 +122,8 @@ class MultiBoxLoss(nn.Module):
             candidates &= ~exclude
             ce[exclude] = -1.0  # rank after every candidate (a candidate's loss is >= 0)
         rank = ce.argsort(dim=1, descending=True).argsort(dim=1)
-        num_neg = (self.neg_pos_ratio * pos.sum(dim=1, keepdim=True)).clamp(max=labels.shape[1] - 1)
+        num_neg = (self.neg_pos_ratio * pos.sum(dim=1, keepdim=True)).clamp(min=self.min_negatives,
+                                                                            max=labels.shape[1] - 1)
         return pos | ((rank < num_neg) & candidates)
 
 

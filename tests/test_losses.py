@@ -123,6 +123,20 @@ def test_distillation_terms():
     assert d["total"].item() == pytest.approx(0.3 * d["task"].item() + 0.7 * d["kd"].item() + 0.1, rel=1e-5)
 
 
+def test_min_negatives_mines_images_without_faces():
+    conf = torch.zeros(2, ANCHORS.shape[0], 2)
+    conf[:, :, 1] = torch.linspace(0.0, 5.0, ANCHORS.shape[0])
+    labels = torch.zeros(2, ANCHORS.shape[0], dtype=torch.long)
+    labels[1, 0] = 1  # the second image has one face anchor
+    assert int(MultiBoxLoss().mine(conf, labels)[0].sum()) == 0  # RetinaFace's rule: nothing to learn
+    sel = MultiBoxLoss(min_negatives=10).mine(conf, labels)
+    assert sel[0].nonzero().flatten().tolist() == list(range(ANCHORS.shape[0] - 10, ANCHORS.shape[0]))  # the hardest
+    assert int(sel[1].sum()) == 1 + 10  # 7 per positive, raised to the minimum
+    loss = MultiBoxLoss(min_negatives=10)((torch.zeros(2, ANCHORS.shape[0], 4), conf, torch.zeros(2, ANCHORS.shape[0], 10)),
+                                          [_target([]), _target([])], ANCHORS)
+    assert loss["cls"].item() > 0  # a faceless batch now teaches "background" on its face-like anchors
+
+
 def test_mining_never_picks_excluded_anchors():
     t = _target([[0.1, 0.1, 0.45, 0.5]])
     _, labels = _perfect_outputs(t)

@@ -22,7 +22,7 @@ _FLAGS = {
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
-    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "negative_prob": float, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
+    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
 }
 
@@ -162,6 +162,9 @@ def register_cli(sub) -> None:
     p.add_argument("--negative-prob", type=float,
                    help="--online-labels: share of samples that are images without faces and without targets (noise of "
                         "random grain, blurred noise, flat colour, some with painted masks); 0 = off (default)")
+    p.add_argument("--min-negatives", type=int,
+                   help="per image at least this many hard negatives in the task loss; 0 (default, RetinaFace's rule) "
+                        "mines 7 per positive only, so an image without faces teaches nothing")
     p.add_argument("--val-images", help="held-out photos: agreement AP with the teacher")
     p.add_argument("--eval-every", type=int, help="epochs between evaluations")
     p.set_defaults(func=lambda a: _run(a, "distill"))

@@ -61,6 +61,9 @@ class TrainConfig:
     mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
     mask_style: str = "plain"  # data.transforms.MASK_STYLES: session 11's masks or varied ones
     negative_prob: float = 0.0  # share of samples that are images without faces (data.pool.no_face_image)
+    # per image at least this many hard negatives in the task loss (0: RetinaFace's 7 per positive
+    # only, so an image without faces teaches nothing); see losses.MultiBoxLoss
+    min_negatives: int = 0
     source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
     check_image: str | None = None  # real photo the teacher must find faces in before training
     check_min_faces: int = 20  # ... at least this many at score >= 0.5
@@ -146,6 +149,8 @@ class TrainConfig:
             raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
         if not 0.0 <= self.mask_prob <= 1.0:
             raise ValueError(f"mask_prob must be in [0, 1], got {self.mask_prob}")
+        if self.min_negatives < 0:
+            raise ValueError(f"min_negatives must be >= 0, got {self.min_negatives}")
         if not 0.0 <= self.negative_prob < 1.0:
             raise ValueError(f"negative_prob must be in [0, 1), got {self.negative_prob}")
         if self.mask_style not in MASK_STYLES:

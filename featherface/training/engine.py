@@ -312,8 +312,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
                                    label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight,
-                                   corrected_full=cfg.label_corrected_full)
-                  if teacher is not None else MultiBoxLoss(),
+                                   corrected_full=cfg.label_corrected_full,
+                                   task=MultiBoxLoss(min_negatives=cfg.min_negatives))
+                  if teacher is not None else MultiBoxLoss(min_negatives=cfg.min_negatives),
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt",
                   revision=git_revision())
     ck = None
