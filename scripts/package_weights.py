@@ -41,9 +41,9 @@ def _false_positive_checks(det) -> list:
     rngs = [np.random.default_rng(seed) for seed in range(10)]
     checks = [np.full((320, 320, 3), 127, np.uint8), np.zeros((480, 640, 3), np.uint8), np.zeros((1, 1, 3), np.uint8),
               np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)]
-    checks += [r.integers(0, 256, (480, 640, 3), dtype=np.uint8) for r in rngs]
-    checks += [r.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for r in rngs[:4]]
-    checks += [cv2.GaussianBlur(checks[4], (0, 0), sigma) for sigma in (2, 5)]
+    noise = [r.integers(0, 256, (480, 640, 3), dtype=np.uint8) for r in rngs]
+    checks += noise + [r.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for r in rngs[:4]]
+    checks += [cv2.GaussianBlur(noise[0], (0, 0), sigma) for sigma in (2, 5)]
     return [det.detect_arrays(img) for img in checks]
 
 

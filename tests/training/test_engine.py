@@ -172,6 +172,10 @@ def test_constant_schedule_after_warmup():
         TrainConfig(images="x", labels="y", mask_prob=1.5).validate()
     with pytest.raises(ValueError, match="mask_style"):
         TrainConfig(images="x", labels="y", mask_style="fancy").validate()
+    with pytest.raises(ValueError, match="negative_prob"):
+        TrainConfig(mode="distill", images="x", teacher="t", online_labels=True, negative_prob=1.0).validate()
+    with pytest.raises(ValueError, match="min_negatives"):
+        TrainConfig(mode="distill", images="x", teacher="t", min_negatives=-1).validate()
     with pytest.raises(ValueError, match="label_corrected_full needs label_corrected_kd"):
         TrainConfig(mode="distill", images="x", teacher="t", label_corrected_full=True).validate()
 
