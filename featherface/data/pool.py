@@ -32,8 +32,8 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
 * with ``negative_prob`` (0: off): the item is an image without faces and without targets
-  instead (:func:`no_face_image`: uniform noise of random grain, blurred noise, a flat colour, or
-  painted face masks on one of those), so that the task's hard-negative mining and the teacher's
+  instead (:func:`no_face_image`: uniform noise of random grain or shrunk to fine low-contrast
+  noise, blurred noise, a flat colour, or painted face masks on one of those), so that the task's hard-negative mining and the teacher's
   low scores there (V1: at most 0.41 on the uniform noise measured in session 14) teach
   "background" on textures the photos never show without faces. Session 14's student fired on
   uniform noise without them;
@@ -197,14 +197,18 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
 
 
 def no_face_image(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A ``(size, size, 3)`` uint8 BGR image with no face: uniform noise drawn at 1/1 to 1/4 of
-    ``size`` and enlarged (random grain), the same blurred, or a flat colour; a third of them get
-    painted face masks (``paint_masks``, varied style) without faces under them."""
+    """A ``(size, size, 3)`` uint8 BGR image with no face: uniform noise drawn at 1/4 to 3 times
+    ``size`` (log-uniform) and resized (coarse grain when enlarged; fine, lower-contrast noise when
+    shrunk), the same blurred, or a flat colour; a third of them get painted face masks
+    (``paint_masks``, varied style) without faces under them."""
     kind = int(rng.integers(3))
     if kind == 2:
         image = np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
     else:
-        side = max(1, int(size / rng.uniform(1.0, 4.0)))
+        # Shrunk noise matters: the detector halves a 720x1280 noise image to 360x640, which
+        # averages pixels into fine noise of half the contrast. Session 14's noise was only ever
+        # enlarged (1/4 to 1/1 of size), and the student fired on that shrunk noise.
+        side = max(1, int(size * np.exp(rng.uniform(np.log(0.25), np.log(3.0)))))
         image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
         image = cv2.resize(image, (size, size), interpolation=INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))])
         if kind == 1:

@@ -167,3 +167,9 @@ def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):
     assert all(k.shape == (64, 64, 3) and k.dtype == np.uint8 for k in kinds)
     flat = [k for k in kinds if (k == k[0, 0]).all()]
     assert 0 < len(flat) < len(kinds)  # flat colours and textured images both occur
+    # Fine noise of reduced contrast (drawn larger, then shrunk, as the detector shrinks a large
+    # noise image) occurs: neighbouring pixels uncorrelated, spread below uniform noise's 73.9.
+    def fine_low_contrast(k: np.ndarray) -> bool:
+        g = k[..., 0].astype(np.float64)
+        return 0 < g.std() < 70 and np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1] < 0.3
+    assert any(fine_low_contrast(no_face_image(64, np.random.default_rng(s))) for s in range(60))
