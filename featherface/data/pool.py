@@ -33,10 +33,11 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   student sees crowds of small faces;
 * with ``negative_prob`` (0: off): the item is an image without faces and without targets
   instead (:func:`no_face_image`: uniform noise of random grain or shrunk to fine low-contrast
-  noise, blurred noise, a flat colour, or painted face masks on one of those), so that the task's hard-negative mining and the teacher's
-  low scores there (V1: at most 0.41 on the uniform noise measured in session 14) teach
-  "background" on textures the photos never show without faces. Session 14's student fired on
-  uniform noise without them;
+  noise, blurred noise, a flat colour, or painted face masks on one of those), so that the
+  task's hard-negative mining (with ``--min-negatives``: a faceless image mines none otherwise)
+  and the teacher's low scores there (V1: at most 0.41 on the uniform noise measured in
+  session 14) teach "background" on textures the photos never show without faces. Session 14's
+  student fired on uniform noise without them;
 * photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
   :class:`featherface.data.transforms.TrainTransform`).
 """
