@@ -112,8 +112,8 @@ class MultiBoxLoss(nn.Module):
     @torch.no_grad()
     def mine(self, conf: torch.Tensor, labels: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
         """Positives plus, per image, the ``neg_pos_ratio`` x #positives (at least
-        ``min_negatives``) background anchors with the highest classification loss (``(N, A)`` bool). Background anchors in ``exclude``
-        (``(N, A)`` bool) are never chosen."""
+        ``min_negatives``) background anchors with the highest classification loss (``(N, A)``
+        bool). Background anchors in ``exclude`` (``(N, A)`` bool) are never chosen."""
         pos = labels > 0
         ce = F.cross_entropy(conf.reshape(-1, 2).float(), labels.reshape(-1), reduction="none").reshape(labels.shape)
         ce[pos] = 0

@@ -47,6 +47,11 @@ def _false_positive_checks(det) -> list:
     return [det.detect_arrays(img) for img in checks]
 
 
+def _highest_score(detections: list) -> float:
+    """Highest score among ``_false_positive_checks``' detections (0 when there are none)."""
+    return max([0.0] + [float(d.scores.max()) for d in detections if len(d)])
+
+
 def calibrate_on_labels(model, labels_path: Path, images: Path, limit: int, require_clean: bool = True) -> float:
     """The threshold of GRID with the best F1 against HUMAN labels (protocol of
     featherface.evaluation.labelled) on the first ``limit`` labelled photos, among thresholds with
@@ -70,8 +75,7 @@ def calibrate_on_labels(model, labels_path: Path, images: Path, limit: int, requ
             best, best_f1 = t, r.f1
     if best is None:
         raise SystemExit("no threshold in the grid avoids detections on the blank/noise/1x1 images")
-    top = max([0.0] + [float(f.scores.max()) for f in false if len(f)])
-    print(f"chosen: {best} (F1 {best_f1:.3f}); highest score on the images without faces: {top:.3f}")
+    print(f"chosen: {best} (F1 {best_f1:.3f}); highest score on the images without faces: {_highest_score(false):.3f}")
     return best
 
 
@@ -98,8 +102,7 @@ def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = Fals
             best, best_f1 = t, f1
     if best is None:
         raise SystemExit("no threshold in the grid avoids detections on the blank/noise images")
-    top = max([0.0] + [float(f.scores.max()) for f in false if len(f)])
-    print(f"chosen: {best} (F1 {best_f1:.3f}); highest score on the images without faces: {top:.3f}")
+    print(f"chosen: {best} (F1 {best_f1:.3f}); highest score on the images without faces: {_highest_score(false):.3f}")
     return best
 
 

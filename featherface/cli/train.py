@@ -161,7 +161,8 @@ def register_cli(sub) -> None:
                         "(also cup-shaped, any colour, striped, worn higher or lower, with ear loops)")
     p.add_argument("--negative-prob", type=float,
                    help="--online-labels: share of samples that are images without faces and without targets (noise of "
-                        "random grain, blurred noise, flat colour, some with painted masks); 0 = off (default)")
+                        "random grain, enlarged or shrunk, blurred noise, flat colour, some with painted masks); "
+                        "0 = off (default)")
     p.add_argument("--min-negatives", type=int,
                    help="per image at least this many hard negatives in the task loss; 0 (default, RetinaFace's rule) "
                         "mines 7 per positive only, so an image without faces teaches nothing")
