@@ -22,7 +22,7 @@ _FLAGS = {
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
-    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
+    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
 }
 
@@ -159,6 +159,10 @@ def register_cli(sub) -> None:
     p.add_argument("--mask-style", choices=MASK_STYLES,
                    help="painted masks: 'plain' (session 11's: surgical outline, five colours; the default) or 'varied' "
                         "(also cup-shaped, any colour, striped, worn higher or lower, with ear loops)")
+    p.add_argument("--occlude-prob", type=float,
+                   help="each labelled pool face is partly covered (up to about half) by a soft blob of texture from "
+                        "elsewhere in its photo, as a hand, an arm or a cap covers faces in crowds; it stays a face "
+                        "(online labels; default 0: none)")
     p.add_argument("--negative-prob", type=float,
                    help="--online-labels: share of samples that are images without faces and without targets (noise of "
                         "random grain, enlarged or shrunk, blurred noise, flat colour, some with painted masks); "

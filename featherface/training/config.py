@@ -60,6 +60,7 @@ class TrainConfig:
     max_upscale: float = 0.0  # no training view magnifies its photo more than this (0: no cap)
     mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
     mask_style: str = "plain"  # data.transforms.MASK_STYLES: session 11's masks or varied ones
+    occlude_prob: float = 0.0  # each labelled pool face is partly covered (data.transforms.occlude_faces)
     negative_prob: float = 0.0  # share of samples that are images without faces (data.pool.no_face_image)
     # per image at least this many hard negatives in the task loss (0: RetinaFace's 7 per positive
     # only, so an image without faces teaches nothing); see losses.MultiBoxLoss
@@ -149,6 +150,8 @@ class TrainConfig:
             raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
         if not 0.0 <= self.mask_prob <= 1.0:
             raise ValueError(f"mask_prob must be in [0, 1], got {self.mask_prob}")
+        if not 0.0 <= self.occlude_prob <= 1.0:
+            raise ValueError(f"occlude_prob must be in [0, 1], got {self.occlude_prob}")
         if self.min_negatives < 0:
             raise ValueError(f"min_negatives must be >= 0, got {self.min_negatives}")
         if not 0.0 <= self.negative_prob < 1.0:

@@ -151,6 +151,22 @@ def test_painted_masks_cover_the_lower_face_only(pool):
     assert (varied._load(0, np.random.default_rng(0)).image != masked.image).any()  # the style reaches the painter
 
 
+def test_occluders_reach_the_labelled_faces_only(pool):
+    """occlude_prob 1: pixels change around each labelled face (inside its box among them), the
+    boxes do not move; occlude_prob 0 loads the photo as it is."""
+    entries, human = read_pool(pool, pool / "labels_identity.json", {})
+    plain = PoolDataset(pool, entries, human, image_size=128)._load(0, np.random.default_rng(0))
+    covered = PoolDataset(pool, entries, human, image_size=128, occlude_prob=1.0)._load(0, np.random.default_rng(0))
+    np.testing.assert_array_equal(covered.boxes, plain.boxes)
+    x1, y1, x2, y2 = plain.boxes[0].astype(int)
+    diff = np.abs(covered.image.astype(int) - plain.image.astype(int)).max(axis=2)
+    assert 0.05 < (diff[y1:y2, x1:x2] > 0).mean() < 0.75  # part of the face, not all of it
+    near = np.zeros_like(diff, bool)
+    w, h = x2 - x1, y2 - y1
+    near[max(0, y1 - 2 * h):y2 + 2 * h, max(0, x1 - 2 * w):x2 + 2 * w] = True
+    assert diff[~near].max() == 0
+
+
 def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):
     import torch
 

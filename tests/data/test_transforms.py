@@ -4,7 +4,7 @@ import pytest
 
 from featherface.constants import MEAN_BGR
 from featherface.data.transforms import (MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mean_window, mirror,
-                                         pad_to_square, paint_masks, random_crop)
+                                         occlude_faces, pad_to_square, paint_masks, random_crop)
 
 
 def _marked_sample(h=200, w=300, radius=0):
@@ -132,3 +132,29 @@ def test_paint_masks_varied_style():
         if seed == 0:
             assert (v != paint_masks(image, boxes, np.random.default_rng(seed), 1.0)).any()
     assert reached_past_sides == 20
+
+
+def test_occlude_faces_covers_part_of_each_face_with_texture_from_the_photo():
+    """prob 1: each face (60 px) gets texture copied from elsewhere over part of it, never all of it,
+    nothing far from it changes, the 4 px box is left alone, the input is untouched, and the same
+    seed draws the same image; prob 0 changes nothing."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (200, 400, 3), dtype=np.uint8)  # texture: copied pixels show up as changes
+    image[40:100, 160:220] = 128  # the face: flat grey
+    boxes = np.array([[160, 40, 220, 100], [370, 150, 374, 154]], np.float32)
+    before = image.copy()
+    assert (occlude_faces(image, boxes, np.random.default_rng(0), 0.0) == image).all()
+    covered = []
+    for seed in range(30):
+        out = occlude_faces(image, boxes, np.random.default_rng(seed), 1.0)
+        np.testing.assert_array_equal(image, before)
+        np.testing.assert_array_equal(out, occlude_faces(image, boxes, np.random.default_rng(seed), 1.0))
+        changed = (out != image).any(axis=2)
+        far = np.ones_like(changed, bool)
+        far[:, 60:320] = False  # an ellipse from the side reaches at most 1.6 face widths beyond the box
+        assert not changed[far].any()  # the 4 px box at x 370 included
+        covered.append(changed[40:100, 160:220].mean())
+    assert 0.05 < min(covered) and max(covered) < 0.75, covered  # a part of the face, never all of it
+    assert np.mean(covered) > 0.2
+    with pytest.raises(ValueError, match="cover"):
+        occlude_faces(image, boxes, np.random.default_rng(0), 1.0, cover=(0.5, 1.0))
