@@ -44,7 +44,8 @@ def test_no_faces_where_there_are_none(nano, name, image):
 def test_no_faces_in_large_noise_images(nano):
     """A 720x1280 image is shrunk to 360x640 before the network, which averages uniform noise into
     fine noise of half the contrast. Session 12's file fired on 2 of these 20 draws (up to 0.71);
-    session 15's file trained on such noise (``no_face_image``) scores them at most 0.59; V1 below 0.35."""
+    session 15's file, trained on such noise (``no_face_image``), scores them at most 0.59, session
+    16's (twice the mined negatives) 0.42; V1 below 0.35."""
     found = [len(nano.detect(np.random.default_rng(1000 + seed).integers(0, 256, (720, 1280, 3), dtype=np.uint8)))
              for seed in range(20)]
     assert sum(found) == 0, found
@@ -52,7 +53,7 @@ def test_no_faces_in_large_noise_images(nano):
 
 def test_finds_most_of_the_crowd(nano):
     """Regression floor for the bundled weights: 21 of the 28 faces V1 finds (measured for the files of
-    sessions 8, 11, 12 and 15; session 3's file found 22)."""
+    sessions 8, 11, 12, 15 and 16; session 3's file found 22)."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 20, len(faces)
 
@@ -60,5 +61,8 @@ def test_finds_most_of_the_crowd(nano):
 @pytest.mark.xfail(strict=True, reason="issue 10 target not reached yet: the bundled Nano finds 21 faces at its "
                    "threshold 0.65 (21 at 0.5 and 0.4, 22 at 0.3); remove this mark when it passes")
 def test_finds_the_crowd_target(nano):
+    """Issue 10's target: 25 faces. V1 reports 28 at 0.5, but looked at (session 16), three of
+    those are two raised fists and a hand; the seven of V1's boxes Nano scores below 0.4 are
+    those three, two faces half behind a hand or an arm, and two heads turned away (one under a cap)."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 25, len(faces)
