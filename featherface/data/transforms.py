@@ -159,6 +159,19 @@ def _mask_look(rng: np.random.Generator, w: float, varied: bool):
     return outline, colour, stripes, folds
 
 
+def _drawn_boxes(boxes: np.ndarray, rng: np.random.Generator, prob: float, min_width: float):
+    """The face boxes ``(K, 4)`` a per-face augmentation (masks, occluders) draws on, as
+    ``(x1, y1, x2, y2, w, h)``: each box with probability ``prob`` (one ``rng.random()`` per box,
+    in order, so samples stay reproducible) and only if it is at least ``min_width`` px wide."""
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        if rng.random() >= prob:
+            continue
+        w, h = x2 - x1, y2 - y1
+        if w < min_width:
+            continue
+        yield x1, y1, x2, y2, w, h
+
+
 def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, prob: float,
                 min_width: float = 6.0, style: str = "plain") -> np.ndarray:
     """Draw a face mask over each face box ``(K, 4)`` (pixels, the teacher's convention) with
@@ -174,12 +187,7 @@ def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
         raise ValueError(f"style must be one of {MASK_STYLES}, got {style!r}")
     varied = style == "varied"
     out = image.copy()
-    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
-        if rng.random() >= prob:
-            continue
-        w, h = x2 - x1, y2 - y1
-        if w < min_width:
-            continue
+    for x1, y1, x2, y2, w, h in _drawn_boxes(boxes, rng, prob, min_width):
         outline, colour, stripes, folds = _mask_look(rng, w, varied)
         scale, origin = np.array([w, h], np.float32), np.array([(x1 + x2) / 2, y1], np.float32)
         pts = outline * scale + origin
@@ -250,12 +258,7 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
         raise ValueError(f"cover must be 0 < lo <= hi < 1, got {cover}")
     out = image.copy()
     H, W = image.shape[:2]
-    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
-        if rng.random() >= prob:
-            continue
-        w, h = x2 - x1, y2 - y1
-        if w < min_width:
-            continue
+    for x1, y1, x2, y2, w, h in _drawn_boxes(boxes, rng, prob, min_width):
         side = OCCLUDER_SIDES[int(rng.choice(len(OCCLUDER_SIDES), p=OCCLUDER_SIDE_P))]
         depth = rng.uniform(lo, hi)
         cx, cy = (x1 + x2) / 2 + rng.uniform(-0.25, 0.25) * w, (y1 + y2) / 2 + rng.uniform(-0.25, 0.25) * h
