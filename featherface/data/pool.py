@@ -32,8 +32,9 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
 * with ``occlude_prob`` (0: off): each labelled face is partly covered by texture from elsewhere
   in its photo (:func:`featherface.data.transforms.occlude_faces`), after the masks and before
   the view: hands, arms, caps and heads in front hide parts of faces in crowds, where Nano's
-  scores fell far below V1's (session 16). Like a masked face, an occluded one the teacher then
-  misses stays a target through its label;
+  scores fell far below V1's (session 16); ``occlude_style`` "limb" or "varied" covers them with
+  skin-toned bands instead or as well (raised hands, arms). Like a masked face, an occluded one
+  the teacher then misses stays a target through its label;
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
 * with ``negative_prob`` (0: off): the item is an image without faces and without targets
@@ -234,13 +235,13 @@ class PoolDataset(Dataset):
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
                  seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0,
                  mask_prob: float = 0.0, mask_style: str = "plain", negative_prob: float = 0.0,
-                 occlude_prob: float = 0.0) -> None:
+                 occlude_prob: float = 0.0, occlude_style: str = "photo") -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
         self.mask_prob, self.mask_style, self.negative_prob = mask_prob, mask_style, negative_prob
-        self.occlude_prob = occlude_prob
+        self.occlude_prob, self.occlude_style = occlude_prob, occlude_style
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -261,7 +262,7 @@ class PoolDataset(Dataset):
         if self.mask_prob > 0:  # no draws at 0: the samples stay those of runs before the option
             image = paint_masks(image, boxes, rng, self.mask_prob, style=self.mask_style)
         if self.occlude_prob > 0:  # after the masks: a hand may cover a masked face too
-            image = occlude_faces(image, boxes, rng, self.occlude_prob)
+            image = occlude_faces(image, boxes, rng, self.occlude_prob, style=self.occlude_style)
         return Sample(image, boxes.copy(), np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
 
     def _view(self, s: Sample, side_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -145,7 +145,7 @@ def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
         entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score)
         return PoolDataset(cfg.images, entries, human, cfg.image_size, cfg.seed, cfg.mosaic_prob, cfg.zoom_out_prob,
                            cfg.max_upscale, cfg.mask_prob, cfg.mask_style, cfg.negative_prob,
-                           cfg.occlude_prob)
+                           cfg.occlude_prob, cfg.occlude_style)
     if cfg.labels:
         return WiderFaceDataset(cfg.images, cfg.labels, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
     cache = Path(cfg.out_dir) / "pseudo_labels.json"

@@ -172,6 +172,8 @@ def test_constant_schedule_after_warmup():
         TrainConfig(images="x", labels="y", mask_prob=1.5).validate()
     with pytest.raises(ValueError, match="occlude_prob"):
         TrainConfig(images="x", labels="y", occlude_prob=-0.1).validate()
+    with pytest.raises(ValueError, match="occlude_style"):
+        TrainConfig(images="x", labels="y", occlude_style="hand").validate()
     with pytest.raises(ValueError, match="mask_style"):
         TrainConfig(images="x", labels="y", mask_style="fancy").validate()
     with pytest.raises(ValueError, match="negative_prob"):
@@ -244,12 +246,12 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2",
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
                  "--label-corrected-kd", "--label-corrected-full", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
-                 "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5"]) == 0
+                 "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5", "--occlude-style", "varied"]) == 0
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     assert cfg.label_boxes and cfg.box_kd_weight == 1.5 and cfg.max_upscale == 2.0 and cfg.mask_prob == 0.3
-    assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5
+    assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5 and cfg.occlude_style == "varied"
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
