@@ -63,6 +63,9 @@ def test_finds_most_of_the_crowd(nano):
 def test_finds_the_crowd_target(nano):
     """Issue 10's target: 25 faces. V1 reports 28 at 0.5, but looked at (session 16), three of
     those are two raised fists and a hand; the seven of V1's boxes Nano scores below 0.4 are
-    those three, two faces half behind a hand or an arm, and two heads turned away (one under a cap)."""
+    those three, two faces half behind a hand or an arm, and two heads turned away (one under a cap).
+    RetinaFace-MobileNet0.25 reports 26 at 0.5, a hand and a fist among them (session 17), and also
+    finds a face with a hand on its forehead that Nano scores 0.25. Skin-toned hand-like occluders in
+    training (session 17) raised the hidden faces' scores by 0.02-0.05 only."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 25, len(faces)
