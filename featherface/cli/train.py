@@ -22,7 +22,7 @@ _FLAGS = {
     "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
     "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
-    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
+    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "occluder_bank": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
 }
 
@@ -165,7 +165,11 @@ def register_cli(sub) -> None:
                         "(online labels; default 0: none)")
     p.add_argument("--occlude-style", choices=OCCLUDER_STYLES,
                    help="what covers them: 'photo' (texture from elsewhere in the photo; the default), 'limb' (a narrower, "
-                        "longer band in the face's own skin tone, as a raised hand or an arm) or 'varied' (either, evenly)")
+                        "longer band in the face's own skin tone, as a raised hand or an arm), 'varied' (either, evenly), "
+                        "'cutout' (a real hand or arm from --occluder-bank) or 'mixed' (photo or cutout, evenly)")
+    p.add_argument("--occluder-bank", metavar="NPZ",
+                   help="hand and arm cut-outs for --occlude-style cutout|mixed, built by scripts/build_occluder_bank.py "
+                        "from Clothing Co-Parsing's pixel labels (keep it with the pool, out of git)")
     p.add_argument("--negative-prob", type=float,
                    help="--online-labels: share of samples that are images without faces and without targets (noise of "
                         "random grain, enlarged or shrunk, blurred noise, flat colour, some with painted masks); "

@@ -63,7 +63,8 @@ from torch.utils.data import Dataset
 from ..constants import MEAN_BGR
 from ..files import list_images
 from ..files import read_image
-from .transforms import (CROP_SCALES, INTERPOLATIONS, Sample, mean_window, mirror, occlude_faces, paint_masks,
+from .occluders import OccluderBank
+from .transforms import (CROP_SCALES, CUTOUT_STYLES, INTERPOLATIONS, Sample, mean_window, mirror, occlude_faces, paint_masks,
                          photometric_distort)
 
 log = logging.getLogger(__name__)
@@ -235,13 +236,16 @@ class PoolDataset(Dataset):
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
                  seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0,
                  mask_prob: float = 0.0, mask_style: str = "plain", negative_prob: float = 0.0,
-                 occlude_prob: float = 0.0, occlude_style: str = "photo") -> None:
+                 occlude_prob: float = 0.0, occlude_style: str = "photo",
+                 occluder_bank: OccluderBank | None = None) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
         self.mask_prob, self.mask_style, self.negative_prob = mask_prob, mask_style, negative_prob
-        self.occlude_prob, self.occlude_style = occlude_prob, occlude_style
+        if occlude_prob > 0 and occlude_style in CUTOUT_STYLES and occluder_bank is None:
+            raise ValueError(f"occlude_style {occlude_style!r} needs an occluder bank")
+        self.occlude_prob, self.occlude_style, self.occluder_bank = occlude_prob, occlude_style, occluder_bank
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -262,7 +266,7 @@ class PoolDataset(Dataset):
         if self.mask_prob > 0:  # no draws at 0: the samples stay those of runs before the option
             image = paint_masks(image, boxes, rng, self.mask_prob, style=self.mask_style)
         if self.occlude_prob > 0:  # after the masks: a hand may cover a masked face too
-            image = occlude_faces(image, boxes, rng, self.occlude_prob, style=self.occlude_style)
+            image = occlude_faces(image, boxes, rng, self.occlude_prob, style=self.occlude_style, bank=self.occluder_bank)
         return Sample(image, boxes.copy(), np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
 
     def _view(self, s: Sample, side_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..constants import MEAN_BGR
+from .occluders import OccluderBank, face_skin, paste_cutout
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
 # Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).
@@ -244,13 +245,17 @@ OCCLUDER_SIDE_P = (0.4, 0.2, 0.2, 0.2)
 #: ``occlude_faces`` styles: "photo" (session 16: a blob of the photo's own texture), "limb" (a
 #: narrower, longer band in the face's own skin tone, as a raised hand or an arm across the face:
 #: three of the five real faces Nano missed on crowd_baseball.jpg in session 17 were behind one,
-#: where photo-texture blobs had not helped), "varied" (each covered face: either, evenly).
-OCCLUDER_STYLES = ("photo", "limb", "varied")
+#: where photo-texture blobs had not helped), "varied" (each covered face: either, evenly),
+#: "cutout" (a real hand or arm cut out of a hand-labelled photo, :mod:`featherface.data.occluders`;
+#: limb bands had not helped either, session 17), "mixed" (each covered face: photo or cutout, evenly).
+OCCLUDER_STYLES = ("photo", "limb", "varied", "cutout", "mixed")
+#: the styles that need an :class:`~featherface.data.occluders.OccluderBank`
+CUTOUT_STYLES = ("cutout", "mixed")
 
 
 def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, prob: float,
                   min_width: float = 8.0, cover: tuple[float, float] = (0.2, 0.45),
-                  style: str = "photo") -> np.ndarray:
+                  style: str = "photo", bank: OccluderBank | None = None) -> np.ndarray:
     """Cover part of each face box ``(K, 4)`` (pixels) with probability ``prob``: a soft-edged,
     rotated ellipse enters the face from one side (:data:`OCCLUDER_SIDES`) and reaches a fraction
     ``cover`` (uniform in the range) of the face's height or width into it; most of the ellipse
@@ -259,7 +264,9 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
     copied from a random place of the same photo (skin, cloth, hair or background of that scene);
     ``"limb"``, a band 0.24-0.6 of the face wide whose colour is the face's own (the mean of the
     box's upper middle, brightness x0.85-1.15) with 30 % of the copied texture's grey detail and
-    darker edges, as a hand or forearm of the same person or a neighbour. Boxes narrower than
+    darker edges, as a hand or forearm of the same person or a neighbour; ``"cutout"``, a real hand
+    or arm from ``bank`` entering the same way (:func:`featherface.data.occluders.paste_cutout`).
+    Boxes narrower than
     ``min_width`` px are left alone; boxes do not move (an occluded face is still a face).
     Returns a new image; one ``rng.random()`` per box and more per covered box, so a sample stays
     reproducible (``"photo"`` draws exactly as session 16's version did)."""
@@ -268,12 +275,18 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
         raise ValueError(f"cover must be 0 < lo <= hi < 1, got {cover}")
     if style not in OCCLUDER_STYLES:
         raise ValueError(f"style must be one of {OCCLUDER_STYLES}, got {style!r}")
+    if style in CUTOUT_STYLES and bank is None:
+        raise ValueError(f"style {style!r} needs an occluder bank")
     out = image.copy()
     H, W = image.shape[:2]
     for x1, y1, x2, y2, w, h in _drawn_boxes(boxes, rng, prob, min_width):
         limb = style == "limb" or (style == "varied" and rng.random() < 0.5)
+        cutout = style == "cutout" or (style == "mixed" and rng.random() < 0.5)
         side = OCCLUDER_SIDES[int(rng.choice(len(OCCLUDER_SIDES), p=OCCLUDER_SIDE_P))]
         depth = rng.uniform(lo, hi)
+        if cutout:
+            paste_cutout(out, image, (x1, y1, x2, y2), side, depth, bank.draw(rng), rng)
+            continue
         cx, cy = (x1 + x2) / 2 + rng.uniform(-0.25, 0.25) * w, (y1 + y2) / 2 + rng.uniform(-0.25, 0.25) * h
         # half-axes as fractions of the face: (across the entry direction, along it)
         across, along = ((0.12, 0.3), (0.6, 1.2)) if limb else ((0.3, 0.6), (0.4, 0.8))
@@ -312,16 +325,10 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
 
 
 def _skin_texture(image: np.ndarray, box, texture: np.ndarray, alpha: np.ndarray, brightness: float) -> np.ndarray:
-    """``texture`` (h, w, 3 float32) recoloured to the skin tone of ``box`` in ``image``: the mean
-    BGR of the box's upper middle (x 30-70 %, y 20-50 %: forehead, eyes, nose; above where a
-    painted mask sits) times ``brightness``, plus 30 % of the texture's grey detail, shaded to
+    """``texture`` (h, w, 3 float32) recoloured to the skin tone of ``box`` in ``image``
+    (:func:`featherface.data.occluders.face_skin`) times ``brightness``, plus 30 % of the texture's grey detail, shaded to
     80 % at the soft edge ``alpha`` (h, w, 1) as a rounded limb is."""
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    H, W = image.shape[:2]
-    ya, xa = int(np.clip(y1 + 0.2 * h, 0, H - 1)), int(np.clip(x1 + 0.3 * w, 0, W - 1))
-    yb, xb = int(np.clip(y1 + 0.5 * h, ya + 1, H)), int(np.clip(x1 + 0.7 * w, xa + 1, W))
-    skin = image[ya:yb, xa:xb].reshape(-1, 3).astype(np.float32).mean(0) * brightness
+    skin = face_skin(image, box) * brightness
     grey = texture.mean(axis=2, keepdims=True)
     return (skin + 0.3 * (grey - grey.mean())) * (0.8 + 0.2 * alpha)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ..data.transforms import MASK_STYLES, OCCLUDER_STYLES
+from ..data.transforms import CUTOUT_STYLES, MASK_STYLES, OCCLUDER_STYLES
 
 
 # the accepted values of two string options, shared with the command line's choices
@@ -61,7 +61,8 @@ class TrainConfig:
     mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
     mask_style: str = "plain"  # data.transforms.MASK_STYLES: session 11's masks or varied ones
     occlude_prob: float = 0.0  # each labelled pool face is partly covered (data.transforms.occlude_faces)
-    occlude_style: str = "photo"  # data.transforms.OCCLUDER_STYLES: photo texture, skin-toned limbs or both
+    occlude_style: str = "photo"  # data.transforms.OCCLUDER_STYLES: photo texture, skin-toned limbs, real cut-outs
+    occluder_bank: str = ""  # .npz of hand/arm cut-outs (scripts/build_occluder_bank.py) for styles cutout, mixed
     negative_prob: float = 0.0  # share of samples that are images without faces (data.pool.no_face_image)
     # per image at least this many hard negatives in the task loss (0: RetinaFace's 7 per positive
     # only, so an image without faces teaches nothing); see losses.MultiBoxLoss
@@ -155,6 +156,8 @@ class TrainConfig:
             raise ValueError(f"occlude_prob must be in [0, 1], got {self.occlude_prob}")
         if self.occlude_style not in OCCLUDER_STYLES:
             raise ValueError(f"occlude_style must be one of {OCCLUDER_STYLES}, got {self.occlude_style!r}")
+        if self.occlude_prob > 0 and self.occlude_style in CUTOUT_STYLES and not self.occluder_bank:
+            raise ValueError(f"occlude_style {self.occlude_style!r} needs occluder_bank (a .npz of cut-outs)")
         if self.min_negatives < 0:
             raise ValueError(f"min_negatives must be >= 0, got {self.min_negatives}")
         if not 0.0 <= self.negative_prob < 1.0:

@@ -27,6 +27,8 @@ from torch.utils.data import DataLoader
 from ..anchors import priors
 from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint, save_checkpoint
 from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
+from ..data.occluders import OccluderBank
+from ..data.transforms import CUTOUT_STYLES
 from ..files import list_images
 from ..detector import FaceDetector
 from ..loading import load_any
@@ -143,9 +145,13 @@ def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
         from ..data.pool import PoolDataset, read_pool
 
         entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score)
+        bank = None
+        if cfg.occlude_prob > 0 and cfg.occlude_style in CUTOUT_STYLES:
+            bank = OccluderBank.load(cfg.occluder_bank)
+            log.info("occluder bank: %d cut-outs from %s", len(bank), cfg.occluder_bank)
         return PoolDataset(cfg.images, entries, human, cfg.image_size, cfg.seed, cfg.mosaic_prob, cfg.zoom_out_prob,
                            cfg.max_upscale, cfg.mask_prob, cfg.mask_style, cfg.negative_prob,
-                           cfg.occlude_prob, cfg.occlude_style)
+                           cfg.occlude_prob, cfg.occlude_style, bank)
     if cfg.labels:
         return WiderFaceDataset(cfg.images, cfg.labels, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
     cache = Path(cfg.out_dir) / "pseudo_labels.json"
