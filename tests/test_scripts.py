@@ -7,6 +7,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from featherface.data.pool import read_pool_labels
 from tests.conftest import REPO, shared_file
@@ -47,3 +48,32 @@ def test_label_pool_then_box_convention(tmp_path):
     boxes, summary = read_pool_labels(out, min_score=0.5)
     assert summary[0]["convention"] == {k: measured[k] for k in ("w_scale", "h_scale", "dx", "dy")}
     assert len(boxes["groups/crowd.jpg"]) == sum(s >= 0.5 for s in crowd["scores"])
+
+
+def test_build_occluder_bank(tmp_path):
+    """From a Clothing Co-Parsing work tree (one labelled photo, one without a face in the label
+    file) and the pool's photo: the bank holds that photo's two arms."""
+    import scipy.io
+
+    from featherface.data.occluders import OccluderBank
+    from tests.data.test_occluders import _person
+
+    image, parts, faces = _person()
+    ccp = tmp_path / "ccp" / "annotations" / "pixel-level"
+    ccp.mkdir(parents=True)
+    for name in ("0001", "0002"):
+        scipy.io.savemat(ccp / f"{name}.mat", {"groundtruth": parts.astype(np.uint8)})
+    photos = tmp_path / "pool" / "street_fashion" / "photos"
+    photos.mkdir(parents=True)
+    for name in ("0001", "0002"):
+        cv2.imwrite(str(photos / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"images": {
+        "street_fashion/photos/0001.jpg": {"boxes": [[0, 0, 10, 10], faces[0].tolist()], "scores": [0.3, 0.9]},
+        "street_fashion/photos/0002.jpg": {"boxes": [faces[0].tolist()], "scores": [0.2]}}}))
+    out = tmp_path / "bank" / "limbs.npz"
+    r = _run("scripts/build_occluder_bank.py", str(tmp_path / "ccp"), str(tmp_path / "pool"), str(labels), str(out))
+    assert "2 cut-outs from 1 of 2 labelled photos" in r.stderr
+    bank = OccluderBank.load(out)
+    assert sorted(c.alpha.shape[0] for c in bank.cutouts) == pytest.approx([50, 110], abs=3)
+    assert {c.face_height for c in bank.cutouts} == {50.0}  # the face scored 0.9 sets the scale, not the 0.3 one

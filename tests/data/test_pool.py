@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from featherface.data.occluders import Cutout, OccluderBank
 from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, no_face_image, read_pool, read_pool_labels
 
 
@@ -165,6 +166,13 @@ def test_occluders_reach_the_labelled_faces_only(pool):
     w, h = x2 - x1, y2 - y1
     near[max(0, y1 - 2 * h):y2 + 2 * h, max(0, x1 - 2 * w):x2 + 2 * w] = True
     assert diff[~near].max() == 0
+    # real cut-outs: a pure red limb reaches the face from the bank handed to the dataset
+    bank = OccluderBank([Cutout(np.full((60, 15, 3), (0, 0, 255), np.uint8), np.full((60, 15), 255, np.uint8), 30.0)])
+    cut = PoolDataset(pool, entries, human, image_size=128, occlude_prob=1.0, occlude_style="cutout",
+                      occluder_bank=bank)._load(0, np.random.default_rng(0)).image[y1:y2, x1:x2].astype(int)
+    assert ((cut[..., 2] > 200) & (cut[..., :2].max(axis=2) < 60)).any()
+    with pytest.raises(ValueError, match="occluder bank"):
+        PoolDataset(pool, entries, human, image_size=128, occlude_prob=1.0, occlude_style="mixed")
 
 
 def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):

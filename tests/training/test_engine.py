@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 import torch
 
 from featherface.checkpoint import read_checkpoint, save_checkpoint
 from featherface.cli import main
+from featherface.data.occluders import Cutout, OccluderBank
 from featherface.files import read_image
 from featherface.models import build_model
 from featherface.training.config import TrainConfig
@@ -176,6 +178,8 @@ def test_constant_schedule_after_warmup():
         TrainConfig(images="x", labels="y", occlude_style="hand").validate()
     with pytest.raises(ValueError, match="mask_style"):
         TrainConfig(images="x", labels="y", mask_style="fancy").validate()
+    with pytest.raises(ValueError, match="occluder_bank"):
+        TrainConfig(images="x", labels="y", occlude_prob=0.5, occlude_style="cutout").validate()
     with pytest.raises(ValueError, match="negative_prob"):
         TrainConfig(mode="distill", images="x", teacher="t", online_labels=True, negative_prob=1.0).validate()
     with pytest.raises(ValueError, match="min_negatives"):
@@ -238,6 +242,8 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     # pool labels: a human file and a detector's (with scores; its only box is below the minimum score)
     h, w = read_image(pool / "small_pair.jpg").shape[:2]
     human, detector = tmp_path / "human.json", tmp_path / "detector.json"
+    bank = tmp_path / "limbs.npz"  # one skin-coloured limb: the engine loads it and pastes from it
+    OccluderBank([Cutout(np.full((40, 10, 3), (90, 130, 190), np.uint8), np.full((40, 10), 255, np.uint8), 20.0)]).save(bank)
     human.write_text(json.dumps({"images": {"groups/small_pair.jpg": {"boxes": [[0, 0, w, h]]}}}))
     detector.write_text(json.dumps({"images": {"groups/crowd_baseball.jpg": {"boxes": [[0, 0, 50, 50]], "scores": [0.5]}}}))
     assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
@@ -246,12 +252,14 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--freeze-backbone-steps", "5", "--workers", "0", "--mosaic-prob", "0", "--ignore-below", "0.2",
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
                  "--label-corrected-kd", "--label-corrected-full", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
-                 "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5", "--occlude-style", "varied"]) == 0
+                 "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5", "--occlude-style", "mixed",
+                 "--occluder-bank", str(bank)]) == 0
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     assert cfg.label_boxes and cfg.box_kd_weight == 1.5 and cfg.max_upscale == 2.0 and cfg.mask_prob == 0.3
-    assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5 and cfg.occlude_style == "varied"
+    assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5 and cfg.occlude_style == "mixed"
+    assert cfg.occluder_bank == str(bank)
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
