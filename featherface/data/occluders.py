@@ -136,8 +136,9 @@ def paste_cutout(out: np.ndarray, image: np.ndarray, box, side: str, depth: floa
     """Paste the limb end of ``cutout`` over ``box`` of ``out`` (in place): scaled so that its
     source face matches the box's height (x0.9-1.6), cut to its last 0.8-2 face heights (the hand
     and forearm), mirrored half the time, turned to enter from ``side`` (``below``/``above``/
-    ``left``/``right``, +-30 degrees) with its end ``depth`` + 0.15 of the face into it, and half the time
-    shifted part of the way (per channel x0.6-1.6 at most) to the face's skin tone (from ``image``, the photo before pastes)."""
+    ``left``/``right``, +-30 degrees) with its end ``depth`` + 0.15 of the face into it, and half
+    the time shifted part of the way to the face's skin tone (per channel x0.6-1.6 at most; the tone
+    is read from ``image``, the photo before any paste)."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     depth += 0.15  # a limb's end is narrower than an ellipse's: at the same depth it covered half as much

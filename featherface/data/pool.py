@@ -33,7 +33,8 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   in its photo (:func:`featherface.data.transforms.occlude_faces`), after the masks and before
   the view: hands, arms, caps and heads in front hide parts of faces in crowds, where Nano's
   scores fell far below V1's (session 16); ``occlude_style`` "limb" or "varied" covers them with
-  skin-toned bands instead or as well (raised hands, arms). Like a masked face, an occluded one
+  skin-toned bands instead or as well (raised hands, arms), "cutout" or "mixed" with real hands
+  and arms from an ``occluder_bank`` (:mod:`featherface.data.occluders`). Like a masked face, an occluded one
   the teacher then misses stays a target through its label;
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;

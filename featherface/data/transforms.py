@@ -266,8 +266,7 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
     box's upper middle, brightness x0.85-1.15) with 30 % of the copied texture's grey detail and
     darker edges, as a hand or forearm of the same person or a neighbour; ``"cutout"``, a real hand
     or arm from ``bank`` entering the same way (:func:`featherface.data.occluders.paste_cutout`).
-    Boxes narrower than
-    ``min_width`` px are left alone; boxes do not move (an occluded face is still a face).
+    Boxes narrower than ``min_width`` px are left alone; boxes do not move (an occluded face is still a face).
     Returns a new image; one ``rng.random()`` per box and more per covered box, so a sample stays
     reproducible (``"photo"`` draws exactly as session 16's version did)."""
     lo, hi = cover
@@ -326,8 +325,8 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
 
 def _skin_texture(image: np.ndarray, box, texture: np.ndarray, alpha: np.ndarray, brightness: float) -> np.ndarray:
     """``texture`` (h, w, 3 float32) recoloured to the skin tone of ``box`` in ``image``
-    (:func:`featherface.data.occluders.face_skin`) times ``brightness``, plus 30 % of the texture's grey detail, shaded to
-    80 % at the soft edge ``alpha`` (h, w, 1) as a rounded limb is."""
+    (:func:`featherface.data.occluders.face_skin`) times ``brightness``, plus 30 % of the texture's
+    grey detail, shaded to 80 % at the soft edge ``alpha`` (h, w, 1) as a rounded limb is."""
     skin = face_skin(image, box) * brightness
     grey = texture.mean(axis=2, keepdims=True)
     return (skin + 0.3 * (grey - grey.mean())) * (0.8 + 0.2 * alpha)
