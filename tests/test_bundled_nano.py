@@ -68,7 +68,7 @@ def test_finds_the_crowd_target(nano):
     finds a face with a hand on its forehead that Nano scores 0.25. Skin-toned hand-like occluders in
     training (session 17) raised the hidden faces' scores by 0.02-0.05 only, real hand and arm
     cut-outs (session 18) by -0.01 to +0.10. Run at a long side of 1024-1536 instead of 640, Nano
-    scores two or three of the covered faces 0.76-0.97: at 640 they are 18-30 px wide, and that
+    scores two of the three covered faces 0.76-0.97: at 640 they are 18-30 px wide, and that
     is where it falls short of V1 (model card, session 18)."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 25, len(faces)
