@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ log = logging.getLogger("build_occluder_bank")
 LABELS = "annotations/pixel-level"
 
 
-def label_files(ccp: Path) -> tuple[list[str], callable]:
+def label_files(ccp: Path) -> tuple[list[str], Callable[[str], bytes]]:
     """The ``.mat`` names and a reader of their bytes, from a work tree or a git directory."""
     if (ccp / LABELS).is_dir():
         return sorted(p.name for p in (ccp / LABELS).glob("*.mat")), lambda n: (ccp / LABELS / n).read_bytes()
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         entry = images.get(rel)
         if entry is None:
             continue
-        order = np.argsort(entry["scores"])[::-1]
-        faces = np.array(entry["boxes"], np.float32).reshape(-1, 4)[order][np.array(entry["scores"])[order] >= args.min_score]
+        scores = np.asarray(entry["scores"])
+        order = np.argsort(scores)[::-1]  # the best face first: it sets the scale
+        faces = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)[order[scores[order] >= args.min_score]]
         if not len(faces):
             continue
         parts = scipy.io.loadmat(io.BytesIO(read(name)))["groundtruth"]

@@ -49,7 +49,6 @@ def limb_cutouts(image: np.ndarray, parts: np.ndarray, faces: np.ndarray, part_i
     if image.shape[:2] != parts.shape or not len(faces):
         raise ValueError(f"need an image and a part map of one size and a face box, got {image.shape}, "
                          f"{parts.shape}, {len(faces)} faces")
-    H, W = parts.shape
     mask = np.isin(parts, part_ids).astype(np.uint8)
     for x1, y1, x2, y2 in faces:
         w, h = x2 - x1, y2 - y1
