@@ -47,6 +47,9 @@ class TrainConfig:
     # weight of the teacher's box regressions on the anchors it scores >= 0.1 (0: off); see
     # losses.DistillationLoss
     box_kd_weight: float = 0.0
+    # weight of the feature MSE on the cells around each target face (0: off); see
+    # losses.DistillationLoss and losses.imitation_masks
+    feature_focus_weight: float = 0.0
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
     # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
     # is the task target; boxes from pool_labels (our labels.json files: human labels, or another

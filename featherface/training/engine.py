@@ -41,7 +41,7 @@ from .labels import merge_online_targets
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "box_kd", "faces",
+LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "feature_focus", "box_kd", "faces",
               "labels_added", "images_per_s", "time_s", "added_cls"]
 
 
@@ -319,6 +319,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
                   DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
                                    label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight,
+                                   feature_focus_weight=cfg.feature_focus_weight,
                                    corrected_full=cfg.label_corrected_full,
                                    task=MultiBoxLoss(min_negatives=cfg.min_negatives))
                   if teacher is not None else MultiBoxLoss(min_negatives=cfg.min_negatives),
