@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from featherface.anchors import priors
-from featherface.losses import DistillationLoss, MultiBoxLoss, added_positives, box_iou, match
+from featherface.losses import (DistillationLoss, MultiBoxLoss, added_positives, box_iou, focused_feature_loss,
+                               imitation_masks, match)
 
 
 def _target(boxes, landmarks=None, has=None):
@@ -237,3 +238,55 @@ def test_box_kd_teaches_the_teachers_boxes_where_it_sees_a_face():
     for bad in ({"box_kd_weight": -1.0}, {"box_kd_min_score": 0.0}, {"box_kd_min_score": 1.0}):
         with pytest.raises(ValueError):
             DistillationLoss(**bad)
+
+
+SIZES = [(8, 8), (4, 4), (2, 2)]  # the levels of a 64x64 input (strides 8, 16, 32)
+
+
+def _anchor_box(i):
+    a = ANCHORS[i]
+    return torch.cat([a[:2] - a[2:] / 2, a[:2] + a[2:] / 2]).tolist()
+
+
+def test_imitation_masks_mark_the_cells_whose_anchors_fit_the_face():
+    # A face equal to anchor 0 (16 px at (4, 4) px, stride 8): IoU 1 there. Its neighbours reach
+    # 1/3 (16 px one cell over: 8x16 of 384 px^2), the 32 px anchor of the same cell 1/4, the
+    # stride-16 anchors at most 1/16: only cell (0, 0) of level 0 passes 0.5 x 1.
+    m = imitation_masks([_target([_anchor_box(0)]), _target([])], ANCHORS, SIZES)
+    assert [x.shape for x in m] == [(2, 8, 8), (2, 4, 4), (2, 2, 2)]
+    assert m[0][0, 0, 0] and int(m[0].sum()) == 1 and not m[1].any() and not m[2].any()
+    # with ratio 0.3 the two neighbours at IoU 1/3 join (the cell right of it and the one below)
+    m = imitation_masks([_target([_anchor_box(0)])], ANCHORS, SIZES, ratio=0.3)
+    assert m[0][0].nonzero().tolist() == [[0, 0], [0, 1], [1, 0]]
+    # a 64 px face at stride 16, cell (1, 1) (anchor index 2 * 64 + 2 * (1 * 4 + 1)): that level
+    m = imitation_masks([_target([_anchor_box(128 + 10)])], ANCHORS, SIZES)
+    assert m[1][0, 1, 1] and not m[0].any()
+    with pytest.raises(ValueError, match="do not fit"):
+        imitation_masks([_target([])], ANCHORS, [(8, 8), (4, 4)])
+
+
+def test_focused_feature_loss_averages_the_selected_cells_only():
+    student = [torch.zeros(1, 3, h, w) for h, w in SIZES]
+    teacher = [torch.full((1, 3, h, w), 100.0) for h, w in SIZES]  # far off everywhere ...
+    teacher[0][0, :, 2, 3] = 2.0  # ... but the two selected cells: squared errors 4 and 16
+    teacher[2][0, :, 1, 0] = torch.tensor([4.0, 4.0, -4.0])
+    masks = [torch.zeros(1, h, w, dtype=torch.bool) for h, w in SIZES]
+    masks[0][0, 2, 3] = masks[2][0, 1, 0] = True
+    assert focused_feature_loss(student, teacher, masks).item() == pytest.approx((4 + 16) / 2)
+    empty = [torch.zeros_like(m) for m in masks]
+    assert focused_feature_loss(student, teacher, empty).item() == 0.0
+
+
+def test_feature_focus_term_adds_to_the_total():
+    t = _target([_anchor_box(0), [0.1, 0.1, 0.45, 0.5]])
+    out, _ = _perfect_outputs(t)
+    s_feats = [torch.zeros(1, 4, h, w) for h, w in SIZES]
+    t_feats = [torch.ones(1, 4, h, w) for h, w in SIZES]  # squared error 1 in every cell
+    plain = DistillationLoss()(out, out, [t], ANCHORS, s_feats, t_feats)
+    focus = DistillationLoss(feature_focus_weight=0.5)(out, out, [t], ANCHORS, s_feats, t_feats)
+    assert plain["feature_focus"].item() == 0.0 and focus["feature_focus"].item() == pytest.approx(1.0)
+    assert focus["total"].item() == pytest.approx(plain["total"].item() + 0.5)
+    # without feature maps (a plain task run) the term is zero, not an error
+    assert DistillationLoss(feature_focus_weight=0.5)(out, out, [t], ANCHORS)["feature_focus"].item() == 0.0
+    with pytest.raises(ValueError):
+        DistillationLoss(feature_focus_weight=-1.0)

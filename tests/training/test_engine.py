@@ -253,16 +253,17 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
                  "--label-corrected-kd", "--label-corrected-full", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
                  "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5", "--occlude-style", "mixed",
-                 "--occluder-bank", str(bank)]) == 0
+                 "--occluder-bank", str(bank), "--feature-focus-weight", "0.5"]) == 0
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     assert cfg.label_boxes and cfg.box_kd_weight == 1.5 and cfg.max_upscale == 2.0 and cfg.mask_prob == 0.3
     assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5 and cfg.occlude_style == "mixed"
-    assert cfg.occluder_bank == str(bank)
+    assert cfg.occluder_bank == str(bank) and cfg.feature_focus_weight == 0.5
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
+    assert sum(float(r["feature_focus"]) for r in rows) > 0  # and so is the face-cell imitation
     assert [int(r["step"]) for r in rows] == [1, 2] and sum(int(float(r["faces"])) for r in rows) > 0
     # the human box covering the whole photo (zoomed out, so always in view) matches no teacher
     # face (IoU < 0.4), so it is added to the task targets
