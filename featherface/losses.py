@@ -126,6 +126,15 @@ def focused_feature_loss(student_feats: list[torch.Tensor], teacher_feats: list[
     return total / max(cells, 1)
 
 
+def identity_conv1x1(channels: int) -> nn.Conv2d:
+    """A ``channels -> channels`` 1x1 convolution that starts as the identity (zero bias)."""
+    conv = nn.Conv2d(channels, channels, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(channels)[:, :, None, None])
+        conv.bias.zero_()
+    return conv
+
+
 class MultiBoxLoss(nn.Module):
     """RetinaFace MultiBox loss. ``forward(outputs, targets, anchors)`` with ``outputs =
     (loc (N,A,4), conf logits (N,A,2), landmark_deltas (N,A,10))``; returns ``{"box", "cls", "landmark",
@@ -201,7 +210,11 @@ class DistillationLoss(nn.Module):
       :func:`focused_feature_loss`). The ``feature`` term averages over every cell, and background
       cells far outnumber face cells: a 20 px face is about 9 of the 1,600 stride-8 cells of a
       320 px view. This term lets the student copy how the teacher represents small and covered
-      faces, the ones it finds and Nano scores low.
+      faces, the ones it finds and Nano scores low. With ``feature_adapter`` the student's maps
+      pass through a trainable 1x1 convolution per level first (identity at the start; Wang et
+      al.'s adaptation layer), so the student must carry what the teacher's features carry
+      without having to take their exact form; the adapters belong to the loss, are trained
+      with the student and are not part of the exported model.
 
     ``ignore_below`` (0 disables): background anchors (matched to no target) that the teacher
     scores as a face with probability ``>= ignore_below`` are left out of the task's hard-negative
@@ -227,7 +240,8 @@ class DistillationLoss(nn.Module):
     def __init__(self, temperature: float = 4.0, alpha: float = 0.7, feature_weight: float = 0.1,
                  task: MultiBoxLoss | None = None, ignore_below: float = 0.0, label_corrected: bool = False,
                  box_kd_weight: float = 0.0, box_kd_min_score: float = 0.1, corrected_full: bool = False,
-                 feature_focus_weight: float = 0.0) -> None:
+                 feature_focus_weight: float = 0.0, feature_adapter: bool = False,
+                 feature_channels: int = 64) -> None:
         super().__init__()
         if corrected_full and not label_corrected:
             raise ValueError("corrected_full needs label_corrected")
@@ -239,6 +253,9 @@ class DistillationLoss(nn.Module):
             raise ValueError(f"feature_focus_weight must be >= 0, got {feature_focus_weight}")
         self.box_kd_weight, self.box_kd_min_score = box_kd_weight, box_kd_min_score
         self.feature_focus_weight = feature_focus_weight
+        if feature_adapter and feature_focus_weight <= 0:
+            raise ValueError("feature_adapter needs feature_focus_weight > 0")
+        self.adapters = nn.ModuleList([identity_conv1x1(feature_channels) for _ in MIN_SIZES]) if feature_adapter else None
         self.t, self.alpha, self.beta = temperature, alpha, feature_weight
         self.ignore_below = ignore_below
         self.label_corrected, self.corrected_full = label_corrected, corrected_full
@@ -271,7 +288,8 @@ class DistillationLoss(nn.Module):
         total = (1 - self.alpha) * terms["total"] + self.alpha * kd + self.beta * feat
         if self.feature_focus_weight > 0 and student_feats is not None and teacher_feats is not None:
             masks = imitation_masks(targets, anchors, [tuple(f.shape[-2:]) for f in student_feats])
-            focus = focused_feature_loss(student_feats, teacher_feats, masks)
+            adapted = student_feats if self.adapters is None else [a(f) for a, f in zip(self.adapters, student_feats)]
+            focus = focused_feature_loss(adapted, teacher_feats, masks)
             total = total + self.feature_focus_weight * focus
         else:
             focus = kd.new_zeros(())

@@ -290,3 +290,19 @@ def test_feature_focus_term_adds_to_the_total():
     assert DistillationLoss(feature_focus_weight=0.5)(out, out, [t], ANCHORS)["feature_focus"].item() == 0.0
     with pytest.raises(ValueError):
         DistillationLoss(feature_focus_weight=-1.0)
+
+
+def test_feature_adapter_starts_as_the_identity_and_learns():
+    t = _target([_anchor_box(0), [0.1, 0.1, 0.45, 0.5]])
+    out, _ = _perfect_outputs(t)
+    s_feats = [torch.randn(1, 8, h, w, requires_grad=True) for h, w in SIZES]
+    t_feats = [torch.randn(1, 8, h, w) for h, w in SIZES]
+    plain = DistillationLoss(feature_focus_weight=1.0, feature_channels=8)
+    adapted = DistillationLoss(feature_focus_weight=1.0, feature_adapter=True, feature_channels=8)
+    assert list(plain.parameters()) == [] and len(list(adapted.parameters())) == 6  # 3 levels x (weight, bias)
+    a = adapted(out, out, [t], ANCHORS, s_feats, t_feats)
+    assert a["feature_focus"].item() == pytest.approx(plain(out, out, [t], ANCHORS, s_feats, t_feats)["feature_focus"].item())
+    a["total"].backward()
+    assert adapted.adapters[0].weight.grad.abs().sum() > 0  # the face cells (level 0 and 1 here) reach it
+    with pytest.raises(ValueError, match="feature_adapter"):
+        DistillationLoss(feature_adapter=True)

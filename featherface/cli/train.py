@@ -24,7 +24,7 @@ _FLAGS = {
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
     "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "occluder_bank": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
-    "feature_focus_weight": float,
+    "feature_focus_weight": float, "feature_adapter": bool,
 }
 
 
@@ -137,6 +137,9 @@ def register_cli(sub) -> None:
     p.add_argument("--feature-focus-weight", type=float,
                    help="weight of a feature-map MSE on the cells around each target face only (fine-grained "
                         "imitation; 0 = off, the default), on top of --feature-weight's MSE over every cell")
+    p.add_argument("--feature-adapter", action="store_true",
+                   help="with --feature-focus-weight: compare the student's maps through a trainable 1x1 convolution per "
+                        "level (identity at the start; trained with the student, not exported)")
     p.add_argument("--check-image", help="photo the teacher must find faces in before training")
     p.add_argument("--check-min-faces", type=int)
     p.add_argument("--temperature", type=float)

@@ -50,6 +50,8 @@ class TrainConfig:
     # weight of the feature MSE on the cells around each target face (0: off); see
     # losses.DistillationLoss and losses.imitation_masks
     feature_focus_weight: float = 0.0
+    # ... through a trainable 1x1 convolution per level on the student's side (needs the weight)
+    feature_adapter: bool = False
     pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
     # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
     # is the task target; boxes from pool_labels (our labels.json files: human labels, or another

@@ -311,24 +311,30 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     model = init_student(cfg).to(device)
     if cfg.channels_last:  # before the optimizer is built, so its state has the same layout
         model.to(memory_format=torch.channels_last)
+    task = MultiBoxLoss(min_negatives=cfg.min_negatives)
+    criterion = task if teacher is None else DistillationLoss(
+        cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
+        label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight,
+        feature_focus_weight=cfg.feature_focus_weight, feature_adapter=cfg.feature_adapter,
+        corrected_full=cfg.label_corrected_full, task=task).to(device)
+    if cfg.channels_last:
+        criterion.to(memory_format=torch.channels_last)
     global_batch = cfg.batch_size * world
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, rank, world))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr_per_image * global_batch, weight_decay=cfg.weight_decay)
+    # the loss's own parameters (--feature-adapter's 1x1 convolutions) train with the student
+    optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], lr=cfg.lr_per_image * global_batch,
+                                  weight_decay=cfg.weight_decay)
     total_epochs = min(cfg.epochs, cfg.max_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
-    st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler,
-                  DistillationLoss(cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
-                                   label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight,
-                                   feature_focus_weight=cfg.feature_focus_weight,
-                                   corrected_full=cfg.label_corrected_full,
-                                   task=MultiBoxLoss(min_negatives=cfg.min_negatives))
-                  if teacher is not None else MultiBoxLoss(min_negatives=cfg.min_negatives),
+    st = RunState(cfg, rank, world, device, out, model, model, teacher, dataset, optimizer, scheduler, criterion,
                   priors(cfg.image_size, cfg.image_size, device), log_path=out / "log.csv", last_path=out / "last.pt",
                   revision=git_revision())
     ck = None
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
         load_state_strict(model, ck["state_dict"], str(st.last_path))
+        if "criterion" in ck:
+            criterion.load_state_dict(ck["criterion"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         st.start_epoch, st.skip, st.step = ck["epoch"], ck["step_in_epoch"], ck["step"]
@@ -371,6 +377,8 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
         return
     meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": st.revision}
     extra = {"ema": st.ema.state_dict()} if st.ema is not None else {}
+    if any(True for _ in st.criterion.parameters()):
+        extra["criterion"] = st.criterion.state_dict()
     atomic_save(make_checkpoint(st.model, st.cfg.arch, meta, optimizer=st.optimizer.state_dict(),
                                 scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,
                                 step=st.step, rng=_rng_state(), **extra), st.last_path)
@@ -437,7 +445,7 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
     st.optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_([*st.model.parameters(), *st.criterion.parameters()], cfg.grad_clip)
     st.optimizer.step()
     st.scheduler.step()
     if st.ema is not None:

@@ -253,13 +253,13 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
                  "--label-corrected-kd", "--label-corrected-full", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
                  "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5", "--occlude-style", "mixed",
-                 "--occluder-bank", str(bank), "--feature-focus-weight", "0.5"]) == 0
+                 "--occluder-bank", str(bank), "--feature-focus-weight", "0.5", "--feature-adapter"]) == 0
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     assert cfg.label_boxes and cfg.box_kd_weight == 1.5 and cfg.max_upscale == 2.0 and cfg.mask_prob == 0.3
     assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5 and cfg.occlude_style == "mixed"
-    assert cfg.occluder_bank == str(bank) and cfg.feature_focus_weight == 0.5
+    assert cfg.occluder_bank == str(bank) and cfg.feature_focus_weight == 0.5 and cfg.feature_adapter
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
@@ -272,6 +272,17 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     student = read_checkpoint(out / "model.pt")["state_dict"]
     v1 = backbone_of(load_official(official_v1_path)[0]).state_dict()
     assert all(torch.equal(student[f"backbone.{k}"], v) for k, v in v1.items())
+    # the adapters trained (away from the identity they start as), are kept in last.pt, not in the
+    # model's weights, and a resumed run starts from them
+    last = read_checkpoint(out / "last.pt")
+    adapters = {k: v for k, v in last["criterion"].items() if k.startswith("adapters.")}
+    assert len(adapters) == 6 and not any(k.startswith("adapters") for k in last["state_dict"])
+    assert not torch.allclose(adapters["adapters.0.weight"][:, :, 0, 0], torch.eye(64))
+    from featherface.training.engine import setup
+
+    resumed = setup(cfg, resume=True)
+    assert resumed.step == 2
+    assert all(torch.equal(resumed.criterion.state_dict()[k], v) for k, v in adapters.items())
 
 
 def test_openvino_teacher_gives_the_torch_teachers_losses(tmp_path, official_v1_path):
