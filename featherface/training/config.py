@@ -163,6 +163,10 @@ class TrainConfig:
             raise ValueError(f"occlude_style must be one of {OCCLUDER_STYLES}, got {self.occlude_style!r}")
         if self.occlude_prob > 0 and self.occlude_style in CUTOUT_STYLES and not self.occluder_bank:
             raise ValueError(f"occlude_style {self.occlude_style!r} needs occluder_bank (a .npz of cut-outs)")
+        if self.feature_focus_weight < 0:
+            raise ValueError(f"feature_focus_weight must be >= 0, got {self.feature_focus_weight}")
+        if self.feature_adapter and self.feature_focus_weight <= 0:
+            raise ValueError("feature_adapter needs feature_focus_weight > 0")
         if self.min_negatives < 0:
             raise ValueError(f"min_negatives must be >= 0, got {self.min_negatives}")
         if not 0.0 <= self.negative_prob < 1.0:

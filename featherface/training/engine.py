@@ -377,7 +377,7 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
         return
     meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": st.revision}
     extra = {"ema": st.ema.state_dict()} if st.ema is not None else {}
-    if any(True for _ in st.criterion.parameters()):
+    if next(st.criterion.parameters(), None) is not None:  # --feature-adapter's convolutions
         extra["criterion"] = st.criterion.state_dict()
     atomic_save(make_checkpoint(st.model, st.cfg.arch, meta, optimizer=st.optimizer.state_dict(),
                                 scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,

@@ -176,6 +176,10 @@ def test_constant_schedule_after_warmup():
         TrainConfig(images="x", labels="y", occlude_prob=-0.1).validate()
     with pytest.raises(ValueError, match="occlude_style"):
         TrainConfig(images="x", labels="y", occlude_style="hand").validate()
+    with pytest.raises(ValueError, match="feature_focus_weight"):
+        TrainConfig(images="x", labels="y", feature_focus_weight=-1.0).validate()
+    with pytest.raises(ValueError, match="feature_adapter"):
+        TrainConfig(images="x", labels="y", feature_adapter=True).validate()
     with pytest.raises(ValueError, match="mask_style"):
         TrainConfig(images="x", labels="y", mask_style="fancy").validate()
     with pytest.raises(ValueError, match="occluder_bank"):
