@@ -445,7 +445,8 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
     st.optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_([*st.model.parameters(), *st.criterion.parameters()], cfg.grad_clip)
+        # what the optimizer steps: the student's parameters and the loss's own (--feature-adapter)
+        torch.nn.utils.clip_grad_norm_([p for g in st.optimizer.param_groups for p in g["params"]], cfg.grad_clip)
     st.optimizer.step()
     st.scheduler.step()
     if st.ema is not None:
