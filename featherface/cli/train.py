@@ -24,7 +24,7 @@ _FLAGS = {
     "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
     "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "occluder_bank": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
-    "feature_focus_weight": float, "feature_adapter": bool,
+    "feature_focus_weight": float, "feature_adapter": bool, "image_weights": str,
 }
 
 
@@ -155,6 +155,9 @@ def register_cli(sub) -> None:
     p.add_argument("--source-weights", nargs="+", type=_source_weight, metavar="SOURCE=W",
                    help="sampling multiplicity per pool source folder, e.g. masked_faces_rwmfd=4 scut_head_b=2 "
                         "(replaces the built-in table of featherface.data.pool; unlisted sources get 1)")
+    p.add_argument("--image-weights", metavar="JSON",
+                   help="per-photo sampling factors, multiplying --source-weights: e.g. the photos where the current "
+                        "student misses labelled faces, from scripts/mine_hard_photos.py (online labels)")
     p.add_argument("--mosaic-prob", type=float, help="share of 2x2 mosaic samples (online labels)")
     p.add_argument("--zoom-out-prob", type=float, help="share of zoomed-out views (online labels)")
     p.add_argument("--max-upscale", type=float,

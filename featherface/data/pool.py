@@ -185,25 +185,46 @@ def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[
 
 def read_pool(root: str | Path, labels: str | Path | list | None = None,
               source_weights: dict[str, float] | None = None,
-              min_score: float = 0.5) -> tuple[list[str], dict[str, np.ndarray]]:
+              min_score: float = 0.5,
+              image_weights: dict[str, float] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
     """List the pool's photos (paths relative to ``root``) with per-source multiplicities applied,
     and read the boxes of ``labels`` (:func:`read_pool_labels`: one or more labels.json files,
     already in the teacher's convention).
 
-    The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies
-    of every photo plus one more copy of a deterministic ``frac(w)`` share of them."""
+    The source of a photo is its first path component. ``image_weights`` (photo -> factor, e.g.
+    from ``scripts/mine_hard_photos.py``) multiplies a listed photo's source weight; unlisted
+    photos keep factor 1. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
+    copy of a deterministic ``frac(w)`` share of them."""
     root = Path(root)
     files = list_images(root)
     weights = DEFAULT_SOURCE_WEIGHTS if source_weights is None else source_weights
+    image_weights = image_weights or {}
+    unknown = set(image_weights) - set(files)
+    if unknown:  # a weights file from another pool would silently do nothing
+        raise ValueError(f"image_weights name {len(unknown)} photo(s) not in the pool {root}, "
+                         f"e.g. {sorted(unknown)[0]!r}")
     entries: list[str] = []
     for i, rel in enumerate(files):
-        w = weights.get(Path(rel).parts[0], 1.0)
+        w = weights.get(Path(rel).parts[0], 1.0) * image_weights.get(rel, 1.0)
         copies = int(w) + (1 if (i * 0.6180339887) % 1.0 < w - int(w) else 0)
         entries.extend([rel] * copies)
     human = read_pool_labels(labels, min_score)[0] if labels else {}
-    log.info("pool %s: %d photos -> %d samples per pass (source weights %s); labelled boxes on %d photos",
-             root, len(files), len(entries), weights, len(human))
+    log.info("pool %s: %d photos -> %d samples per pass (source weights %s, %d photos reweighted); "
+             "labelled boxes on %d photos", root, len(files), len(entries), weights, len(image_weights), len(human))
     return entries, human
+
+
+def read_image_weights(path: str | Path) -> dict[str, float]:
+    """Per-photo sampling factors from a JSON file ``{"images": {photo: factor}, ...}`` (photo
+    paths relative to the pool root, factors >= 0), as ``scripts/mine_hard_photos.py`` writes."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
+        raise ValueError(f"{path}: expected a JSON object with an \"images\" mapping of photo -> factor")
+    weights = data["images"]
+    bad = {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+    if bad:
+        raise ValueError(f"{path}: factors must be numbers >= 0, got e.g. {next(iter(bad.items()))}")
+    return {k: float(v) for k, v in weights.items()}
 
 
 def no_face_image(size: int, rng: np.random.Generator) -> np.ndarray:

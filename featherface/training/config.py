@@ -73,6 +73,7 @@ class TrainConfig:
     # only, so an image without faces teaches nothing); see losses.MultiBoxLoss
     min_negatives: int = 0
     source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
+    image_weights: str = ""  # JSON of per-photo sampling factors (scripts/mine_hard_photos.py); "" none
     check_image: str | None = None  # real photo the teacher must find faces in before training
     check_min_faces: int = 20  # ... at least this many at score >= 0.5
     temperature: float = 4.0  # KD softening temperature T
@@ -153,6 +154,8 @@ class TrainConfig:
                    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
             if bad:
                 raise ValueError(f"source_weights must map source folders to numbers >= 0, got {bad}")
+        if self.image_weights and not Path(self.image_weights).is_file():
+            raise ValueError(f"image_weights: no file {self.image_weights!r}")
         if self.max_upscale < 0:
             raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
         if not 0.0 <= self.mask_prob <= 1.0:

@@ -142,9 +142,11 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
 
 def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
     if cfg.online_labels:
-        from ..data.pool import PoolDataset, read_pool
+        from ..data.pool import PoolDataset, read_image_weights, read_pool
 
-        entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score)
+        image_weights = read_image_weights(cfg.image_weights) if cfg.image_weights else None
+        entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score,
+                                   image_weights)
         bank = None
         if cfg.occlude_prob > 0 and cfg.occlude_style in CUTOUT_STYLES:
             bank = OccluderBank.load(cfg.occluder_bank)

@@ -197,3 +197,26 @@ def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):
         g = k[..., 0].astype(np.float64)
         return 0 < g.std() < 70 and np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1] < 0.3
     assert any(fine_low_contrast(no_face_image(64, np.random.default_rng(s))) for s in range(60))
+
+
+def test_image_weights_multiply_source_weights(pool, tmp_path):
+    entries, _ = read_pool(pool, pool / "labels.json", {"group": 2.0, "crops": 1.0},
+                           image_weights={"group/p0.jpg": 1.5, "crops/p1.jpg": 3.0, "crops/p2.jpg": 0.0})
+    assert entries.count("group/p0.jpg") == 3 and entries.count("group/p1.jpg") == 2
+    assert entries.count("crops/p1.jpg") == 3 and entries.count("crops/p2.jpg") == 0
+    assert entries.count("crops/p0.jpg") == 1
+    with pytest.raises(ValueError, match="not in the pool"):
+        read_pool(pool, None, {}, image_weights={"elsewhere/x.jpg": 2.0})
+
+
+@pytest.mark.parametrize("content, match", [
+    ('{"group/p0.jpg": 2}', "images"),
+    ('{"images": {"group/p0.jpg": -1}}', ">= 0"),
+    ('{"images": {"group/p0.jpg": true}}', ">= 0"),
+])
+def test_read_image_weights_rejects_bad_files(tmp_path, content, match):
+    from featherface.data.pool import read_image_weights
+
+    (tmp_path / "w.json").write_text(content)
+    with pytest.raises(ValueError, match=match):
+        read_image_weights(tmp_path / "w.json")

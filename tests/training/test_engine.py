@@ -2,6 +2,7 @@
 torchrun keeps replicas identical; distillation refuses a broken teacher; CLI smoke runs."""
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -190,6 +191,8 @@ def test_constant_schedule_after_warmup():
         TrainConfig(mode="distill", images="x", teacher="t", min_negatives=-1).validate()
     with pytest.raises(ValueError, match="label_corrected_full needs label_corrected_kd"):
         TrainConfig(mode="distill", images="x", teacher="t", label_corrected_full=True).validate()
+    with pytest.raises(ValueError, match="image_weights: no file"):
+        TrainConfig(mode="distill", images="x", teacher="t", image_weights="/nonexistent/hard.json").validate()
 
 
 @pytest.mark.parametrize("weights", [{"wider_sample": -1}, {"wider_sample": "4"}, {"wider_sample": True}])
@@ -230,7 +233,7 @@ def test_ema_is_the_hand_computed_average_and_survives_resume(tiny_dataset, tmp_
     assert changed > 10  # the second step did move the weights, so the check above means something
 
 
-def test_online_label_distillation_smoke(tmp_path, official_v1_path):
+def test_online_label_distillation_smoke(tmp_path, official_v1_path, caplog):
     """Two steps of pool distillation with online teacher labels and the shared frozen backbone:
     the teacher's detections become targets (faces logged) and the frozen backbone stays V1's."""
     import shutil
@@ -250,6 +253,9 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
     OccluderBank([Cutout(np.full((40, 10, 3), (90, 130, 190), np.uint8), np.full((40, 10), 255, np.uint8), 20.0)]).save(bank)
     human.write_text(json.dumps({"images": {"groups/small_pair.jpg": {"boxes": [[0, 0, w, h]]}}}))
     detector.write_text(json.dumps({"images": {"groups/crowd_baseball.jpg": {"boxes": [[0, 0, 50, 50]], "scores": [0.5]}}}))
+    hard = tmp_path / "hard.json"  # per-photo sampling factors (scripts/mine_hard_photos.py)
+    hard.write_text(json.dumps({"images": {"groups/small_pair.jpg": 3.0}}))
+    caplog.set_level(logging.INFO, logger="featherface")
     assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
                  "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
                  "--out", str(out), "--batch-size", "2", "--image-size", "320", "--max-steps", "2",
@@ -257,13 +263,16 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path):
                  "--zoom-out-prob", "1", "--pool-labels", str(human), str(detector), "--pool-label-min-score", "0.6",
                  "--label-corrected-kd", "--label-corrected-full", "--label-boxes", "--box-kd-weight", "1.5", "--max-upscale", "2",
                  "--mask-prob", "0.3", "--mask-style", "varied", "--occlude-prob", "0.5", "--occlude-style", "mixed",
-                 "--occluder-bank", str(bank), "--feature-focus-weight", "0.5", "--feature-adapter"]) == 0
+                 "--occluder-bank", str(bank), "--feature-focus-weight", "0.5", "--feature-adapter",
+                 "--image-weights", str(hard)]) == 0
+    assert "2 photos -> 4 samples per pass" in caplog.text and "1 photos reweighted" in caplog.text
     cfg = TrainConfig.from_yaml(out / "config.yaml")
     assert cfg.ignore_below == 0.2
     assert cfg.pool_labels == [str(human), str(detector)] and cfg.pool_label_min_score == 0.6 and cfg.label_corrected_kd
     assert cfg.label_boxes and cfg.box_kd_weight == 1.5 and cfg.max_upscale == 2.0 and cfg.mask_prob == 0.3
     assert cfg.mask_style == "varied" and cfg.label_corrected_full and cfg.occlude_prob == 0.5 and cfg.occlude_style == "mixed"
     assert cfg.occluder_bank == str(bank) and cfg.feature_focus_weight == 0.5 and cfg.feature_adapter
+    assert cfg.image_weights == str(hard)
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all(float(r["box_kd"]) > 0 for r in rows)  # the box term is computed and logged
