@@ -36,8 +36,8 @@ from tqdm import tqdm
 from featherface.data.pool import read_pool_labels
 from featherface.detector import FaceDetector, long_side_size
 from featherface.files import atomic_write_text, read_image
-from featherface.loading import resolve_weights
 from featherface.geometry import iou_matrix
+from featherface.loading import resolve_weights
 
 log = logging.getLogger("mine_hard_photos")
 _det: FaceDetector | None = None
@@ -64,7 +64,7 @@ def _mine(job: tuple[str, str, np.ndarray, float, float]) -> tuple[str, int]:
     root, rel, boxes, iou, min_face = job
     try:
         image = read_image(Path(root) / rel)
-    except ValueError:
+    except ValueError:  # an unreadable photo is not mined (factor 1), as training reads it as a blank
         return rel, 0
     h, w = image.shape[:2]
     scale = long_side_size(h, w, _det.long_side)[1] / w

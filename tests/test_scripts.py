@@ -79,8 +79,8 @@ def test_build_occluder_bank(tmp_path):
     assert {c.face_height for c in bank.cutouts} == {50.0}  # the face scored 0.9 sets the scale, not the 0.3 one
 
 
-def test_count_misses_hand_computed():
-    sys.path.insert(0, str(REPO / "scripts"))
+def test_count_misses_hand_computed(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # scripts/ is not a package
     from mine_hard_photos import count_misses
 
     labels = np.array([[0, 0, 100, 100], [200, 0, 300, 100], [400, 0, 404, 4]], np.float32)
