@@ -214,6 +214,12 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     return entries, human
 
 
+def invalid_weights(weights: dict) -> dict:
+    """The entries of a sampling-weight mapping (source or photo -> weight) whose value is not a
+    number >= 0 (booleans, which Python counts as ints, are not numbers here)."""
+    return {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+
+
 def read_image_weights(path: str | Path) -> dict[str, float]:
     """Per-photo sampling factors from a JSON file ``{"images": {photo: factor}, ...}`` (photo
     paths relative to the pool root, factors >= 0), as ``scripts/mine_hard_photos.py`` writes."""
@@ -221,7 +227,7 @@ def read_image_weights(path: str | Path) -> dict[str, float]:
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
         raise ValueError(f"{path}: expected a JSON object with an \"images\" mapping of photo -> factor")
     weights = data["images"]
-    bad = {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+    bad = invalid_weights(weights)
     if bad:
         raise ValueError(f"{path}: factors must be numbers >= 0, got e.g. {next(iter(bad.items()))}")
     return {k: float(v) for k, v in weights.items()}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from ..data.pool import invalid_weights
 from ..data.transforms import CUTOUT_STYLES, MASK_STYLES, OCCLUDER_STYLES
 
 
@@ -150,8 +151,7 @@ class TrainConfig:
             raise ValueError(f"teacher_backend 'openvino' runs on the CPU; device is {self.device!r}")
         if self.source_weights is not None:
             # the CLI's --source-weights checks the same; a YAML --config arrives here unchecked
-            bad = {k: v for k, v in self.source_weights.items()
-                   if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+            bad = invalid_weights(self.source_weights)
             if bad:
                 raise ValueError(f"source_weights must map source folders to numbers >= 0, got {bad}")
         if self.image_weights and not Path(self.image_weights).is_file():
