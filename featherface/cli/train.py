@@ -25,6 +25,7 @@ _FLAGS = {
     "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "occluder_bank": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
     "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
     "feature_focus_weight": float, "feature_adapter": bool, "image_weights": str,
+    "label_upscale": float,
 }
 
 
@@ -131,6 +132,10 @@ def register_cli(sub) -> None:
     p.add_argument("--label-boxes", action="store_true", default=None,
                    help="where a --pool-labels box and a teacher detection are the same face, train on the "
                         "label's box (mapped to the teacher's convention) instead of the teacher's")
+    p.add_argument("--label-upscale", type=float,
+                   help="with --online-labels: the teacher also runs on each batch magnified this many times "
+                        "(e.g. 2), and those detections are the training targets (plus the faces >= 64 px only "
+                        "the view-scale pass finds); KD still uses the view-scale pass (default 1: off)")
     p.add_argument("--box-kd-weight", type=float,
                    help="weight of the teacher's box regressions as targets on every anchor it scores as a face with "
                         "p >= 0.1, its faint faces included (smooth-L1; 0 = off, the default)")

@@ -45,6 +45,10 @@ class TrainConfig:
     # where a pool label and a teacher detection are the same face, the label's box (mapped to the
     # teacher's convention) is the task target instead of the teacher's; see merge_online_targets
     label_boxes: bool = False
+    # > 1: the teacher also runs on each batch magnified this many times, and ITS detections are
+    # the online targets (plus the larger faces only the view-scale pass finds); KD still compares
+    # with the view-scale pass. See training.labels.merge_online_targets
+    label_upscale: float = 1.0
     # weight of the teacher's box regressions on the anchors it scores >= 0.1 (0: off); see
     # losses.DistillationLoss
     box_kd_weight: float = 0.0
@@ -143,6 +147,10 @@ class TrainConfig:
             raise ValueError("distill mode needs a teacher")
         if self.label_corrected_full and not self.label_corrected_kd:
             raise ValueError("label_corrected_full needs label_corrected_kd")
+        if not 1.0 <= self.label_upscale <= 4.0:
+            raise ValueError(f"label_upscale must be in [1, 4], got {self.label_upscale}")
+        if self.label_upscale > 1 and not (self.mode == "distill" and self.online_labels):
+            raise ValueError("label_upscale needs distill mode with online_labels")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be 'step', 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.teacher_backend not in TEACHER_BACKENDS:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
@@ -409,6 +410,16 @@ def openvino_teacher(teacher: torch.nn.Module, out: Path, size: int):
     return graph
 
 
+@torch.no_grad()
+def teacher_forward(st: RunState, images: torch.Tensor) -> list[torch.Tensor]:
+    """The teacher's ``[loc, conf, landmark_deltas, feat0, feat1, feat2]`` for a batch (no gradients;
+    the OpenVINO graph when there is one)."""
+    if st.teacher_graph is not None:
+        return list(st.teacher_graph(images.numpy()))
+    (loc, conf, landmark_deltas), feats = st.teacher(images, return_features=True)
+    return [loc, conf, landmark_deltas, *feats]
+
+
 def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
     """One optimizer step; returns the loss terms. Raises :class:`NonFiniteLossError` BEFORE
     touching the weights when the loss is NaN or infinite."""
@@ -423,8 +434,8 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
         log.info("step %d: backbone unfrozen", st.step)
     if st.teacher is not None:
         with torch.no_grad():
-            if st.teacher_graph is not None and not (st.share_backbone and frozen):
-                t_all = st.teacher_graph(images.numpy())
+            if not (st.share_backbone and frozen):
+                t_all = teacher_forward(st, images)
                 t_out, t_feats = tuple(t_all[:3]), list(t_all[3:])
             else:
                 t_base = backbone_of(st.teacher)(images)
@@ -434,8 +445,12 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
         else:
             s_out, s_feats = st.net(images, return_features=True)
         if cfg.online_labels:
+            label_out = label_hw = None
+            if cfg.label_upscale > 1:
+                big = F.interpolate(images, scale_factor=cfg.label_upscale, mode="bilinear", align_corners=False)
+                label_out, label_hw = teacher_forward(st, big)[:3], tuple(big.shape[2:])
             targets[:] = merge_online_targets(targets, t_out, tuple(images.shape[2:]), cfg.pseudo_label_threshold,
-                                              label_boxes=cfg.label_boxes)
+                                              label_boxes=cfg.label_boxes, label_out=label_out, label_hw=label_hw)
         terms = st.criterion(s_out, t_out, targets, st.anchors, s_feats, t_feats)
     else:
         terms = st.criterion(st.net(images), targets, st.anchors)
@@ -479,7 +494,7 @@ def train_one_epoch(st: RunState, epoch: int, writer=None, progress: bool = True
             if cfg.online_labels:
                 row["faces"] = sum(len(t["boxes"]) for t in targets)
                 # labelled boxes (--pool-labels) the teacher missed, added to the task targets
-                row["labels_added"] = sum(t.get("n_human_added", 0) for t in targets)
+                row["labels_added"] = sum(t.get("n_added", 0) for t in targets)
             now = time.perf_counter()
             row.update(step=st.step, epoch=epoch + (i + 1) / len(batches), lr=st.optimizer.param_groups[0]["lr"],
                        images_per_s=cfg.batch_size * st.world / (now - tick), time_s=now - st.started)

@@ -47,16 +47,50 @@ def pair_same_faces(a: torch.Tensor, b: torch.Tensor, min_iou: float) -> list[tu
     return pairs
 
 
+# With a magnified labelling pass (merge_online_targets' label_out), a face the view-scale pass
+# finds and the magnified one misses stays a target when it is at least this wide (pixels of the
+# view): magnified 2x, such faces outgrow the largest anchor (512 px) or the view itself, and the
+# magnified pass is there for the small faces, where V1 at the view's own scale is unsure
+# (crowd_baseball.jpg's half-covered faces: V1 0.59-0.89 at a long side of 640, 0.67-1.00 at
+# 1280, where the fists it also reports at 640 drop to 0.03-0.21).
+KEEP_LARGE_PX = 64
+
+
+def magnified_targets(view_boxes: torch.Tensor, view_landmarks: torch.Tensor, mag_boxes: torch.Tensor,
+                      mag_landmarks: torch.Tensor, view_width: int, same_face_iou: float = 0.4
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's faces when it also ran on the view magnified: every face of the magnified
+    pass, plus the view-scale pass's faces at least :data:`KEEP_LARGE_PX` wide that the magnified
+    pass missed (IoU < ``same_face_iou``). Boxes ``(K, 4)`` and landmarks ``(K, 10)``, normalised
+    (so both passes' are directly comparable); the small faces only the view-scale pass found
+    are dropped."""
+    if len(view_boxes) and len(mag_boxes):
+        unmatched = box_iou(view_boxes, mag_boxes).max(dim=1).values < same_face_iou
+    else:
+        unmatched = torch.ones(len(view_boxes), dtype=torch.bool)
+    keep = unmatched & ((view_boxes[:, 2] - view_boxes[:, 0]) * view_width >= KEEP_LARGE_PX)
+    return torch.cat([mag_boxes, view_boxes[keep]]), torch.cat([mag_landmarks, view_landmarks[keep]])
+
+
 @torch.no_grad()
 def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, int], threshold: float = 0.5,
-                         same_face_iou: float = 0.4, label_boxes: bool = False) -> list[dict]:
+                         same_face_iou: float = 0.4, label_boxes: bool = False, label_out=None,
+                         label_hw: tuple[int, int] | None = None) -> list[dict]:
     """Replace each ``online`` target by the teacher's detections plus the human boxes the teacher
     missed (IoU < ``same_face_iou`` with every teacher box; no landmarks). Where both see a face
     the teacher's box wins by default: it carries landmarks and the teacher's box convention. With
     ``label_boxes`` the labelled box (already mapped to the teacher's convention) replaces the
     teacher's box of the same face (one-to-one pairs, :func:`pair_same_faces`); the teacher's
-    landmarks stay. ``added (K,)`` flags the labelled boxes the teacher missed (for
-    ``DistillationLoss(label_corrected=True)``). Targets without ``online`` are returned unchanged."""
+    landmarks stay.
+
+    ``label_out`` (optional, same layout as ``teacher_out``): the teacher's output on the batch
+    magnified to ``label_hw``; the teacher's faces are then :func:`magnified_targets`'.
+
+    ``added (K,)`` flags the targets the teacher at the view's own scale (``teacher_out``) does
+    not report (IoU < ``same_face_iou`` with each of its faces): labelled faces it missed and,
+    with ``label_out``, faces only the magnified pass found (for
+    ``DistillationLoss(label_corrected=True)``: there the teacher's soft score says
+    "background"). Targets without ``online`` are returned unchanged."""
     loc, conf, landmark_deltas = teacher_out
     out = []
     for i, t in enumerate(targets):
@@ -64,6 +98,10 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
             out.append(t)
             continue
         tb, tl = decode_teacher(loc[i], conf[i], landmark_deltas[i], input_hw, threshold)
+        seen = tb
+        if label_out is not None:
+            mb, ml = decode_teacher(label_out[0][i], label_out[1][i], label_out[2][i], label_hw, threshold)
+            tb, tl = magnified_targets(tb, tl, mb, ml, input_hw[1], same_face_iou)
         hb = t["boxes"].float()
         if len(hb) and len(tb):
             if label_boxes:
@@ -74,8 +112,15 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
         boxes = torch.cat([tb, hb])
         landmarks = torch.cat([tl, torch.zeros(len(hb), 10)])
         has = torch.cat([torch.ones(len(tb), dtype=torch.bool), torch.zeros(len(hb), dtype=torch.bool)])
+        if label_out is None:
+            added = ~has
+        elif len(seen) and len(boxes):
+            added = box_iou(boxes, seen).max(dim=1).values < same_face_iou
+        else:
+            added = torch.ones(len(boxes), dtype=torch.bool)
         out.append({**t, "boxes": boxes, "landmarks": landmarks, "has_landmarks": has,
-                    "added": ~has, "n_teacher": len(tb), "n_human_added": len(hb)})
+                    "added": added, "n_teacher": len(tb), "n_human_added": len(hb),
+                    "n_added": int(added.sum())})
     return out
 
 

@@ -193,6 +193,11 @@ def test_constant_schedule_after_warmup():
         TrainConfig(mode="distill", images="x", teacher="t", label_corrected_full=True).validate()
     with pytest.raises(ValueError, match="image_weights: no file"):
         TrainConfig(mode="distill", images="x", teacher="t", image_weights="/nonexistent/hard.json").validate()
+    with pytest.raises(ValueError, match="label_upscale must be in"):
+        TrainConfig(mode="distill", images="x", teacher="t", online_labels=True, label_upscale=0.5).validate()
+    with pytest.raises(ValueError, match="label_upscale needs distill mode with online_labels"):
+        TrainConfig(mode="distill", images="x", teacher="t", label_upscale=2.0).validate()
+    TrainConfig(mode="distill", images="x", teacher="t", online_labels=True, label_upscale=2.0).validate()
 
 
 @pytest.mark.parametrize("weights", [{"wider_sample": -1}, {"wider_sample": "4"}, {"wider_sample": True}])
@@ -311,16 +316,26 @@ def test_openvino_teacher_gives_the_torch_teachers_losses(tmp_path, official_v1_
         shutil.copy(shared_file(f"images/{name}"), pool / name)
     rows = {}
     for backend in ("torch", "openvino"):
-        out = tmp_path / backend
-        assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
-                     "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
-                     "--out", str(out), "--batch-size", "2", "--image-size", "256", "--max-steps", "1",
-                     "--freeze-backbone-steps", "0", "--workers", "0", "--teacher-backend", backend]) == 0
-        with open(out / "log.csv") as fh:
-            rows[backend] = next(csv.DictReader(fh))
-    assert (tmp_path / "openvino" / "teacher.onnx").is_file() and not (tmp_path / "torch" / "teacher.onnx").exists()
-    assert int(float(rows["torch"]["faces"])) > 0 and rows["torch"]["faces"] == rows["openvino"]["faces"]
-    for term in ("total", "task", "kd", "feature"):
-        assert float(rows["openvino"][term]) == pytest.approx(float(rows["torch"][term]), rel=1e-3, abs=1e-5), term
+        for upscale in ("1", "2"):  # 2: the targets come from a second teacher pass over the batch magnified
+            out = tmp_path / f"{backend}{upscale}"
+            assert main(["distill", "--images", str(pool.parent), "--online-labels", "--teacher", str(official_v1_path),
+                         "--init-backbone", str(official_v1_path), "--check-image", str(pool / "crowd_baseball.jpg"),
+                         "--out", str(out), "--batch-size", "2", "--image-size", "256", "--max-steps", "1",
+                         "--freeze-backbone-steps", "0", "--workers", "0", "--teacher-backend", backend,
+                         "--label-upscale", upscale]) == 0
+            with open(out / "log.csv") as fh:
+                rows[backend + upscale] = next(csv.DictReader(fh))
+    assert (tmp_path / "openvino1" / "teacher.onnx").is_file() and not (tmp_path / "torch1" / "teacher.onnx").exists()
+    for upscale in ("1", "2"):
+        torch_row, ov_row = rows["torch" + upscale], rows["openvino" + upscale]
+        assert int(float(torch_row["faces"])) > 0 and torch_row["faces"] == ov_row["faces"]
+        for term in ("total", "task", "kd", "feature"):
+            assert float(ov_row[term]) == pytest.approx(float(torch_row[term]), rel=1e-3, abs=1e-5), term
+    # magnified 2x, the teacher finds faces (10 instead of 7 on this seed's crops) that its pass at
+    # the view's scale does not report: those are the targets flagged "added"
+    plain, magnified = rows["torch1"], rows["torch2"]
+    assert int(float(magnified["faces"])) > int(float(plain["faces"]))
+    assert int(float(plain["labels_added"])) == 0 and int(float(magnified["labels_added"])) >= 1
+    assert float(magnified["feature"]) == pytest.approx(float(plain["feature"]), rel=1e-6)  # same view-scale pass
     with pytest.raises(ValueError, match="teacher_backend"):
         TrainConfig(mode="distill", images="x", teacher="t", teacher_backend="tensorrt").validate()
