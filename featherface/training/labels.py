@@ -47,6 +47,14 @@ def pair_same_faces(a: torch.Tensor, b: torch.Tensor, min_iou: float) -> list[tu
     return pairs
 
 
+def unmatched(a: torch.Tensor, b: torch.Tensor, min_iou: float) -> torch.Tensor:
+    """``(len(a),)`` bool: the boxes of ``a`` (xyxy) that overlap no box of ``b`` at IoU >=
+    ``min_iou`` (all of them when ``b`` is empty)."""
+    if not len(a) or not len(b):
+        return torch.ones(len(a), dtype=torch.bool)
+    return box_iou(a, b).max(dim=1).values < min_iou
+
+
 # With a magnified labelling pass (merge_online_targets' label_out), a face the view-scale pass
 # finds and the magnified one misses stays a target when it is at least this wide (pixels of the
 # view): magnified 2x, such faces outgrow the largest anchor (512 px) or the view itself, and the
@@ -64,11 +72,7 @@ def magnified_targets(view_boxes: torch.Tensor, view_landmarks: torch.Tensor, ma
     pass missed (IoU < ``same_face_iou``). Boxes ``(K, 4)`` and landmarks ``(K, 10)``, normalised
     (so both passes' are directly comparable); the small faces only the view-scale pass found
     are dropped."""
-    if len(view_boxes) and len(mag_boxes):
-        unmatched = box_iou(view_boxes, mag_boxes).max(dim=1).values < same_face_iou
-    else:
-        unmatched = torch.ones(len(view_boxes), dtype=torch.bool)
-    keep = unmatched & ((view_boxes[:, 2] - view_boxes[:, 0]) * view_width >= KEEP_LARGE_PX)
+    keep = unmatched(view_boxes, mag_boxes, same_face_iou) & ((view_boxes[:, 2] - view_boxes[:, 0]) * view_width >= KEEP_LARGE_PX)
     return torch.cat([mag_boxes, view_boxes[keep]]), torch.cat([mag_landmarks, view_landmarks[keep]])
 
 
@@ -103,21 +107,14 @@ def merge_online_targets(targets: list[dict], teacher_out, input_hw: tuple[int, 
             mb, ml = decode_teacher(label_out[0][i], label_out[1][i], label_out[2][i], label_hw, threshold)
             tb, tl = magnified_targets(tb, tl, mb, ml, input_hw[1], same_face_iou)
         hb = t["boxes"].float()
-        if len(hb) and len(tb):
-            if label_boxes:
-                for ti, hi in pair_same_faces(tb, hb, same_face_iou):
-                    tb[ti] = hb[hi]
-            missed = box_iou(hb, tb).max(dim=1).values < same_face_iou
-            hb = hb[missed]
+        if label_boxes:
+            for ti, hi in pair_same_faces(tb, hb, same_face_iou):
+                tb[ti] = hb[hi]
+        hb = hb[unmatched(hb, tb, same_face_iou)]
         boxes = torch.cat([tb, hb])
         landmarks = torch.cat([tl, torch.zeros(len(hb), 10)])
         has = torch.cat([torch.ones(len(tb), dtype=torch.bool), torch.zeros(len(hb), dtype=torch.bool)])
-        if label_out is None:
-            added = ~has
-        elif len(seen) and len(boxes):
-            added = box_iou(boxes, seen).max(dim=1).values < same_face_iou
-        else:
-            added = torch.ones(len(boxes), dtype=torch.bool)
+        added = ~has if label_out is None else unmatched(boxes, seen, same_face_iou)
         out.append({**t, "boxes": boxes, "landmarks": landmarks, "has_landmarks": has,
                     "added": added, "n_teacher": len(tb), "n_human_added": len(hb),
                     "n_added": int(added.sum())})
