@@ -15,7 +15,7 @@ import cv2
 import torch
 
 from featherface.benchmarks.speed import interleaved_times
-from featherface.loading import load_any, resolve_weights
+from featherface.loading import load_any, checkpoint_path
 from featherface.models.fuse import fold_batchnorm
 
 ap = argparse.ArgumentParser()
@@ -27,7 +27,7 @@ torch.set_num_threads(args.threads)
 shared = Path(args.shared)
 img = cv2.resize(cv2.imread(str(shared / "images" / "crowd_baseball.jpg")), (640, 480))
 x = torch.from_numpy(cv2.dnn.blobFromImage(img, 1.0, None, (104, 117, 123)))
-weights = {"nano": resolve_weights("nano"),
+weights = {"nano": checkpoint_path("nano"),
            "v1": shared / "weights" / "featherface_v1_official.pth",
            "retinaface": shared / "peers" / "retinaface_mnet0.25_biubug6.pth"}
 fns, outs = {}, {}

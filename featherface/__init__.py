@@ -1,8 +1,26 @@
-"""FeatherFace: tiny face detectors (boxes, scores, five landmarks) for CPUs and edge devices."""
-from .constants import LANDMARK_NAMES
-from .detector import FaceDetector
-from .models import build_model
-from .postprocess import Detection, Detections
+"""FeatherFace: tiny face detectors (boxes, scores, five landmarks) for CPUs, browsers and edge devices.
 
-__all__ = ["FaceDetector", "Detection", "Detections", "build_model", "LANDMARK_NAMES"]
-__version__ = "0.1.0"
+The public surface. Importing it loads no deep-learning framework: detection runs on numpy,
+OpenCV and onnxruntime (or OpenVINO). ``build_model`` (the PyTorch networks) needs the ``[torch]``
+extra and is imported on first use.
+"""
+from .core.align import align_face, crop_face
+from .core.anonymize import anonymize
+from .core.constants import LANDMARK_NAMES
+from .core.detector import FaceDetector
+from .core.postprocess import Detection, Detections
+
+__all__ = ["FaceDetector", "Detection", "Detections", "LANDMARK_NAMES", "anonymize", "align_face", "crop_face",
+           "build_model"]
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str):
+    if name == "build_model":  # torch side, imported only when asked for
+        from .core.runners import require
+
+        require("torch", "torch")
+        from .models import build_model
+
+        return build_model
+    raise AttributeError(f"module 'featherface' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import torch
 
-from .constants import MIN_SIZES, STEPS, VARIANCES
+from .core.constants import MIN_SIZES, STEPS, VARIANCES
 
 
 def feature_map_sizes(height: int, width: int, steps: tuple[int, ...] = STEPS) -> list[tuple[int, int]]:
@@ -105,3 +105,13 @@ def encode_landmarks(landmark_deltas: torch.Tensor, anchors: torch.Tensor, varia
 def decode_landmarks(pre: torch.Tensor, anchors: torch.Tensor, variances: tuple[float, float] = VARIANCES) -> torch.Tensor:
     """Landmark regressions ``(..., 10)`` -> normalised landmarks ``(..., 10)``."""
     return _tile5(anchors[..., :2]) + pre * variances[0] * _tile5(anchors[..., 2:])
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU matrix ``(len(a), len(b))`` of xyxy box tensors (differentiable, any device)."""
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-12)

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .constants import LANDMARK_NAMES, MEAN_BGR
-from .files import atomic_write
+from .core.constants import LANDMARK_NAMES, MEAN_BGR
+from .core.files import atomic_write
 from .models import build_model
 
 FORMAT = "featherface"
@@ -35,7 +35,7 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`featherface.files.atomic_write`: a crash never leaves a
+    """``torch.save`` through :func:`featherface.core.files.atomic_write`: a crash never leaves a
     truncated checkpoint behind."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 

@@ -1,4 +1,4 @@
-"""ONNX export, the onnxruntime runner, and the PyTorch/ONNX parity check.
+"""ONNX export and the PyTorch/ONNX parity check.
 
 Graph contract (``featherface export``):
 
@@ -21,17 +21,15 @@ produced a graph that fails at batch 2 for V1.)
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .loading import load_any, recommended_threshold
-from .runners import OnnxRunner
+from .core.runners import OnnxRunner
 from .anchors import decode, decode_landmarks, pixel_priors
-from .constants import LANDMARK_NAMES, MEAN_BGR, VARIANCES
+from .core.constants import LANDMARK_NAMES, MEAN_BGR, VARIANCES
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +112,6 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
     return path
 
 
-def export_to_temp(checkpoint: str | Path) -> Path:
-    """Export a checkpoint to a temporary ONNX file (for ``FaceDetector(backend="onnxruntime")``)."""
-    model, ckpt = load_any(Path(checkpoint))
-    out = Path(tempfile.mkdtemp(prefix="featherface_onnx_")) / f"{Path(checkpoint).stem}.onnx"
-    return export_onnx(model, out, arch=ckpt.get("arch", "?"), score_threshold=recommended_threshold(ckpt))
-
-
 def check_parity(model: nn.Module, onnx_path: str | Path, sizes=((480, 640), (312, 500)), batch: int = 2,
                  seed: int = 0) -> dict[str, float]:
     """Max abs differences between PyTorch and onnxruntime on random inputs of the given sizes
@@ -139,5 +130,5 @@ def check_parity(model: nn.Module, onnx_path: str | Path, sizes=((480, 640), (31
         for n, r, o in zip(names, ref, got):
             if tuple(r.shape) != tuple(o.shape):
                 raise AssertionError(f"{n}: shape {tuple(o.shape)} from ONNX != {tuple(r.shape)} from PyTorch at {h}x{w}")
-            worst[n] = max(worst.get(n, 0.0), float((r - o).abs().max()))
+            worst[n] = max(worst.get(n, 0.0), float((r - torch.from_numpy(o)).abs().max()))
     return worst

@@ -1,6 +1,6 @@
 """Finding and loading weights: bundled names, our checkpoints, and released state_dicts.
 
-``resolve_weights("nano")`` finds the bundled file; ``load_any(path)`` returns ``(model,
+``checkpoint_path("nano")`` finds the bundled checkpoint; ``load_any(path)`` returns ``(model,
 checkpoint dict)`` for our format or, converted in memory and loaded strictly, for a released
 V1 / RetinaFace-MobileNet0.25 state_dict. ``preprocess_contract(ckpt)`` is the input contract the
 weights were trained with (colour order, mean, landmark order), read from the checkpoint.
@@ -13,33 +13,15 @@ from pathlib import Path
 from torch import nn
 
 from .checkpoint import CheckpointError, load_model, read_checkpoint
-from .constants import LANDMARK_NAMES, MEAN_BGR
+from .core.constants import LANDMARK_NAMES, MEAN_BGR
+from .core.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-
-def resolve_weights(name_or_path: str | Path) -> Path:
-    """Map ``"nano"``/``"v1"`` to bundled weights (or ``$FEATHERFACE_WEIGHTS/<name>.pt``); any
-    other value is a path that must exist."""
-    import os
-
-    name = str(name_or_path)
-    if name in ("nano", "v1"):
-        candidates = [WEIGHTS_DIR / f"{name}.pt"]
-        if os.environ.get("FEATHERFACE_WEIGHTS"):
-            candidates.insert(0, Path(os.environ["FEATHERFACE_WEIGHTS"]) / f"{name}.pt")
-        for c in candidates:
-            if c.is_file():
-                return c
-        hint = (" The official V1 weights are not redistributed here: convert them with "
-                "`featherface convert featherface_v1_official.pth v1.pt` and pass the path.") if name == "v1" else ""
-        raise FileNotFoundError(f"no weights for {name!r} (looked in {', '.join(map(str, candidates))}).{hint}")
-    path = Path(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    return path
+def checkpoint_path(name_or_path: str | Path) -> Path:
+    """The checkpoint file for a bundled name (``"nano"`` -> ``weights/nano.pt``; ``"v1"``) or a path."""
+    return resolve_weights(name_or_path, torch_backend=True)
 
 
 def load_any(path: Path, device: str = "cpu") -> tuple[nn.Module, dict]:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .anchors import encode, encode_landmarks
-from .constants import MIN_SIZES
-from .geometry import box_iou
+from .core.constants import MIN_SIZES
+from .anchors import box_iou
 
 
 def point_form(anchors: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def calibration_inputs(images: list[np.ndarray], long_side: int = 640) -> list[np.ndarray]:
     """Network inputs ``(1, 3, H, W)`` float32 for the calibration photos."""
-    from .detector import preprocess
+    from .core.detector import preprocess
 
     return [preprocess(img, long_side=long_side)[0][None] for img in images]
 

@@ -10,7 +10,7 @@ Method: V1 (score >= 0.5, long side 640) runs on a deterministic spread of ``--s
 that the labels file gives boxes for; boxes are matched one-to-one at IoU >= 0.5 and the medians
 of the size ratios and centre offsets are the map (:func:`featherface.data.pool.measure_convention`).
 
-    python scripts/box_convention.py /work/pool/labels/scrfd_2.5g.json /work/pool --sample 300 --write
+    python scripts/box_convention.py POOL/labels/scrfd_2.5g.json POOL --sample 300 --write
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from featherface import FaceDetector
 from featherface.data.pool import label_boxes, measure_convention
-from featherface.files import atomic_write_text, read_image
+from featherface.core.files import atomic_write_text, read_image
 
 log = logging.getLogger("box_convention")
 

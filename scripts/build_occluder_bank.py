@@ -9,8 +9,8 @@ at least ``--min-score`` (:func:`featherface.data.occluders.limb_cutouts`) to on
 
 The bank holds photo pixels: write it next to the pool, never into git.
 
-    python scripts/build_occluder_bank.py /work/.mirror/bearpaw+clothing-co-parsing/repo /work/pool \\
-        /work/pool/labels/scrfd_2.5g.json /work/pool/occluders/ccp_limbs.npz
+    python scripts/build_occluder_bank.py MIRROR/bearpaw+clothing-co-parsing/repo POOL \\
+        POOL/labels/scrfd_2.5g.json POOL/occluders/ccp_limbs.npz
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import scipy.io
 from tqdm import tqdm
 
 from featherface.data.occluders import OccluderBank, limb_cutouts
-from featherface.files import read_image
+from featherface.core.files import read_image
 
 log = logging.getLogger("build_occluder_bank")
 LABELS = "annotations/pixel-level"

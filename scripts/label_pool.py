@@ -16,8 +16,8 @@ the file as ``"box_convention"``.
 Resumable: finished photos are appended to ``OUT.partial.jsonl``; a rerun skips them, and the
 final JSON is written atomically.
 
-    python scripts/label_pool.py ../shared/peers/scrfd_2.5g_kps.onnx /work/pool \
-        /work/pool/labels/scrfd_2.5g.json --workers 2
+    python scripts/label_pool.py ../shared/peers/scrfd_2.5g_kps.onnx POOL \
+        POOL/labels/scrfd_2.5g.json --workers 2
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from featherface.files import atomic_write_text, list_images, read_image
+from featherface.core.files import atomic_write_text, list_images, read_image
 from featherface.peers.runners import PEER_FILES
 
 log = logging.getLogger("label_pool")

@@ -1,7 +1,7 @@
 """Find the pool photos where a detector (by default the bundled Nano) misses labelled faces,
 and write per-photo sampling factors for ``featherface distill --image-weights``.
 
-Why: sessions 16-19 tilted whole sources (``--source-weights``) and added synthetic occluders,
+Why: earlier runs tilted whole sources (``--source-weights``) and added synthetic occluders,
 yet the faces Nano still misses (half hidden, turned away, small) are spread thinly over the
 pool. Sampling the very photos where the current student fails more often puts its training
 where its errors are (hard-example mining at the photo level, as in online hard example
@@ -15,8 +15,8 @@ counts as missed when no detection overlaps it at IoU >= ``--iou``; labels narro
 A photo with ``m`` misses gets factor ``1 + boost * min(m, cap) / cap``; photos without misses
 are not listed (factor 1).
 
-    python scripts/mine_hard_photos.py /work/pool /work/pool/labels/hard_nano.json \\
-        --labels /work/pool/labels/groupselfies.json /work/pool/labels/scrfd_2.5g.json --workers 2
+    python scripts/mine_hard_photos.py POOL POOL/labels/hard_nano.json \\
+        --labels POOL/labels/groupselfies.json POOL/labels/scrfd_2.5g.json --workers 2
 
 Output (JSON): ``{"images": {photo: factor}, "misses": {photo: m}, "model", "model_sha256",
 "labels", "settings", "counts"}``. It names pool photos only; keep it with the pool, out of git.
@@ -34,9 +34,9 @@ import numpy as np
 from tqdm import tqdm
 
 from featherface.data.pool import read_pool_labels
-from featherface.detector import FaceDetector, long_side_size
-from featherface.files import atomic_write_text, read_image
-from featherface.geometry import iou_matrix
+from featherface.core.detector import FaceDetector, long_side_size
+from featherface.core.files import atomic_write_text, read_image
+from featherface.core.geometry import iou_matrix
 from featherface.loading import resolve_weights
 
 log = logging.getLogger("mine_hard_photos")

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from featherface.checkpoint import atomic_save, load_model, make_checkpoint, read_checkpoint
-from featherface.detector import FaceDetector
-from featherface.runners import TorchRunner
+from featherface.core.detector import FaceDetector
+from featherface.torch_runner import TorchRunner
 from featherface.evaluation.agreement import match_image
-from featherface.files import read_images
+from featherface.core.files import read_images
 
 GRID = [round(0.05 * k, 2) for k in range(1, 20)]
 
@@ -34,7 +34,7 @@ GRID = [round(0.05 * k, 2) for k in range(1, 20)]
 def _false_positive_checks(det) -> list:
     """Detections on images without faces (a usable detector finds none): flat grey, black, 1x1,
     uniform noise (ten 480x640 draws, four 720x1280 and one 320x320) and blurred noise. One
-    noise draw was too few: session 14's candidate scored up to 0.73 on 480x640 draws and 0.86 on
+    noise draw was too few: an earlier candidate scored up to 0.73 on 480x640 draws and 0.86 on
     720x1280 ones, and the single 320x320 draw checked until then showed none of it."""
     import cv2
 

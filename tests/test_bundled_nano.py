@@ -23,9 +23,9 @@ def nano():
 
 
 def test_threshold_is_recommended_by_the_weights(nano):
-    from featherface.loading import load_any, recommended_threshold, resolve_weights
+    from featherface.loading import load_any, recommended_threshold, checkpoint_path
 
-    assert nano.cfg.score_threshold == recommended_threshold(load_any(resolve_weights("nano"))[1]) is not None
+    assert nano.cfg.score_threshold == recommended_threshold(load_any(checkpoint_path("nano"))[1]) is not None
 
 
 @pytest.mark.parametrize("name, image", [
@@ -43,37 +43,23 @@ def test_no_faces_where_there_are_none(nano, name, image):
 
 def test_no_faces_in_large_noise_images(nano):
     """A 720x1280 image is shrunk to 360x640 before the network, which averages uniform noise into
-    fine noise of half the contrast. Session 12's file fired on 2 of these 20 draws (up to 0.71);
-    session 15's file, trained on such noise (``no_face_image``), scores them at most 0.59, session
-    16's (twice the mined negatives) 0.42; V1 below 0.35."""
+    fine noise of half the contrast; weights trained without faceless images fired on such draws."""
     found = [len(nano.detect(np.random.default_rng(1000 + seed).integers(0, 256, (720, 1280, 3), dtype=np.uint8)))
              for seed in range(20)]
     assert sum(found) == 0, found
 
 
 def test_finds_most_of_the_crowd(nano):
-    """Regression floor for the bundled weights: 21 of the 28 faces V1 finds (measured for the files of
-    sessions 8, 11, 12, 15 and 16; session 3's file found 22)."""
+    """Regression floor for the bundled weights: 21 of the 28 faces V1 finds."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 20, len(faces)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 target not reached yet: the bundled Nano finds 21 faces at its "
+@pytest.mark.xfail(strict=True, reason="target not reached yet: the bundled Nano finds 21 faces at its "
                    "threshold 0.65 (21 at 0.5 and 0.4, 22 at 0.3); remove this mark when it passes")
 def test_finds_the_crowd_target(nano):
-    """Issue 10's target: 25 faces. V1 reports 28 at 0.5, but looked at (session 16), three of
-    those are two raised fists and a hand; the seven of V1's boxes Nano scores below 0.4 are
-    those three, two faces half behind a hand or an arm, and two heads turned away (one under a cap).
-    RetinaFace-MobileNet0.25 reports 26 at 0.5, a hand and a fist among them (session 17), and also
-    finds a face with a hand on its forehead that Nano scores 0.25. Skin-toned hand-like occluders in
-    training (session 17) raised the hidden faces' scores by 0.02-0.05 only, real hand and arm
-    cut-outs (session 18) by -0.01 to +0.10. Run at a long side of 1024-1536 instead of 640, Nano
-    scores two of the three covered faces 0.76-0.97: at 640 they are 18-30 px wide, and that
-    is where it falls short of V1 (model card, session 18). Imitating V1's features around faces
-    in training (session 19) did not raise them; mirrored, the photo gives the forearm face 0.67
-    instead of 0.19, and pooling both passes 22 faces at 0.65. Sampling the pool photos where Nano
-    misses labelled faces half the time (session 20, 48,000 samples) moved these scores by at most
-    0.05; targets from V1 on the views magnified 2x, where it scores these faces 0.67-1.00
-    (session 21, 32,000 samples), did not move them either."""
+    """The target: 25 faces. V1 reports 28 at 0.5, three of them two raised fists and a hand; the
+    faces Nano misses are half behind a hand or an arm, or turned away (docs/experiments.md lists
+    what training changes were tried for them)."""
     faces = nano.detect(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))))
     assert len(faces) >= 25, len(faces)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from featherface.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from featherface.constants import MEAN_BGR
+from featherface.core.constants import MEAN_BGR
 from featherface.convert import clean_official_state_dict, load_official_v1
 from featherface.models import build_model
 from tests.conftest import shared_file

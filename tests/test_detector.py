@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from featherface import FaceDetector, LANDMARK_NAMES
-from featherface.detector import preprocess
-from featherface.runners import TorchRunner
+from featherface.core.detector import preprocess
+from featherface.torch_runner import TorchRunner
 from featherface.models import build_model
 from tests.conftest import shared_file
 
@@ -88,9 +88,9 @@ def test_bundled_nano_uses_its_recommended_threshold(tmp_path):
     import cv2
 
     from featherface.checkpoint import read_checkpoint
-    from featherface.loading import resolve_weights
+    from featherface.loading import checkpoint_path
 
-    ck = read_checkpoint(resolve_weights("nano"))
+    ck = read_checkpoint(checkpoint_path("nano"))
     assert ck["arch"] == "nano" and 0 < ck["meta"]["score_threshold"] < 1 and ck["meta"]["score_threshold"] != 0.5
     det = FaceDetector.from_pretrained("nano")
     assert det.cfg.score_threshold == ck["meta"]["score_threshold"]
@@ -127,7 +127,7 @@ def test_num_threads_is_applied_per_call_and_restored():
     from featherface import FaceDetector
 
     saved = torch.get_num_threads()
-    det = FaceDetector.from_pretrained("nano", num_threads=1)
+    det = FaceDetector.from_pretrained("nano", backend="torch", num_threads=1)
     seen = []
     inner = det.runner.model
     det.runner.model = lambda x: (seen.append(torch.get_num_threads()), inner(x))[1]
@@ -143,9 +143,9 @@ def test_detector_reads_the_input_contract_from_the_weights(tmp_path):
     import torch
 
     from featherface.checkpoint import load_model, save_checkpoint
-    from featherface.loading import resolve_weights
+    from featherface.loading import checkpoint_path
 
-    model, ckpt = load_model(resolve_weights("nano"))
+    model, ckpt = load_model(checkpoint_path("nano"))
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels == 3)
     with torch.no_grad():
         first.weight.copy_(first.weight.flip(1))
@@ -155,11 +155,11 @@ def test_detector_reads_the_input_contract_from_the_weights(tmp_path):
     raw["preprocess"] = {"color": "rgb", "mean": [123.0, 117.0, 104.0], "std": None}
     torch.save(raw, rgb_path)
     img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
-    bgr_det, rgb_det = FaceDetector.from_pretrained("nano"), FaceDetector.from_pretrained(rgb_path)
+    bgr_det, rgb_det = FaceDetector.from_pretrained("nano", backend="torch"), FaceDetector.from_pretrained(rgb_path)
     assert rgb_det.contract["color"] == "rgb"
     # the same pixels reach the same network function: raw outputs agree
     x_bgr = preprocess(img, mean=bgr_det.contract["mean"], model_color=bgr_det.contract["color"])[0][None]
     x_rgb = preprocess(img, mean=rgb_det.contract["mean"], model_color=rgb_det.contract["color"])[0][None]
     np.testing.assert_array_equal(x_rgb, x_bgr[:, ::-1])
     for a, b in zip(bgr_det.runner(x_bgr), rgb_det.runner(x_rgb)):
-        assert float((a - b).abs().max()) < 1e-3
+        assert float(np.abs(a - b).max()) < 1e-3

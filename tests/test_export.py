@@ -7,7 +7,8 @@ import pytest
 from featherface import FaceDetector
 from featherface.checkpoint import load_model, save_checkpoint
 from featherface.export import check_parity, export_onnx
-from featherface.runners import OnnxRunner, TorchRunner
+from featherface.core.runners import OnnxRunner
+from featherface.torch_runner import TorchRunner
 from featherface.models import build_model
 from tests.conftest import shared_file
 

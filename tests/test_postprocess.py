@@ -3,7 +3,11 @@ import pytest
 import torch
 
 from featherface.anchors import encode, encode_landmarks, priors
-from featherface.postprocess import PostProcessConfig, box_vote, nms, postprocess_image
+from featherface.core.postprocess import PostProcessConfig, RawOutputs, box_vote, nms, postprocess_image
+
+
+def raw(loc, conf, landmark_deltas) -> RawOutputs:
+    return RawOutputs(loc.numpy(), conf.numpy(), landmark_deltas.numpy())
 
 
 def test_nms_hand_case():
@@ -48,8 +52,8 @@ def test_postprocess_votes_unless_told_not_to():
     conf[j] = torch.tensor([0.0, 1.0])
     p_i, p_j = 1 / (1 + np.exp(-3)), 1 / (1 + np.exp(-1))
     lm = torch.zeros(a, 10)
-    greedy = postprocess_image(loc, conf, lm, (h, w), cfg=PostProcessConfig(box_voting=False))
-    voted = postprocess_image(loc, conf, lm, (h, w))
+    greedy = postprocess_image(raw(loc, conf, lm), (h, w), cfg=PostProcessConfig(box_voting=False))
+    voted = postprocess_image(raw(loc, conf, lm), (h, w))
     assert len(greedy) == len(voted) == 1 and voted.scores[0] == greedy.scores[0] == pytest.approx(p_i, rel=1e-5)
     np.testing.assert_allclose(greedy.boxes[0], [6.4, 6.4, 25.6, 25.6], rtol=1e-4)
     x1 = (0.10 * p_i + 0.12 * p_j) / (p_i + p_j) * w
@@ -67,12 +71,12 @@ def test_postprocess_recovers_encoded_face():
     conf = torch.zeros(a, 2)
     conf[:, 0] = 5.0  # background everywhere...
     conf[37, 1] = 10.0  # ...but anchor 37 says "face" with softmax ~0.9933
-    out = postprocess_image(loc, conf, landmark_deltas, (h, w), scale_xy=(2.0, 0.5))
+    out = postprocess_image(raw(loc, conf, landmark_deltas), (h, w), scale_xy=(2.0, 0.5))
     assert len(out) == 1
     np.testing.assert_allclose(out.boxes[0], [0.25 * w * 2, 0.25 * h * 0.5, 0.5 * w * 2, 0.6 * h * 0.5], rtol=1e-4)
     np.testing.assert_allclose(out.landmarks[0, 2], [0.37 * w * 2, 0.45 * h * 0.5], rtol=1e-4)
     assert out.scores[0] == pytest.approx(1 / (1 + np.exp(-5)), rel=1e-4)
-    assert len(postprocess_image(loc, conf, landmark_deltas, (h, w), cfg=PostProcessConfig(score_threshold=0.999))) == 0
+    assert len(postprocess_image(raw(loc, conf, landmark_deltas), (h, w), cfg=PostProcessConfig(score_threshold=0.999))) == 0
 
 
 def test_thresholds_validated():
@@ -86,7 +90,6 @@ def test_boxes_are_clipped_to_the_image():
     import torch
 
     from featherface.anchors import encode, priors
-    from featherface.postprocess import PostProcessConfig, postprocess_image
 
     anchors = priors(64, 64)
     loc = torch.zeros(anchors.shape[0], 4)
@@ -94,5 +97,62 @@ def test_boxes_are_clipped_to_the_image():
     conf[:, 0] = 5
     loc[0] = encode(torch.tensor([[-0.2, -0.1, 0.3, 0.4]]), anchors[:1])[0]  # sticks out top-left
     conf[0] = torch.tensor([-5.0, 5.0])
-    d = postprocess_image(loc, conf, torch.zeros(anchors.shape[0], 10), (64, 64), (2.0, 2.0), PostProcessConfig())
+    d = postprocess_image(raw(loc, conf, torch.zeros(anchors.shape[0], 10)), (64, 64), (2.0, 2.0), PostProcessConfig())
     np.testing.assert_allclose(d.boxes, [[0.0, 0.0, 0.3 * 128, 0.4 * 128]], atol=1e-3)
+
+
+def test_numpy_priors_equal_the_torch_priors():
+    from featherface.core.priors import pixel_priors
+
+    for h, w in ((64, 64), (120, 160), (481, 333)):
+        ref = (priors(h, w) * torch.tensor([w, h, w, h])).numpy()
+        np.testing.assert_allclose(pixel_priors(h, w), ref, atol=1e-3)
+        assert not pixel_priors(h, w).flags.writeable  # the cached array is shared
+
+
+def _torch_reference(outputs, hw, scale, cfg):
+    """The post-processing as the package did it in torch before the core moved to numpy: softmax,
+    threshold, decode with featherface.anchors, NMS and voting (numpy, as then)."""
+    from featherface.anchors import decode, decode_landmarks
+
+    loc, conf, lm = (torch.from_numpy(o) for o in outputs)
+    h, w = hw
+    scores = torch.softmax(conf.float(), dim=-1)[:, 1]
+    idx = torch.nonzero(scores > cfg.score_threshold).flatten()
+    a = priors(h, w)[idx]
+    sx, sy = scale
+    to_px = torch.tensor([w * sx, h * sy])
+    boxes = (decode(loc[idx], a).reshape(-1, 2, 2) * to_px).reshape(-1, 4).numpy()
+    np.clip(boxes, 0.0, [w * sx, h * sy, w * sx, h * sy], out=boxes)
+    lms = (decode_landmarks(lm[idx], a).reshape(-1, 5, 2) * to_px).numpy()
+    s = scores[idx].numpy()
+    keep = nms(boxes, s, cfg.nms_iou)[: cfg.keep_top_k]
+    vb, vl = box_vote(boxes, s, lms, keep, cfg.nms_iou)
+    return vb, s[keep], vl
+
+
+@pytest.mark.parametrize("arch", ["nano", "v1", "retinaface"])
+@pytest.mark.parametrize("photo", ["golden", "crowd"])
+def test_numpy_postprocessing_gives_the_torch_paths_faces(arch, photo, official_v1_path):
+    """V1, Nano and RetinaFace on the golden image and the crowd photo: the numpy post-processing
+    gives the torch path's faces (boxes and landmarks within 1e-3 px)."""
+    import cv2
+
+    from featherface.core.detector import preprocess
+    from featherface.loading import checkpoint_path, load_any
+    from featherface.torch_runner import TorchRunner
+    from tests.conftest import shared_file
+
+    weights = {"nano": checkpoint_path("nano"), "v1": official_v1_path,
+               "retinaface": shared_file("peers/retinaface_mnet0.25_biubug6.pth")}[arch]
+    runner = TorchRunner(load_any(weights)[0])
+    img = cv2.imread(str(shared_file("golden/v1_input.png" if photo == "golden" else "images/crowd_baseball.jpg")))
+    x, scale = preprocess(img, long_side=640)
+    out = runner(x[None]).image(0)
+    cfg = PostProcessConfig(score_threshold=0.5)
+    got = postprocess_image(out, x.shape[1:], scale, cfg)
+    boxes, scores, lms = _torch_reference(out, x.shape[1:], scale, cfg)
+    assert len(got) == len(boxes) > 0
+    np.testing.assert_allclose(got.scores, scores, atol=1e-6)
+    np.testing.assert_allclose(got.boxes, boxes, atol=1e-3)
+    np.testing.assert_allclose(got.landmarks, lms, atol=1e-3)

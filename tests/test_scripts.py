@@ -94,7 +94,7 @@ def test_count_misses_hand_computed(monkeypatch):
 def test_mine_hard_photos_then_read_pool(tmp_path):
     from featherface import FaceDetector
     from featherface.data.pool import read_image_weights, read_pool
-    from featherface.geometry import iou_matrix
+    from featherface.core.geometry import iou_matrix
 
     shared_file("images/crowd_baseball.jpg")
     pool = tmp_path / "pool"

@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from .speed import SIZES, interleaved_times, machine_description, p90
-from ..detector import FaceDetector, resize_long_side
-from ..loading import resolve_weights
+from ..core.detector import FaceDetector, resize_long_side
+from ..loading import checkpoint_path
 from ..evaluation.agreement import agreement_ap
 from ..evaluation.labelled import BOOTSTRAP_RESAMPLES, bootstrap_ap, interval
-from ..drawing import draw_detections
-from ..files import atomic_write_image, read_images, write_json
-from ..postprocess import Detections
+from ..core.drawing import draw_detections
+from ..core.files import atomic_write_image, read_images, write_json
+from ..core.postprocess import Detections
 from ..peers.runners import PeerRunner, load_peers
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,13 @@ def _our_entries(models: dict[str, str], backend: str, box_voting: bool = True) 
     """Entries for our detectors (FeatherFace, and RetinaFace-MobileNet0.25 through the same
     pipeline) on ``backend``; ``box_voting=False`` gives greedy NMS alone, named so in the label."""
     from ..loading import load_any, recommended_threshold
-    from ..runners import TorchRunner
+    from ..torch_runner import TorchRunner
     from ..export import export_onnx
     from ..models import count_parameters
 
     entries = []
     for label, weights in models.items():
-        path = resolve_weights(weights)
+        path = checkpoint_path(weights)
         model, ckpt = load_any(path)  # loaded once; the detectors below reuse it
         arch, threshold = ckpt.get("arch", "?"), recommended_threshold(ckpt) or 0.5
         holder: dict[str, FaceDetector] = {}
@@ -259,7 +259,8 @@ def render_peers_markdown(result: dict, command: str) -> str:
         f"Date: {result['date']}; command: `{command}`  ",
         f"Latency: end to end (preprocess + network + decode + NMS) on the crowd photo resized to each size, "
         f"{result['warmup']} warm-up + {result['repeat']} timed calls each, the detectors taking turns (3 calls per "
-        f"turn, the first untimed) so that load bursts hit all alike; PyTorch runs with BatchNorm folded. Agreement: {result['photos']} photos, long side 640; "
+        f"turn, the first untimed) so that load bursts hit all alike; PyTorch runs with BatchNorm folded. "
+        f"Agreement: {result['photos']} photos, long side 640; "
         f"AP at IoU 0.5 of detections with score >= {AGREEMENT_LOW_THRESHOLD} against V1 (PyTorch) at score >= "
         f"{REFERENCE_THRESHOLD}; face counts at each detector's default threshold.",
         "",

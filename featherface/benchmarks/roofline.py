@@ -137,7 +137,7 @@ def measure_roofline(models: dict[str, Path], work: Path, threads: int = 1, warm
     peak = max(rows["peak"]["gflops"].values())
     for name, row in rows.items():
         row["share_of_peak"] = round(row["gflops"][row["best"]] / peak, 3)
-    # absolute numbers drift between machines and sessions (the same model has measured 2.5x apart
+    # absolute numbers drift between machines and runs (the same model has measured 2.5x apart
     # on this project's shared CPUs); the shares of peak, measured in one run, are what compare
     return {"threads": threads, "peak_gflops": peak, "rows": rows, "machine": machine_description(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -147,7 +147,7 @@ def render_roofline_markdown(result: dict, command: str) -> str:
     lines = [f"Achieved compute vs this CPU's peak ({result['threads']} thread(s); network only). Command: `{command}`", ""]
     if "machine" in result:  # results written before 2026-11-28 lack these
         lines += [f"Machine: {result['machine']}; date: {result['date']}. Absolute times differ between machines and "
-                  "sessions; compare the shares of peak, measured in one run.", ""]
+                  "runs; compare the shares of peak, measured in one run.", ""]
     lines += ["INT8 graphs: the same operation count per second (GOP/s).", "",
               "| model | input | GFLOPs | best engine | ms | GFLOP/s | share of peak |", "|---|---|---:|---|---:|---:|---:|"]
     for name, r in sorted(result["rows"].items(), key=lambda kv: kv[0] != "peak"):

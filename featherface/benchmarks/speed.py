@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..detector import preprocess
-from ..loading import load_any, recommended_threshold, resolve_weights
-from ..postprocess import PostProcessConfig, postprocess_image
-from ..runners import OnnxRunner, TorchRunner
+from ..core.detector import preprocess
+from ..loading import load_any, recommended_threshold, checkpoint_path
+from ..core.postprocess import PostProcessConfig, postprocess_image
+from ..core.runners import OnnxRunner
+from ..torch_runner import TorchRunner
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
     static, timings, loaded = {}, [], {}
     saved_threads = torch.get_num_threads()
     for label, spec in models.items():
-        path = resolve_weights(spec)
+        path = checkpoint_path(spec)
         model, ckpt = load_any(path)
         onnx_path = export_onnx(model, tmp / f"{label}.onnx", ckpt.get("arch", "?"))
         # Each model post-processes at its own recommended threshold (Nano's is below 0.5).
@@ -157,7 +158,7 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
                 batch = x[None]
                 net = interleaved_times({k: (lambda r=r: r(batch)) for k, r in runners.items()}, warmup, repeat)
                 outs = {k: r(batch) for k, r in runners.items()}
-                post_fns = {k: (lambda o=o, c=loaded[k][2]: postprocess_image(o[0][0], o[1][0], o[2][0], (h, w), scale, c))
+                post_fns = {k: (lambda o=o, c=loaded[k][2]: postprocess_image(o.image(0), (h, w), scale, c))
                             for k, o in outs.items()}
                 post = interleaved_times(post_fns, warmup, repeat)
                 for label in runners:

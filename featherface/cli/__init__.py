@@ -1,7 +1,7 @@
 """``featherface <command>``: the only place with argparse, printing, exit codes and default paths;
 thin wrappers over the library.
 
-Commands: info, convert, detect, export, benchmark, evaluate, check-data, train, distill.
+Commands: detect, anonymize, crop, evaluate, check-data, info, convert, export, benchmark, train, distill.
 Each handler imports what it needs lazily so that ``featherface info`` starts fast.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 import sys
 from pathlib import Path
 
-from .common import add_detector_args, build_detector
 
 log = logging.getLogger("featherface")
 
@@ -34,13 +33,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    from .detect import list_sources, run_detect
-
-    files = list_sources(args.source)  # fail on a bad SOURCE before loading any model
-    return run_detect(args, files, build_detector(args))
-
-
 class _Parser(argparse.ArgumentParser):
     """Sub-command parser whose --help shows every option's default."""
 
@@ -48,10 +40,18 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str):
+        """A bad option: one line on stderr and exit code 2 (``--help`` shows the usage)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="featherface", description="Tiny face detectors: FeatherFace V1 and Nano.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = _Parser(prog="featherface", description="Tiny face detectors: FeatherFace V1 and Nano.")
+    from importlib.metadata import version
+
+    parser.add_argument("--version", action="version", version=f"featherface {version('featherface')}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors (no progress bars or summaries)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("info", help="parameter breakdown and FLOPs of V1, Nano and the RetinaFace-MobileNet0.25 baseline")
@@ -64,18 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["v1", "retinaface"], help="default: recognised from the keys")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("detect", help="detect faces in an image, a folder, a glob or a video")
-    p.add_argument("source", help="image, folder, glob pattern (quote it) or video file")
-    p.add_argument("--output", "-o", type=Path, default=Path("featherface_out"),
-                   help="output folder (default: %(default)s); never one that would overwrite the inputs")
-    p.add_argument("--no-draw", action="store_true", help="write only the JSON, no annotated media")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run: skip files already in <output>/detections.jsonl")
-    p.add_argument("--max-pixels", type=int, default=40_000_000,
-                   help="refuse images larger than this at the network input (memory guard; default: %(default)s)")
-    add_detector_args(p)
-    p.set_defaults(func=cmd_detect)
-
     for register in _extra_registrations():
         register(sub)
     return parser
@@ -83,40 +71,80 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_registrations():
     """Sub-commands defined in their own modules of this package."""
-    from . import benchmark, evaluate, export, train
+    from . import benchmark, evaluate, export, jobs
 
-    return [export.register_cli, benchmark.register_cli, evaluate.register_cli, train.register_cli]
+    try:
+        from . import train
+        register_train = train.register_cli
+    except ImportError:  # the [train] extra (torch, pyyaml) is not installed
+        register_train = _train_missing
+    return [jobs.register_cli, export.register_cli, benchmark.register_cli, evaluate.register_cli, register_train]
 
 
-OPTIONAL_PACKAGES = {"onnx", "onnxruntime", "onnxscript", "matplotlib", "openvino"}
+def _train_missing(sub) -> None:
+    def missing(args):
+        from ..core.runners import require
+
+        require("torch", "train")
+        require("yaml", "train")
+        return 2
+    for name in ("train", "distill"):
+        p = sub.add_parser(name, help=f"{name} a detector (needs the [train] extra)", add_help=True)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=missing)
+
+
+#: Exit codes (README, "Exit codes").
+EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (one line, exit code 2)
+        return int(exc.code or 0)
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    args.quiet = args.quiet or False
     try:
         return int(args.func(args) or 0)
-    except ModuleNotFoundError as exc:
-        # Optional dependencies (onnx, onnxruntime, matplotlib) live in extras.
-        if args.verbose or not exc.name or exc.name.split(".")[0] not in OPTIONAL_PACKAGES:
+    except KeyboardInterrupt:
+        resumable = args.command in ("detect", "anonymize", "crop")
+        print(f"featherface {args.command}: interrupted" + (f"; rerun with --resume to continue in {args.output}"
+                                                            if resumable else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every user error is one line; -v shows the traceback
+        if args.verbose or not _is_user_error(exc):
             raise
-        print(f"featherface {args.command}: error: needs the optional package '{exc.name}': "
-              f"pip install 'featherface[all]' (or -e '.[all]' in a checkout)", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as exc:
-        # Bad input: one clear line, no traceback (use -v to see where it came from).
-        if args.verbose:
-            raise
-        print(f"featherface {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from ..checkpoint import CheckpointError
+        print(f"featherface {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
-        if isinstance(exc, CheckpointError) and not args.verbose:
-            print(f"featherface {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+
+#: optional packages -> the extra that installs them
+EXTRA_OF = {"torch": "torch", "onnx": "torch", "openvino": "openvino", "matplotlib": "plot", "scipy": "eval",
+            "yaml": "train", "imageio_ffmpeg": "video", "onnxruntime": None}
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from ..core.runners import MissingExtra
+
+    if isinstance(exc, (FileNotFoundError, ValueError, MissingExtra, PermissionError, IsADirectoryError)):
+        return True
+    if isinstance(exc, ModuleNotFoundError):  # an optional package of an extra
+        return (exc.name or "").split(".")[0] in EXTRA_OF
+    return type(exc).__name__ == "CheckpointError"
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ModuleNotFoundError) and not type(exc).__name__ == "MissingExtra":
+        name = (exc.name or "").split(".")[0]
+        extra = EXTRA_OF[name]
+        fix = f"pip install 'featherface[{extra}]'" if extra else f"pip install {name}"
+        return f"needs the optional package {name!r}: {fix}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {exc.strerror or text}"
+    return text
 
 
 if __name__ == "__main__":

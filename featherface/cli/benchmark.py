@@ -58,8 +58,8 @@ ROOFLINE_PEERS = {"yunet_n_dynamic.onnx": "YuNet-n", "scrfd_500m_kps.onnx": "SCR
 def _roofline(args: argparse.Namespace, models: dict[str, Path | str], command: str) -> int:
     from ..benchmarks.roofline import measure_roofline, plot_roofline, render_roofline_markdown
     from ..export import export_onnx
-    from ..files import write_json
-    from ..loading import load_any, resolve_weights
+    from ..core.files import write_json
+    from ..loading import load_any, checkpoint_path
 
     peers_dir = args.peers_dir or default_shared() / "peers"
     work = args.output / "roofline_graphs"
@@ -70,7 +70,7 @@ def _roofline(args: argparse.Namespace, models: dict[str, Path | str], command: 
         if Path(str(weights)).suffix and not Path(str(weights)).is_file():
             log.warning("%s: %s not found, skipped", name, weights)
             continue
-        model, ckpt = load_any(resolve_weights(str(weights)))
+        model, ckpt = load_any(checkpoint_path(str(weights)))
         graphs[name] = export_onnx(model, work / f"{ckpt.get('arch', name)}.onnx", ckpt.get("arch", "?"), 480, 640)
     if args.int8:
         graphs["Nano INT8"] = args.int8

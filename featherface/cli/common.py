@@ -6,6 +6,44 @@ import os
 from pathlib import Path
 
 
+#: CPU threads by default. One: on a busy 2-core machine the engines' all-core default made a folder
+#: run several times slower (README, "Threads"), and batch runs parallelise across files instead.
+DEFAULT_THREADS = 1
+
+
+def int_at_least(low: int):
+    """argparse type: an integer >= ``low`` (checked at parse time, one-line error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def probability(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def long_side_value(text: str) -> int:
+    """argparse type for ``--long-side``: 0 (original size) or >= 32, as the library accepts."""
+    value = int_at_least(0)(text)
+    if 0 < value < 32:
+        raise argparse.ArgumentTypeError(f"must be 0 (original size) or >= 32, got {value}")
+    return value
+
+
 def default_shared() -> Path:
     """The project's shared inputs: ``$FEATHERFACE_SHARED`` or ``../shared`` from the current folder."""
     return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))
@@ -17,12 +55,12 @@ def model_weights(name: str) -> str:
     anything else is passed through."""
     import logging
 
-    from ..loading import resolve_weights
+    from ..core.weights import resolve_weights
 
     if name != "v1":
         return name
     try:
-        resolve_weights("v1")
+        resolve_weights("v1", torch_backend=True)
         return name
     except FileNotFoundError:
         official = default_shared() / "weights" / "featherface_v1_official.pth"
@@ -33,39 +71,33 @@ def model_weights(name: str) -> str:
 
 
 def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = 640) -> None:
-    p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint (.pt), an official V1 or "
-                   "RetinaFace-MobileNet0.25 .pth, or an .onnx file (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino"],
-                   help="inference engine; onnxruntime and openvino need the extras (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
-    p.add_argument("--score-threshold", type=float, default=score,
-                   help="minimum face score (default: the checkpoint's recommended value, else 0.5)" if score is None
+    p.add_argument("--model", default="nano", help="'nano', 'nano-int8', 'v1', an .onnx graph, a checkpoint (.pt), "
+                   "or an official V1 / RetinaFace-MobileNet0.25 .pth (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="(default: %(default)s)")
+    p.add_argument("--backend", default=None, choices=["onnxruntime", "openvino", "torch"],
+                   help="inference engine (default: onnxruntime for graphs and bundled names, torch for checkpoints)")
+    p.add_argument("--threads", type=int_at_least(0), default=DEFAULT_THREADS,
+                   help="CPU threads (0 = the engine's default: all cores; default: %(default)s)")
+    p.add_argument("--score-threshold", type=probability, default=score,
+                   help="minimum face score (default: the model's recommended value, else 0.5)" if score is None
                    else "minimum face score (default: %(default)s)")
-    p.add_argument("--nms-iou", type=float, default=0.4, help="(default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=5000, help="candidates kept before NMS (default: %(default)s)")
-    p.add_argument("--keep-top-k", type=int, default=750, help="detections kept after NMS (default: %(default)s)")
+    p.add_argument("--nms-iou", type=probability, default=0.4, help="(default: %(default)s)")
+    p.add_argument("--top-k", type=int_at_least(1), default=5000, help="candidates kept before NMS (default: %(default)s)")
+    p.add_argument("--keep-top-k", type=int_at_least(1), default=750,
+                   help="detections kept after NMS (default: %(default)s)")
     p.add_argument("--no-box-voting", dest="box_voting", action="store_false",
                    help="plain greedy NMS: kept boxes are not replaced by the score-weighted mean of the boxes they "
                         "suppress (the released FeatherFace/RetinaFace behaviour)")
-    p.add_argument("--long-side", type=int, default=long_side,
-                   help="resize so the long side has this many pixels; 0 = original size (default: %(default)s)")
+    p.add_argument("--long-side", type=long_side_value, default=long_side,
+                   help="resize so the long side has this many pixels (>= 32); 0 = original size (default: %(default)s)")
 
 
 def build_detector(args: argparse.Namespace, **overrides):
     """A :class:`FaceDetector` from the options of :func:`add_detector_args` (``overrides`` win)."""
-    from ..detector import FaceDetector
+    from ..core.detector import FaceDetector
 
-    if args.threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {args.threads}")
-    import torch
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: this PyTorch build sees no CUDA device (use --device cpu)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
-              box_voting=args.box_voting, long_side=None if not args.long_side or args.long_side <= 0 else args.long_side)
+              box_voting=args.box_voting, long_side=args.long_side or None)
     kw.update(overrides)
     return FaceDetector.from_pretrained(model_weights(args.model), device=args.device, backend=args.backend,
                                         num_threads=args.threads or None, **kw)

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     from ..evaluation.labelled import bootstrap_ap, evaluate_on_labels, interval, plot_pr_curve
-    from ..files import write_json
+    from ..core.files import write_json
 
     if args.images is None:
         raise ValueError("--labels needs --images (the folder the labelled image names are relative to)")
@@ -86,7 +86,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.predictions is None:
         if args.images is None:
             raise ValueError("give --images (WIDER_val/images folder, to run a model) or --predictions (a folder of result files)")
-    
+
         det = build_detector(args)
         pred_dir = out / "predictions"
         absent = run_model_on_val(det, Path(args.images), gt, pred_dir)

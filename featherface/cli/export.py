@@ -4,14 +4,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..export import DECODED_OUTPUTS, RAW_OUTPUTS, check_parity, export_onnx
-from ..loading import load_any, recommended_threshold, resolve_weights
 from ..quantize import DEFAULT_KEEP_FP32
+from .common import int_at_least
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ..core.batch import check_writable
+    from ..core.runners import require
 
-    model, ckpt = load_any(resolve_weights(args.model))
+    require("torch", "torch")
+    from ..export import DECODED_OUTPUTS, RAW_OUTPUTS, check_parity, export_onnx
+    from ..loading import checkpoint_path, load_any, recommended_threshold
+
+    check_writable(args.output.parent)
+    model, ckpt = load_any(checkpoint_path(args.model))
     arch = ckpt.get("arch", "?")
     h, w = args.size
     path = export_onnx(model, args.output, arch, h, w, decode=args.decode, opset=args.opset,
@@ -20,7 +26,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.int8:
         import random
 
-        from ..files import list_images, read_image
+        from ..core.files import list_images, read_image
         from ..quantize import calibration_inputs, quantize_int8
 
         if not args.calibration_images:
@@ -59,7 +65,8 @@ def register_cli(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (dynamic batch/height/width) and check parity with PyTorch")
     p.add_argument("--model", default="nano", help="'nano', 'v1', a checkpoint, an official V1 or RetinaFace .pth")
     p.add_argument("--output", "-o", type=Path, required=True, help="output .onnx path")
-    p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"), help="export size")
+    p.add_argument("--size", type=int_at_least(32), nargs=2, default=(640, 640), metavar=("H", "W"),
+                   help="export size (each >= 32)")
     p.add_argument("--decode", action="store_true", help="decode boxes/landmarks and softmax scores inside the graph")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-check", action="store_true", help="skip the parity check")

@@ -17,15 +17,18 @@ from ..training.config import LR_SCHEDULES, TEACHER_BACKENDS, TrainConfig
 
 # flag name -> config field; only flags the user actually gives override the config.
 _FLAGS = {
-    "arch": str, "images": str, "labels": str, "out": str, "init_backbone": str, "init_weights": str, "teacher": str,
-    "pseudo_label_threshold": float, "ignore_below": float, "check_image": str, "check_min_faces": int, "temperature": float, "alpha": float,
-    "feature_weight": float, "epochs": int, "batch_size": int, "lr_per_image": float, "weight_decay": float,
-    "warmup_epochs": float, "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str, "save_every_steps": int,
-    "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list, "pool_label_min_score": float, "mosaic_prob": float,
-    "zoom_out_prob": float, "max_upscale": float, "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "occluder_bank": str, "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int, "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool,
-    "ema_decay": float, "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str,
-    "feature_focus_weight": float, "feature_adapter": bool, "image_weights": str,
-    "label_upscale": float,
+    "arch": str, "images": str, "labels": str, "out": str, "init_backbone": str, "init_weights": str,
+    "teacher": str, "pseudo_label_threshold": float, "ignore_below": float, "check_image": str,
+    "check_min_faces": int, "temperature": float, "alpha": float, "feature_weight": float, "epochs": int,
+    "batch_size": int, "lr_per_image": float, "weight_decay": float, "warmup_epochs": float,
+    "image_size": int, "epoch_repeats": int, "seed": int, "workers": int, "device": str,
+    "save_every_steps": int, "max_steps": int, "val_images": str, "eval_every": int, "pool_labels": list,
+    "pool_label_min_score": float, "mosaic_prob": float, "zoom_out_prob": float, "max_upscale": float,
+    "mask_prob": float, "mask_style": str, "occlude_prob": float, "occlude_style": str, "occluder_bank": str,
+    "negative_prob": float, "min_negatives": int, "lr_schedule": str, "freeze_backbone_steps": int,
+    "channels_last": bool, "label_corrected_kd": bool, "label_corrected_full": bool, "ema_decay": float,
+    "label_boxes": bool, "box_kd_weight": float, "teacher_backend": str, "feature_focus_weight": float,
+    "feature_adapter": bool, "image_weights": str, "label_upscale": float,
 }
 
 
@@ -172,7 +175,7 @@ def register_cli(sub) -> None:
                    help="each labelled pool face gets a painted face mask with this probability (online labels; "
                         "default 0: none)")
     p.add_argument("--mask-style", choices=MASK_STYLES,
-                   help="painted masks: 'plain' (session 11's: surgical outline, five colours; the default) or 'varied' "
+                   help="painted masks: 'plain' (surgical outline, five colours; the default) or 'varied' "
                         "(also cup-shaped, any colour, striped, worn higher or lower, with ear loops)")
     p.add_argument("--occlude-prob", type=float,
                    help="each labelled pool face is partly covered (up to about half) by a soft blob of texture from "

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..files import read_image
+from ..core.files import read_image
 from .annotations import ImageAnnotation, read_annotations
 from .transforms import Sample, TrainTransform
 
@@ -90,7 +90,7 @@ def pseudo_label(detector, folder: str | Path, files: list[str], cache: Path | N
         records.append(ImageAnnotation(rel, d.boxes.astype(np.float32), d.landmarks.astype(np.float32),
                                        np.ones(len(d), bool)))
     if cache is not None:
-        from ..files import write_json
+        from ..core.files import write_json
 
         write_json(cache, {"key": key, "records": [_record_to_json(r) for r in records]})
     return records

@@ -1,7 +1,7 @@
 """Real hand and arm cut-outs, pasted over faces by ``occlude_faces(style="cutout")``.
 
 Why: on ``crowd_baseball.jpg`` three of the five real faces Nano misses are behind a raised hand
-or forearm (session 17). Synthetic occluders (texture blobs, skin-toned bands) did not move their
+or forearm. Synthetic occluders (texture blobs, skin-toned bands) did not move their
 scores, so this module cuts real limbs out of photos whose pixels are labelled by hand: Clothing
 Co-Parsing (``bearpaw/clothing-co-parsing``, pool source ``street_fashion``) labels 1,004 full-body
 street photos per pixel, and its class ``skin`` outside the head is arms, hands and legs.

@@ -24,15 +24,15 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   off many of their faces, while an evaluation photo of 400-500 px is magnified 1.3-1.6x;
 * with ``mask_prob`` (0: off): each labelled face of a photo gets a painted face mask with that
   probability (:func:`featherface.data.transforms.paint_masks`), before the view is taken. Nano
-  scores small masked faces in crowds too low (model card, session 10), and the pool's masked
+  scores small masked faces in crowds too low, and the pool's masked
   faces are few and mostly large; painted masks make labelled crowds masked ones at every size.
-  ``mask_style`` chooses session 11's plain masks or varied ones (cup-shaped, any colour, striped);
+  ``mask_style`` chooses the plain masks or varied ones (cup-shaped, any colour, striped);
   The teacher labels the painted photo like any other; a face it then misses stays a target
   through its label (``--label-corrected-kd`` keeps the teacher's miss out of the KD term);
 * with ``occlude_prob`` (0: off): each labelled face is partly covered by texture from elsewhere
   in its photo (:func:`featherface.data.transforms.occlude_faces`), after the masks and before
   the view: hands, arms, caps and heads in front hide parts of faces in crowds, where Nano's
-  scores fell far below V1's (session 16); ``occlude_style`` "limb" or "varied" covers them with
+  scores fell far below V1's; ``occlude_style`` "limb" or "varied" covers them with
   skin-toned bands instead or as well (raised hands, arms), "cutout" or "mixed" with real hands
   and arms from an ``occluder_bank`` (:mod:`featherface.data.occluders`). Like a masked face, an occluded one
   the teacher then misses stays a target through its label;
@@ -43,7 +43,7 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
   noise, blurred noise, a flat colour, or painted face masks on one of those), so that the
   task's hard-negative mining (with ``--min-negatives``: a faceless image mines none otherwise)
   and the teacher's low scores there (V1: at most 0.41 on the uniform noise measured in
-  session 14) teach "background" on textures the photos never show without faces. Session 14's
+  training) teach "background" on textures the photos never show without faces. An earlier version's
   student fired on uniform noise without them;
 * photometric distortion, mirror, resize to ``image_size``, mean subtraction (as in
   :class:`featherface.data.transforms.TrainTransform`).
@@ -61,9 +61,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..constants import MEAN_BGR
-from ..files import list_images
-from ..files import read_image
+from ..core.constants import MEAN_BGR
+from ..core.files import list_images
+from ..core.files import read_image
 from .occluders import OccluderBank
 from .transforms import (CROP_SCALES, CUTOUT_STYLES, INTERPOLATIONS, Sample, mean_window, mirror, occlude_faces, paint_masks,
                          photometric_distort)
@@ -120,7 +120,7 @@ def measure_convention(reference: list[np.ndarray], other: list[np.ndarray],
     when none)."""
     from scipy.optimize import linear_sum_assignment
 
-    from ..geometry import box_iou
+    from ..anchors import box_iou
 
     ref_m, oth_m = [], []
     for r, o in zip(reference, other):
@@ -243,7 +243,7 @@ def no_face_image(size: int, rng: np.random.Generator) -> np.ndarray:
         image = np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
     else:
         # Shrunk noise matters: the detector halves a 720x1280 noise image to 360x640, which
-        # averages pixels into fine noise of half the contrast. Session 14's noise was only ever
+        # averages pixels into fine noise of half the contrast. An earlier version's noise was only ever
         # enlarged (1/4 to 1/1 of size), and the student fired on that shrunk noise.
         side = max(1, int(size * np.exp(rng.uniform(np.log(0.25), np.log(3.0)))))
         image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)

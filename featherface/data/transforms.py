@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..constants import MEAN_BGR
+from ..core.constants import MEAN_BGR
 from .occluders import OccluderBank, face_skin, paste_cutout
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
@@ -131,7 +131,7 @@ MASK_OUTLINE_CUP = np.array([(-0.54, 0.50), (-0.32, 0.42), (0.0, 0.37), (0.32, 0
                              (0.26, 0.98), (0.0, 1.07), (-0.26, 0.98), (-0.50, 0.78)], np.float32)
 # Where the ear loops end, in the same units (left side; the right one is mirrored).
 EAR_POINT = np.array([-0.66, 0.45], np.float32)
-# "plain": session 11's masks (surgical outline, five colours, one pleat). "varied" adds cup-shaped
+# "plain": the original masks (surgical outline, five colours, one pleat). "varied" adds cup-shaped
 # masks, masks worn higher or lower, any colour, striped cloth, one to three pleats or a centre
 # seam, and ear loops.
 MASK_STYLES = ("plain", "varied")
@@ -139,7 +139,7 @@ MASK_STYLES = ("plain", "varied")
 
 def _mask_look(rng: np.random.Generator, w: float, varied: bool):
     """Draw one mask's outline (box units), colour (BGR float32), second colour for stripes (or
-    None) and fold lines (``("pleat", y)`` or ``("seam", 0)``); the draws of ``plain`` are session 11's."""
+    None) and fold lines (``("pleat", y)`` or ``("seam", 0)``); the draws of ``plain`` are the original ones."""
     outline, cup = MASK_OUTLINE, False
     if varied:
         cup = rng.random() < 0.35
@@ -239,15 +239,15 @@ def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
 #: Side an occluder enters a face from, and how often: below (a raised hand, a cup, the head of
 #: someone in front), either side (an arm, a neighbour's head), above (a cap's brim, a hand on the
 #: forehead). Crowd photos are full of these; V1 still scores such faces 0.5-0.9 where Nano gave
-#: 0.03-0.4 (crowd_baseball.jpg, session 16).
+#: 0.03-0.4 (crowd_baseball.jpg).
 OCCLUDER_SIDES = ("below", "left", "right", "above")
 OCCLUDER_SIDE_P = (0.4, 0.2, 0.2, 0.2)
-#: ``occlude_faces`` styles: "photo" (session 16: a blob of the photo's own texture), "limb" (a
+#: ``occlude_faces`` styles: "photo" (a blob of the photo's own texture), "limb" (a
 #: narrower, longer band in the face's own skin tone, as a raised hand or an arm across the face:
-#: three of the five real faces Nano missed on crowd_baseball.jpg in session 17 were behind one,
+#: three of the five real faces Nano missed on crowd_baseball.jpg were behind one,
 #: where photo-texture blobs had not helped), "varied" (each covered face: either, evenly),
 #: "cutout" (a real hand or arm cut out of a hand-labelled photo, :mod:`featherface.data.occluders`;
-#: limb bands had not helped either, session 17), "mixed" (each covered face: photo or cutout, evenly).
+#: limb bands had not helped either), "mixed" (each covered face: photo or cutout, evenly).
 OCCLUDER_STYLES = ("photo", "limb", "varied", "cutout", "mixed")
 #: the styles that need an :class:`~featherface.data.occluders.OccluderBank`
 CUTOUT_STYLES = ("cutout", "mixed")
@@ -268,7 +268,7 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
     or arm from ``bank`` entering the same way (:func:`featherface.data.occluders.paste_cutout`).
     Boxes narrower than ``min_width`` px are left alone; boxes do not move (an occluded face is still a face).
     Returns a new image; one ``rng.random()`` per box and more per covered box, so a sample stays
-    reproducible (``"photo"`` draws exactly as session 16's version did)."""
+    reproducible (``"photo"`` draws exactly as the first version did)."""
     lo, hi = cover
     if not 0.0 < lo <= hi < 1.0:
         raise ValueError(f"cover must be 0 < lo <= hi < 1, got {cover}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..postprocess import Detections
+from ..core.postprocess import Detections
 from .widerface import ranking_precision_recall, tie_group_ends, voc_ap
 
 

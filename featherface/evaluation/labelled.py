@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.annotations import ImageAnnotation
-from ..detector import resize_long_side
-from ..geometry import iou_matrix
-from ..postprocess import Detections
+from ..core.detector import resize_long_side
+from ..core.geometry import iou_matrix
+from ..core.postprocess import Detections
 from .widerface import ranking_precision_recall, tie_group_ends, voc_ap
 
 IOU_THRESHOLD = 0.5
@@ -257,7 +257,7 @@ def predict_labelled(detect, images_dir, names, long_side: int | None = 640, pro
     are listed in ``missing`` and count as images without detections."""
     from pathlib import Path
 
-    from ..files import read_image
+    from ..core.files import read_image
 
     preds: dict[str, Detections] = {}
     missing: list[str] = []

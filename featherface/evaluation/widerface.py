@@ -319,7 +319,7 @@ def run_model_on_val(det, images_dir: Path, gt, pred_dir: Path) -> list[str]:
     Returns the images missing from ``images_dir`` (reported, then evaluated as empty)."""
     from tqdm import tqdm
 
-    from ..files import read_image
+    from ..core.files import read_image
 
     missing = []
     for event, name, _, _ in tqdm(list(gt), desc="WIDER val", unit="img"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..postprocess import Detections, nms
+from ..core.postprocess import Detections, nms
 
 log = logging.getLogger(__name__)
 

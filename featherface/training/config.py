@@ -69,7 +69,7 @@ class TrainConfig:
     zoom_out_prob: float = 0.15  # share of views that place the whole photo on a larger canvas
     max_upscale: float = 0.0  # no training view magnifies its photo more than this (0: no cap)
     mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
-    mask_style: str = "plain"  # data.transforms.MASK_STYLES: session 11's masks or varied ones
+    mask_style: str = "plain"  # data.transforms.MASK_STYLES: the plain masks or varied ones
     occlude_prob: float = 0.0  # each labelled pool face is partly covered (data.transforms.occlude_faces)
     occlude_style: str = "photo"  # data.transforms.OCCLUDER_STYLES: photo texture, skin-toned limbs, real cut-outs
     occluder_bank: str = ""  # .npz of hand/arm cut-outs (scripts/build_occluder_bank.py) for styles cutout, mixed
@@ -93,7 +93,7 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_epochs: float = 5.0  # linear warm-up from 0 (fraction of epochs allowed)
     # "step" (milestones), "cosine" (to 1 % at the last step) or "constant" (after the warm-up; with
-    # ema_decay, a run that can be continued across sessions with a larger --max-steps: nothing in
+    # ema_decay, a run that can be continued later with a larger --max-steps: nothing in
     # the schedule depends on where the run ends)
     lr_schedule: str = "step"
     # exponential moving average of the weights (and BatchNorm statistics), updated after every
@@ -119,7 +119,7 @@ class TrainConfig:
     eval_every: int = 0
 
     def to_yaml(self, path: str | Path) -> None:
-        from ..files import atomic_write_text
+        from ..core.files import atomic_write_text
 
         atomic_write_text(Path(path), yaml.safe_dump(asdict(self), sort_keys=False))
 

@@ -30,10 +30,10 @@ from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_c
 from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
 from ..data.occluders import OccluderBank
 from ..data.transforms import CUTOUT_STYLES
-from ..files import list_images
-from ..detector import FaceDetector
+from ..core.files import list_images
+from ..core.detector import FaceDetector
 from ..loading import load_any
-from ..runners import TorchRunner
+from ..torch_runner import TorchRunner
 from ..losses import DistillationLoss, MultiBoxLoss
 from ..models import build_model
 from ..models.featherface import backbone_of
@@ -112,7 +112,7 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
       an untrained or wrongly loaded network fires everywhere, so counting faces on a photo
       alone would let it through (the reference pipeline's non-strict load did exactly that).
     """
-    from ..files import read_image
+    from ..core.files import read_image
 
     det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
     blank = np.full((320, 320, 3), 127, np.uint8)
@@ -239,7 +239,7 @@ def _prune_log(path: Path, max_step: int) -> None:
         return
     import io
 
-    from ..files import atomic_write_text
+    from ..core.files import atomic_write_text
 
     with open(path) as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("step", "").isdigit() and int(r["step"]) <= max_step]
@@ -394,7 +394,7 @@ def openvino_teacher(teacher: torch.nn.Module, out: Path, size: int):
     export_onnx` with ``features=True``), written to ``out/teacher.onnx``, compiled once per batch shape.
     Checked here against the PyTorch teacher on one random batch before training starts."""
     from ..export import export_onnx
-    from ..runners import OpenVinoRunner
+    from ..core.runners import OpenVinoRunner
 
     path = export_onnx(teacher, out / "teacher.onnx", getattr(teacher, "name", "?"), size, size, features=True)
     graph = OpenVinoRunner(path, num_threads=torch.get_num_threads())
@@ -402,7 +402,7 @@ def openvino_teacher(teacher: torch.nn.Module, out: Path, size: int):
     with torch.no_grad():
         (loc, conf, landmark_deltas), feats = teacher(x.contiguous(), return_features=True)
     for name, ref, got in zip(("loc", "conf", "landms", "feat0", "feat1", "feat2"),
-                              (loc, conf, landmark_deltas, *feats), graph(x.numpy())):
+                              (loc, conf, landmark_deltas, *feats), map(torch.from_numpy, graph.all_outputs(x.numpy()))):
         err = float((ref.float() - got).abs().max())
         if err > 1e-3:
             raise RuntimeError(f"the OpenVINO teacher's {name} differs from PyTorch's by {err:.3g}; use teacher_backend='torch'")
@@ -415,7 +415,7 @@ def teacher_forward(st: RunState, images: torch.Tensor) -> list[torch.Tensor]:
     """The teacher's ``[loc, conf, landmark_deltas, feat0, feat1, feat2]`` for a batch (no gradients;
     the OpenVINO graph when there is one)."""
     if st.teacher_graph is not None:
-        return list(st.teacher_graph(images.numpy()))
+        return [torch.from_numpy(o) for o in st.teacher_graph.all_outputs(images.numpy())]
     (loc, conf, landmark_deltas), feats = st.teacher(images, return_features=True)
     return [loc, conf, landmark_deltas, *feats]
 
@@ -566,7 +566,7 @@ train = fit  # the name earlier releases exported
 def agreement_with_teacher(student, teacher, folder: str, device, student_threshold: float = 0.05) -> float:
     """AP@0.5 of the student's detections against the teacher's (score >= 0.5) on ``folder``."""
     from ..evaluation.agreement import agreement_ap
-    from ..files import read_images
+    from ..core.files import read_images
 
     was = student.training
     s_det = FaceDetector(TorchRunner(student, device), score_threshold=student_threshold)

@@ -10,20 +10,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..geometry import box_iou
-from ..postprocess import PostProcessConfig, postprocess_image
+from ..anchors import box_iou
+from ..core.postprocess import PostProcessConfig, RawOutputs, postprocess_image
 
 
 @torch.no_grad()
 def decode_teacher(loc: torch.Tensor, conf: torch.Tensor, landmark_deltas: torch.Tensor, input_hw: tuple[int, int],
                    threshold: float = 0.5, nms_iou: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
     """One image's teacher detections above ``threshold`` after NMS (the detector's own
-    post-processing, :func:`featherface.postprocess.postprocess_image`): ``boxes (K, 4)`` and
+    post-processing, :func:`featherface.core.postprocess.postprocess_image`): ``boxes (K, 4)`` and
     ``landmarks (K, 10)``, normalised by the input size, on the CPU. Plain greedy NMS, without
     box voting: every bundled Nano so far was trained on such targets."""
     h, w = input_hw
     cfg = PostProcessConfig(threshold, nms_iou, box_voting=False)
-    d = postprocess_image(loc, conf, landmark_deltas, (h, w), (1.0 / w, 1.0 / h), cfg)
+    raw = RawOutputs(*(t.detach().float().cpu().numpy() for t in (loc, conf, landmark_deltas)))
+    d = postprocess_image(raw, (h, w), (1.0 / w, 1.0 / h), cfg)
     boxes = torch.from_numpy(d.boxes).reshape(-1, 4)
     ok = ((boxes[:, 2:] - boxes[:, :2]) > 0).all(dim=1)  # boxes clipped away to nothing
     return boxes[ok], torch.from_numpy(d.landmarks).reshape(-1, 10)[ok]

@@ -26,9 +26,9 @@ def test_benchmark_v1_vs_nano(tmp_path, v1_checkpoint):
     assert rc == 0
     res = json.loads((out / "benchmark.json").read_text())
     assert res["models"]["v1"]["parameters"] == 592_371 and res["models"]["nano"]["parameters"] == 344_254
-    from featherface.loading import load_any, recommended_threshold, resolve_weights
+    from featherface.loading import load_any, recommended_threshold, checkpoint_path
 
-    assert res["models"]["nano"]["score_threshold"] == recommended_threshold(load_any(resolve_weights("nano"))[1])
+    assert res["models"]["nano"]["score_threshold"] == recommended_threshold(load_any(checkpoint_path("nano"))[1])
     rows = {(t["model"], t["backend"], t["size"]) for t in res["timings"]}
     assert len(rows) == 2 * 2 * 2  # models x backends x sizes
     for m in res["models"].values():

@@ -88,7 +88,7 @@ def test_check_data_malformed_line(tmp_path, capsys):
 def test_evaluate_labels_voc_end_to_end(tmp_path, v1_checkpoint, capsys):
     """V1 scored against labels that are its own detections (score >= 0.5) scores AP 1 over the
     faces it labelled; a labelled image that is absent is reported and counted as undetected."""
-    from featherface.detector import FaceDetector
+    from featherface.core.detector import FaceDetector
 
     photos = [p for p in sorted(shared_file("images/portraits").glob("*.jpg")) if cv2.imread(str(p)) is not None][:3]
     det = FaceDetector.from_pretrained(v1_checkpoint, score_threshold=0.5)
@@ -148,7 +148,7 @@ def test_evaluate_labels_compare_two_models(tmp_path, v1_checkpoint, capsys):
     """``--compare``: the second model is scored on the same images with the same options, and the
     difference gets its paired interval; V1 against labels that are its own detections is the
     upper bound, so Nano's difference is <= 0 on every resample."""
-    from featherface.detector import FaceDetector
+    from featherface.core.detector import FaceDetector
 
     photos = [p for p in sorted(shared_file("images/portraits").glob("*.jpg")) if cv2.imread(str(p)) is not None][:3]
     det = FaceDetector.from_pretrained(v1_checkpoint, score_threshold=0.5)

@@ -26,7 +26,7 @@ def test_convert_and_detect_folder_with_corrupt_file(tmp_path, official_v1_path,
     out = tmp_path / "out"
     rc = main(["detect", str(src), "--model", str(tmp_path / "v1.pt"), "--output", str(out)])
     assert rc == 1  # one file failed, the others were processed
-    res = json.loads((out / "detections.json").read_text())
+    res = json.loads((out / "run.json").read_text())
     by_name = {r["file"].split("/")[-1]: r for r in res["results"]}
     assert len(by_name["crowd.jpg"]["faces"]) >= 25
     assert by_name["blank.png"]["faces"] == []
@@ -51,7 +51,7 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     # -o the input folder itself: refused, nothing written
     assert main(["detect", str(src), "--output", str(src)]) == 2
-    assert "refusing to overwrite input files" in capsys.readouterr().err
+    assert "file(s) this run did not write" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     # -o pointing at an existing FILE: one-line error
     assert main(["detect", str(src), "--output", str(src / "photo.jpg")]) == 2
@@ -61,8 +61,9 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, capsys):
     assert main(["detect", str(src), "--output", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".json" and p.suffix != ".jsonl") == \
         ["photo.jpeg", "photo.jpg", "photo.png"]
-    assert main(["detect", str(src), "--output", str(out)]) == 0
-    res = json.loads((out / "detections.json").read_text())
+    assert main(["detect", str(src), "--output", str(out), "--resume"]) == 0
+    assert "3 already done" in capsys.readouterr().out
+    res = json.loads((out / "run.json").read_text())
     assert len(res["results"]) == 3 and len({r["output"] for r in res["results"]}) == 3
 
 
@@ -78,7 +79,7 @@ def test_damaged_files_are_failures_and_the_rest_is_processed(tmp_path, capsys):
     (src / "c_good.jpg").write_bytes(data)
     out = tmp_path / "out"
     assert main(["detect", str(src), "--output", str(out), "--no-draw"]) == 1
-    res = json.loads((out / "detections.json").read_text())
+    res = json.loads((out / "run.json").read_text())
     assert sorted(f["file"].rsplit("/", 1)[1] for f in res["failures"]) == ["a_truncated.jpg", "b_bitflip.jpg"]
     assert all("damaged image data" in f["error"] for f in res["failures"])
     assert [r["file"].rsplit("/", 1)[1] for r in res["results"]] == ["c_good.jpg"]
@@ -94,13 +95,13 @@ def test_results_stream_and_resume_skips_finished_files(tmp_path, capsys):
         cv2.imwrite(str(src / f"img{k}.jpg"), small)
     out = tmp_path / "out"
     assert main(["detect", str(src), "--output", str(out), "--no-draw"]) == 0
-    lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
     assert [r["type"] for r in lines] == ["settings", "image", "image", "image"]
     # simulate an interruption after the first image: keep two lines, plus a line cut mid-write
-    (out / "detections.jsonl").write_text("\n".join(json.dumps(r) for r in lines[:2]) + "\n" + '{"type": "ima')
+    (out / "run.jsonl").write_text("\n".join(json.dumps(r) for r in lines[:2]) + "\n" + '{"type": "ima')
     assert main(["detect", str(src), "--output", str(out), "--no-draw", "--resume"]) == 0
     assert "1 already done (--resume)" in capsys.readouterr().out
-    res = json.loads((out / "detections.json").read_text())
+    res = json.loads((out / "run.json").read_text())
     assert sorted(r["file"].rsplit("/", 1)[1] for r in res["results"]) == ["img0.jpg", "img1.jpg", "img2.jpg"]
 
 
@@ -111,7 +112,7 @@ def test_pixel_limit_is_a_per_file_failure(tmp_path, capsys):
     cv2.imwrite(str(src / "small.png"), np.zeros((40, 50, 3), np.uint8))
     out = tmp_path / "out"
     assert main(["detect", str(src), "--output", str(out), "--long-side", "0", "--max-pixels", "10000", "--no-draw"]) == 1
-    res = json.loads((out / "detections.json").read_text())
+    res = json.loads((out / "run.json").read_text())
     (fail,) = res["failures"]
     assert "big.png" in fail["error"] and "--max-pixels" in fail["error"]
     assert [r["file"].rsplit("/", 1)[1] for r in res["results"]] == ["small.png"]
@@ -119,8 +120,13 @@ def test_pixel_limit_is_a_per_file_failure(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["info", "--size", "0", "0"], "--size must be at least 32"),
-    (["detect", "x.jpg", "--threads", "-3"], "--threads must be >= 0"),
-    (["detect", "x.jpg", "--device", "cuda"], "no CUDA device"),
+    (["detect", "x.jpg", "--threads", "-3"], "argument --threads: must be >= 0"),
+    (["detect", "x.jpg", "--device", "cuda"], "no CUDA provider"),
+    (["detect", "x.jpg", "--device", "cdua"], "argument --device: invalid choice"),
+    (["detect", "x.jpg", "--long-side", "1"], "must be 0 (original size) or >= 32"),
+    (["detect", "x.jpg", "--max-pixels", "0"], "must be >= 1"),
+    (["detect", "x.jpg", "--score-threshold", "1.5"], "must be in [0, 1]"),
+    (["export", "--size", "0", "0", "-o", "m.onnx"], "argument --size: must be >= 32"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, argv, message, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -140,7 +146,7 @@ def test_detect_video(tmp_path):
     writer.release()
     out = tmp_path / "out"
     assert main(["detect", str(src), "--model", "nano", "--output", str(out)]) == 0
-    res = json.loads((out / "detections.json").read_text())
+    res = json.loads((out / "run.json").read_text())
     (rec,) = res["results"]
     assert rec["type"] == "video" and len(rec["frames"]) == 5
     counts = [len(f["faces"]) for f in rec["frames"]]
@@ -157,19 +163,12 @@ def test_detect_video(tmp_path):
 
 
 def test_missing_optional_package_is_a_clean_error(monkeypatch, tmp_path, capsys):
-    import builtins
+    import sys
 
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.split(".")[0] == "onnxruntime":
-            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # imports of it now fail
     rc = main(["detect", str(shared_file("images/crowd_baseball.jpg")), "--backend", "onnxruntime", "--output", str(tmp_path)])
     assert rc == 2
-    assert "needs the optional package 'onnxruntime'" in capsys.readouterr().err
+    assert "needs the optional package 'onnxruntime': pip install onnxruntime" in capsys.readouterr().err
 
 
 def test_model_v1_falls_back_to_the_official_checkpoint(monkeypatch):
@@ -186,14 +185,14 @@ def test_no_box_voting_flag_gives_the_greedy_nms_boxes(tmp_path):
     """``detect`` votes by default and records it; ``--no-box-voting`` gives exactly the boxes of
     ``FaceDetector(box_voting=False)``."""
     from featherface import FaceDetector
-    from featherface.files import read_image
+    from featherface.core.files import read_image
 
     img = shared_file("images/crowd_baseball.jpg")
     boxes = {}
     for flag, voting in (([], True), (["--no-box-voting"], False)):
         out = tmp_path / str(voting)
         assert main(["detect", str(img), "--output", str(out), "--no-draw", *flag]) == 0
-        settings, result = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+        settings, result = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
         assert settings["box_voting"] is voting
         boxes[voting] = np.array([f["box"] for f in result["faces"]])
         direct = FaceDetector.from_pretrained("nano", box_voting=voting).detect_arrays(read_image(img))

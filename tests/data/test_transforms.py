@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from featherface.constants import MEAN_BGR
+from featherface.core.constants import MEAN_BGR
 from featherface.data.transforms import (MIRROR_ORDER, Sample, TrainTransform, drop_degenerate, mean_window, mirror,
                                          occlude_faces, pad_to_square, paint_masks, random_crop)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from featherface.evaluation.agreement import agreement_ap, match_image
-from featherface.postprocess import Detections
+from featherface.core.postprocess import Detections
 
 
 def _det(boxes, scores):

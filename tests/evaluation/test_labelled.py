@@ -4,7 +4,7 @@ import pytest
 
 from featherface.data.annotations import ImageAnnotation
 from featherface.evaluation.labelled import evaluate_labelled, match_detections, resize_long_side, scale_detections
-from featherface.postprocess import Detections
+from featherface.core.postprocess import Detections
 
 
 def gt(boxes, landmarks=None):

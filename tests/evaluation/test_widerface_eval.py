@@ -59,8 +59,10 @@ def test_empty_sets():
 
 def test_overlaps_match_cython_transcription():
     rng = np.random.default_rng(0)
-    a = rng.uniform(0, 50, (30, 4)); a[:, 2:] += a[:, :2]
-    b = rng.uniform(0, 50, (20, 4)); b[:, 2:] += b[:, :2]
+    a = rng.uniform(0, 50, (30, 4))
+    a[:, 2:] += a[:, :2]
+    b = rng.uniform(0, 50, (20, 4))
+    b[:, 2:] += b[:, :2]
     assert np.array_equal(bbox_overlaps(a, b), ref.bbox_overlaps(a, b))
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from featherface.peers import PEER_FILES, load_peers
 from featherface.peers.runners import SCRFD, UltraLight, YuNet
-from featherface.postprocess import Detections
+from featherface.core.postprocess import Detections
 from tests.conftest import shared_file
 
 # Faces found on crowd_baseball.jpg (~30 faces; V1 finds 28) at each model's default threshold,

@@ -17,7 +17,7 @@ import torch
 from featherface.checkpoint import read_checkpoint, save_checkpoint
 from featherface.cli import main
 from featherface.data.occluders import Cutout, OccluderBank
-from featherface.files import read_image
+from featherface.core.files import read_image
 from featherface.models import build_model
 from featherface.training.config import TrainConfig
 from tests.conftest import REPO, shared_file

@@ -86,6 +86,22 @@ def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
     return img
 
 
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding the pixels (Pillow reads only
+    the header), so a small file that declares a huge image is refused before it takes memory."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # our own limit applies (the caller compares the size)
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        # Pillow cannot parse it; OpenCV may still (it reads a few formats Pillow does not), and
+        # says so when it cannot
+        log.debug("%s: no size from the header (%s)", path, exc)
+        return 0, 0
+
+
 def read_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """Every readable image under ``folder`` as ``(relative path, BGR image)``; unreadable files
     are logged and skipped."""

@@ -1,6 +1,6 @@
 """``FaceDetector``: load a model once, detect faces in one image or a list of images.
 
-    >>> det = FaceDetector.from_pretrained("nano")          # or "v1.pt", "model.onnx"
+    >>> det = FaceDetector.from_pretrained("nano")          # or "nano-int8", "model.onnx", "v1.pt"
     >>> faces = det.detect(cv2.imread("photo.jpg"))          # list[Detection], [] if none
     >>> arrays = det.detect_arrays(img)                      # boxes (N,4), scores (N,), landmarks (N,5,2)
 
@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from .constants import MEAN_BGR
-from .loading import WEIGHTS_DIR, load_any, preprocess_contract, recommended_threshold, resolve_weights  # noqa: F401
-from .runners import Runner, TorchRunner
 from .postprocess import Detection, Detections, PostProcessConfig, postprocess_image
+from .runners import OnnxRunner, OpenVinoRunner, Runner, require
+from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class FaceDetector:
         self,
         runner: Runner,
         *,
-        arch: str = "?",
+        arch: str | None = None,
         score_threshold: float = 0.5,
         nms_iou: float = 0.4,
         top_k: int = 5000,
@@ -109,39 +109,43 @@ class FaceDetector:
         self.runner = runner
         # input contract of the weights (colour order, mean), read from the checkpoint
         self.contract = contract or {"color": "bgr", "mean": MEAN_BGR}
-        self.arch = arch
+        self.arch = arch or getattr(runner, "arch", "?")
         self.cfg = PostProcessConfig(score_threshold, nms_iou, top_k, keep_top_k, box_voting)
         self.long_side = long_side
         self.max_batch = max_batch
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "nano", *, device: str = "cpu", backend: str = "torch",
+    def from_pretrained(cls, name_or_path: str | Path = "nano", *, backend: str | None = None, device: str = "cpu",
                         num_threads: int | None = None, **kwargs) -> "FaceDetector":
-        """Build from ``"nano"``, ``"v1"``, a checkpoint path, a released V1 or
-        RetinaFace-MobileNet0.25 state_dict or an ``.onnx`` file. ``backend`` is ``"torch"``,
-        ``"onnxruntime"`` or ``"openvino"`` (for the last two a ``.pt`` is first exported to a
-        temporary ONNX file; an ``.onnx`` file asked for with ``"torch"`` runs on onnxruntime).
-        ``score_threshold`` defaults to the checkpoint's recommended value when it states one
-        (the bundled Nano does), else 0.5."""
-        path = resolve_weights(name_or_path)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend != "torch" or path.suffix == ".onnx":  # an exported graph
-            from .export import export_to_temp
-            from .runners import OnnxRunner, OpenVinoRunner
+        """Build from a bundled name (``"nano"``, ``"nano-int8"``, ``"v1"``), an ``.onnx`` graph, a
+        FeatherFace checkpoint (``.pt``) or a released V1 / RetinaFace-MobileNet0.25 state_dict.
 
-            onnx_path = path if path.suffix == ".onnx" else export_to_temp(path)
-            runner = (OpenVinoRunner(onnx_path, num_threads=num_threads) if backend == "openvino"
-                      else OnnxRunner(onnx_path, num_threads=num_threads, device=device))
-            arch, recommended, contract = runner.arch, runner.score_threshold, runner.contract
+        ``backend``: ``"onnxruntime"``, ``"openvino"`` or ``"torch"``; ``None`` runs graphs (and the
+        bundled names) on onnxruntime and checkpoints on PyTorch. A checkpoint asked for with a graph
+        engine is exported in memory first (``[torch]`` extra). ``score_threshold`` defaults to the
+        weights' recommended value when they state one (the bundled Nano does), else 0.5.
+        """
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+        path = resolve_weights(name_or_path, torch_backend=backend == "torch")
+        runner: Runner
+        if path.suffix.lower() == ".onnx":
+            if backend == "torch":
+                raise ValueError(f"{path}: an ONNX graph runs on onnxruntime or openvino, not torch")
+            runner = (OpenVinoRunner(path, num_threads=num_threads) if backend == "openvino"
+                      else OnnxRunner(path, num_threads=num_threads, device=device))
         else:
-            model, ckpt = load_any(path, device)
-            runner = TorchRunner(model, device, num_threads=num_threads)
-            arch, recommended, contract = ckpt.get("arch", "?"), recommended_threshold(ckpt), preprocess_contract(ckpt)
-        kwargs.setdefault("contract", contract)
+            # a checkpoint: the torch side loads it (and exports it in memory for a graph engine)
+            require("torch", "torch")
+            from ..torch_runner import runner_from_checkpoint
+
+            runner = runner_from_checkpoint(path, backend or "torch", device=device, num_threads=num_threads)
+        kwargs.setdefault("contract", runner.contract)
         if kwargs.get("score_threshold") is None:
-            kwargs["score_threshold"] = 0.5 if recommended is None else recommended
-        return cls(runner, arch=arch, **kwargs)
+            kwargs["score_threshold"] = 0.5 if runner.score_threshold is None else runner.score_threshold
+        return cls(runner, arch=runner.arch, **kwargs)
 
     def _config(self, score_threshold, nms_iou, top_k, keep_top_k) -> PostProcessConfig:
         c = self.cfg
@@ -167,10 +171,9 @@ class FaceDetector:
         for hw, idxs in groups.items():
             for start in range(0, len(idxs), self.max_batch):
                 chunk = idxs[start:start + self.max_batch]
-                loc, conf, landmark_deltas = self.runner(np.stack([prepared[i][0] for i in chunk]))
-                decoded = getattr(self.runner, "decoded", False)
+                outputs = self.runner(np.stack([prepared[i][0] for i in chunk]))
                 for j, i in enumerate(chunk):
-                    results[i] = postprocess_image(loc[j], conf[j], landmark_deltas[j], hw, prepared[i][1], cfg, decoded)
+                    results[i] = postprocess_image(outputs.image(j), hw, prepared[i][1], cfg)
         return results[0] if single else results  # type: ignore[return-value]
 
     def detect(self, images, **kwargs) -> list[Detection] | list[list[Detection]]:

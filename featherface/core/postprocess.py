@@ -1,6 +1,6 @@
 """Raw network outputs -> detections in original-image pixels.
 
-Order of operations (cheap first): softmax -> score threshold -> top-k -> decode only the kept
+Numpy only. Order of operations (cheap first): scores -> threshold -> top-k -> decode only the kept
 anchors -> NMS -> keep-top-k -> box voting -> rescale to original pixels. NMS is OpenCV's greedy
 C++ implementation (no torchvision); boxes are continuous coordinates (no "+1" pixel convention).
 
@@ -18,14 +18,39 @@ distance / face size 0.092 -> 0.089).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
-import torch
 
-from .anchors import decode, decode_landmarks, priors
 from .constants import LANDMARK_NAMES
 from .geometry import iou_matrix
+from .priors import decode_boxes, decode_landmarks, pixel_priors
+
+
+class RawOutputs(NamedTuple):
+    """A network's raw outputs, float32 numpy: ``loc (N, A, 4)`` box regressions, ``conf (N, A, 2)``
+    class logits (index 1 = face), ``landmark_deltas (N, A, 10)`` landmark regressions. Indexing
+    one image (``RawOutputs(*(o[i] for o in out))``) drops the batch dimension."""
+
+    loc: np.ndarray
+    conf: np.ndarray
+    landmark_deltas: np.ndarray
+
+    def image(self, i: int) -> "RawOutputs":
+        return RawOutputs(self.loc[i], self.conf[i], self.landmark_deltas[i])
+
+
+class DecodedOutputs(NamedTuple):
+    """Outputs of a graph exported with decoding inside: ``boxes (N, A, 4)`` x1, y1, x2, y2 and
+    ``landmarks (N, A, 10)`` in network-input pixels, ``scores (N, A)`` face probabilities."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def image(self, i: int) -> "DecodedOutputs":
+        return DecodedOutputs(self.boxes[i], self.scores[i], self.landmarks[i])
 
 
 @dataclass(frozen=True)
@@ -111,50 +136,46 @@ def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, keep:
     return voted_boxes.astype(np.float32), voted_landmarks.astype(np.float32)
 
 
-def postprocess_image(
-    loc: torch.Tensor,
-    conf: torch.Tensor,
-    landmark_deltas: torch.Tensor,
-    input_hw: tuple[int, int],
-    scale_xy: tuple[float, float] = (1.0, 1.0),
-    cfg: PostProcessConfig = PostProcessConfig(),
-    decoded: bool = False,
-) -> Detections:
-    """Post-process ONE image's outputs.
+def face_scores(conf: np.ndarray) -> np.ndarray:
+    """Face probability (softmax of the two class logits, index 1) of ``conf (A, 2)``, float32."""
+    c = conf.astype(np.float32, copy=False)
+    return 1.0 / (1.0 + np.exp(c[:, 0] - c[:, 1]))
+
+
+def postprocess_image(outputs: RawOutputs | DecodedOutputs, input_hw: tuple[int, int],
+                      scale_xy: tuple[float, float] = (1.0, 1.0), cfg: PostProcessConfig = PostProcessConfig()
+                      ) -> Detections:
+    """Post-process ONE image's outputs (the batch dimension already removed).
 
     Args:
-        loc, conf, landmark_deltas: ``(A, 4)``, ``(A, 2)``, ``(A, 10)`` raw regressions and class logits
-            (or, with ``decoded=True``, xyxy boxes, face probabilities ``(A,)`` and landmarks in
-            network-input pixels, as produced by an ONNX graph with decoding inside).
+        outputs: :class:`RawOutputs` ``loc (A, 4)``, ``conf (A, 2)``, ``landmark_deltas (A, 10)``,
+            or :class:`DecodedOutputs` (boxes, probabilities and landmarks in network-input
+            pixels, from a graph exported with decoding inside).
         input_hw: the network input size ``(H, W)`` the anchors belong to.
         scale_xy: factors from network-input pixels to original pixels, ``(sx, sy)``.
     """
     h, w = input_hw
-    if decoded:
-        scores = conf.reshape(-1)
-    else:
-        scores = torch.softmax(conf.float(), dim=-1)[:, 1]
-    idx = torch.nonzero(scores > cfg.score_threshold).flatten()
-    if idx.numel() > cfg.top_k:
-        idx = idx[torch.topk(scores[idx], cfg.top_k).indices]
-    if idx.numel() == 0:
+    decoded = isinstance(outputs, DecodedOutputs)
+    scores = outputs.scores.reshape(-1).astype(np.float32) if decoded else face_scores(outputs.conf)
+    idx = np.flatnonzero(scores > cfg.score_threshold)
+    if len(idx) > cfg.top_k:
+        idx = idx[np.argpartition(-scores[idx], cfg.top_k - 1)[: cfg.top_k]]
+    if len(idx) == 0:
         return Detections()
-    sel_scores = scores[idx]
+    s = scores[idx]
     if decoded:
-        boxes, landmarks = loc[idx].float(), landmark_deltas[idx].float()
+        boxes = outputs.boxes[idx].astype(np.float32)
+        landmarks = outputs.landmarks[idx].reshape(-1, 5, 2).astype(np.float32)
     else:
-        anchors = priors(h, w, device=loc.device)[idx]
-        boxes = decode(loc[idx].float(), anchors)
-        landmarks = decode_landmarks(landmark_deltas[idx].float(), anchors)
+        anchors = pixel_priors(h, w)[idx]
+        boxes = decode_boxes(outputs.loc[idx].astype(np.float32), anchors)
+        landmarks = decode_landmarks(outputs.landmark_deltas[idx].astype(np.float32), anchors)
     sx, sy = scale_xy
-    # Normalised coordinates -> input pixels (unless already there) -> original pixels.
-    to_px = torch.tensor([sx, sy] if decoded else [w * sx, h * sy], dtype=torch.float32, device=boxes.device)
-    boxes = (boxes.reshape(-1, 2, 2) * to_px).reshape(-1, 4).cpu().numpy()
+    boxes = boxes * np.array([sx, sy, sx, sy], np.float32)
     # Boxes stay inside the image (a face at the border may regress past it); landmarks are
     # left as predicted (a point can legitimately be estimated just outside).
     np.clip(boxes, 0.0, [w * sx, h * sy, w * sx, h * sy], out=boxes)
-    landmarks = (landmarks.reshape(-1, 5, 2) * to_px).cpu().numpy()
-    s = sel_scores.cpu().numpy()
+    landmarks = landmarks * np.array([sx, sy], np.float32)
     keep = nms(boxes, s, cfg.nms_iou)[: cfg.keep_top_k]
     if cfg.box_voting and len(keep):
         kept_boxes, kept_landmarks = box_vote(boxes, s, landmarks, keep, cfg.nms_iou)

@@ -1,5 +1,6 @@
 """Box geometry shared by training, post-processing and evaluation: one IoU implementation for
-NumPy arrays and one for tensors.
+NumPy arrays (the torch one, for training, is
+:func:`featherface.anchors.box_iou`).
 
 Boxes are ``(N, 4)`` ``x1, y1, x2, y2`` in continuous coordinates (no +1 pixel; the WIDER FACE
 protocol's +1 variant lives in :mod:`featherface.evaluation.widerface` because that protocol
@@ -8,7 +9,6 @@ defines it).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -24,12 +24,3 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU matrix ``(len(a), len(b))`` of xyxy box tensors (differentiable, any device)."""
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=2)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-12)

@@ -1,0 +1,143 @@
+"""``featherface detect``, ``anonymize`` and ``crop``: thin wrappers over :mod:`featherface.core.batch`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .common import add_detector_args, build_detector, int_at_least
+
+log = logging.getLogger(__name__)
+
+#: Anonymisation's recall-first threshold, chosen on 300 human-labelled TRAINING pool photos
+#: (benchmarks/anonymize_operating_point.py): faces of 10 px or more covered 0.941 at 0.1, 0.926 at
+#: 0.2, 0.871 at the detection threshold 0.65, for 1.79 % / 1.26 % / 0.84 % of the image masked
+#: outside the labelled faces (some of it unlabelled background faces).
+ANONYMIZE_THRESHOLD = 0.1
+ANONYMIZE_PAD = 0.15
+
+
+def _progress(quiet: bool):
+    from tqdm import tqdm
+
+    def wrap(iterable, total=None):
+        return tqdm(iterable, total=total, unit="file" if isinstance(iterable, list) else "frame",
+                    disable=True if quiet or (total is not None and total <= 1) else None, leave=False)
+    return wrap
+
+
+def _source(args: argparse.Namespace) -> str:
+    from ..core.weights import EXAMPLE_IMAGE
+
+    if args.example:
+        if args.source:
+            raise ValueError("give a SOURCE or --example, not both")
+        return str(EXAMPLE_IMAGE)
+    if not args.source:
+        raise ValueError("give a SOURCE (image, folder, quoted glob or video) or --example")
+    return args.source
+
+
+def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> int:
+    from ..core.batch import Listing, list_sources, run_batch
+    from ..core.files import is_video
+
+    listing = list_sources(_source(args))  # a bad SOURCE fails before any model loads
+    if images_only:
+        videos = [s for s in listing.sources if is_video(s.path)]
+        listing = Listing([s for s in listing.sources if not is_video(s.path)],
+                          listing.skipped + [(str(s.path), f"{args.command} works on images") for s in videos])
+        if not listing.sources:
+            raise ValueError(f"{args.command} works on images; no image in {args.source!r}")
+    from ..core.batch import check_writable
+
+    check_writable(args.output)  # before the model loads
+    job = make_job(build_detector(args))
+    result = run_batch(job, listing, args.output, draw=not getattr(args, "no_draw", False), resume=args.resume,
+                       overwrite=args.overwrite, max_pixels=args.max_pixels, progress=_progress(args.quiet))
+    s = result.summary
+    line = (f"{result.processed} file(s) processed, {result.failed} failed"
+            + (f", {result.already_done} already done (--resume)" if result.already_done else "")
+            + (f", {result.skipped} passed over" if result.skipped else "")
+            + f"; records in {args.output / 'run.jsonl'}, summary in {args.output / 'run.json'}")
+    if not args.quiet:
+        print(line)
+    for f in s["failures"]:
+        print(f"failed: {f['error']}", file=sys.stderr)
+    return 1 if s["failures"] else 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from ..core.jobs import DetectJob
+
+    return run_job(args, lambda det: DetectJob(det, str(args.model)))
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from ..core.jobs import AnonymizeJob
+
+    def make(det):
+        return AnonymizeJob(det, str(args.model), mode=args.mode, shape=args.shape, pad=args.pad,
+                            color=tuple(args.color), hold=args.hold)
+    if args.no_draw:
+        raise ValueError("anonymize writes the masked files; --no-draw does not apply")
+    return run_job(args, make)
+
+
+def cmd_crop(args: argparse.Namespace) -> int:
+    from ..core.jobs import CropJob
+
+    if args.align and (args.size < 112 or args.size % 112):
+        raise ValueError(f"--size: aligned crops are 112 px or a multiple of it, got {args.size}")
+    return run_job(args, lambda det: CropJob(det, str(args.model), align=args.align, size=args.size,
+                                             margin=args.margin), images_only=True)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None) -> None:
+    p.add_argument("source", nargs="?", help="image, folder, quoted glob pattern, or video")
+    p.add_argument("--example", action="store_true", help="run on the example photo inside the package")
+    p.add_argument("--output", "-o", type=Path, default=Path(out_default), help="output folder (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output (same settings)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow an --output that holds other files or an earlier run (which is replaced)")
+    p.add_argument("--max-pixels", type=int_at_least(1), default=100_000_000,
+                   help="refuse images whose header states more pixels (default: %(default)s)")
+    p.add_argument("--no-draw", action="store_true", help="write only the records, no images or videos")
+    add_detector_args(p, score=score)
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("detect", help="detect faces in images, folders, globs or videos")
+    _batch_args(p, "featherface_out")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("anonymize", help="blur, pixelate or fill the faces of images, folders, globs or videos")
+    _batch_args(p, "anonymized", score=ANONYMIZE_THRESHOLD)
+    p.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur", help="(default: %(default)s)")
+    p.add_argument("--shape", choices=["ellipse", "box"], default="ellipse", help="(default: %(default)s)")
+    p.add_argument("--pad", type=_non_negative_float, default=ANONYMIZE_PAD,
+                   help="mask growth on every side, as a share of the face box (default: %(default)s)")
+    p.add_argument("--color", type=int, nargs=3, default=(0, 0, 0), metavar=("B", "G", "R"),
+                   help="--mode solid fill colour (default: black)")
+    p.add_argument("--hold", type=int_at_least(0), default=5,
+                   help="videos: keep a face masked this many frames after it was last detected (default: %(default)s)")
+    p.set_defaults(func=cmd_anonymize)
+
+    p = sub.add_parser("crop", help="one crop per face: aligned to the 112x112 ArcFace template, or plain")
+    _batch_args(p, "crops")
+    p.add_argument("--align", action="store_true", help="align to the five-point ArcFace template")
+    p.add_argument("--size", type=int_at_least(112), default=112, help="--align: crop size, a multiple of 112")
+    p.add_argument("--margin", type=_non_negative_float, default=0.2,
+                   help="plain crops: margin around the square face box, as a share of its size (default: %(default)s)")
+    p.set_defaults(func=cmd_crop)

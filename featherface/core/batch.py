@@ -1,0 +1,381 @@
+"""Batch runs over images, folders, globs and videos that never lose or mix anything.
+
+Used by ``featherface detect``, ``anonymize`` and ``crop`` (and by the Python API through
+:func:`run_batch`). The guarantees:
+
+* **Names.** Each output keeps its input's path below the source root (the folder, or a glob's
+  fixed leading folders), so ``a/x.jpg`` and ``b/x.jpg`` never collide; a non-MP4 video gets
+  ``.mp4`` appended (``clip.avi`` -> ``clip.avi.mp4``).
+* **Ownership.** A run writes ``<output>/run.jsonl``: a ``settings`` record, then one record per
+  file (``image``, ``start``/``frame``/``video`` for videos, ``error``, ``skipped``), flushed as it
+  goes. An output folder that holds anything else is refused unless ``overwrite``; a folder that
+  holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (replace it: the old
+  run's records and the files it wrote are removed first).
+* **Resume.** ``resume`` skips the files already finished, after checking that every setting that
+  shapes results (model and its sha256, thresholds, long side, NMS, engine, job options) equals
+  the first run's. An unfinished video is redone from its first frame: its records start with a
+  ``start`` record, and the summary keeps only the frames after the last one.
+* **Atomic outputs.** Images and videos are written to a hidden temporary file, then renamed; an
+  interrupted run leaves no partial file.
+* **Bad files** (unreadable, damaged, too many pixels by their header, truncated videos) are one
+  ``error`` record each and the run goes on; files of other types are ``skipped`` records.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+
+from .files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
+                    write_json)
+
+log = logging.getLogger(__name__)
+
+RECORDS = "run.jsonl"
+SUMMARY = "run.json"
+
+
+class RunError(ValueError):
+    """A run that cannot start (refused output folder, settings that differ from the run resumed)."""
+
+
+class Job(Protocol):
+    """What a batch run does with each image or video frame."""
+
+    #: ``"detect"``, ``"anonymize"`` or ``"crop"``
+    kind: str
+    #: every option that shapes the results (compared on resume)
+    settings: dict
+
+    def image(self, image: np.ndarray) -> tuple[dict, list[tuple[str, np.ndarray]]]:
+        """``(record fields, outputs)``: outputs are ``(suffix, image)``; suffix ``""`` writes the
+        image under the input's own name, any other suffix is appended to the input's stem."""
+
+    def frame(self, frame: np.ndarray, index: int) -> tuple[dict, np.ndarray]:
+        """``(record fields, output frame)`` for one video frame (frames come in order)."""
+
+
+@dataclass
+class Source:
+    """An input file and its name below the source root."""
+
+    path: Path
+    rel: Path
+
+
+@dataclass
+class Listing:
+    sources: list[Source]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The fixed leading folders of a glob pattern (``photos/*/x*.jpg`` -> ``photos``)."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def list_sources(source: str | Path) -> Listing:
+    """Expand SOURCE (an image, a video, a folder or a quoted glob pattern) into files with their
+    names below the source root, plus every file passed over and why (sorted)."""
+    source = str(source)
+    p = Path(source)
+    skipped: list[tuple[str, str]] = []
+    if p.is_dir():
+        root, candidates = p, []
+        seen_dirs: set[tuple[int, int]] = set()
+        for dirpath, dirnames, filenames in os.walk(p, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop: listed once, not followed again
+                skipped.append((dirpath, "folder already visited (symlink loop)"))
+                dirnames[:] = []
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            candidates += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
+    elif p.is_file():
+        root, candidates = p.parent, [p]
+    elif glob.has_magic(source):
+        root, candidates = _glob_root(source), [Path(f) for f in glob.glob(source, recursive=True)]
+    else:
+        raise FileNotFoundError(f"not found: {source}")
+    files = []
+    for c in sorted(set(candidates)):
+        if c.is_dir():
+            if not p.is_dir():
+                skipped.append((str(c), "a folder, not a file"))
+            continue
+        if not c.is_file():
+            skipped.append((str(c), "not a regular file (broken link or device)"))
+        elif is_image(c) or is_video(c):
+            files.append(Source(c, c.relative_to(root) if c.is_relative_to(root) else Path(c.name)))
+        else:
+            kind = c.suffix.lower() or "no extension"
+            skipped.append((str(c), f"unsupported type ({kind}; images: {', '.join(sorted(IMAGE_EXTS))}; "
+                                    f"videos: {', '.join(sorted(VIDEO_EXTS))})"))
+    if not files:
+        raise FileNotFoundError(f"no images or videos found for {source!r}"
+                                + (f" ({len(skipped)} other file(s) passed over)" if skipped else ""))
+    return Listing(files, skipped)
+
+
+def output_path(out_dir: Path, rel: Path, suffix: str = "") -> Path:
+    """Where the output of input ``rel`` goes (see the module docstring)."""
+    if suffix:
+        return out_dir / rel.parent / f"{rel.stem}{suffix}"
+    if is_video(rel) and rel.suffix.lower() != ".mp4":
+        return out_dir / rel.with_name(rel.name + ".mp4")
+    return out_dir / rel
+
+
+def _read_records(path: Path) -> Iterator[dict]:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill: that file is redone
+            continue
+
+
+def summarise(records_path: Path) -> dict:
+    """``run.json``: the settings, one result per finished file (videos with their frames), the
+    files whose last record is an error, and the files passed over."""
+    settings: dict = {}
+    results: dict = {}
+    errors: dict = {}
+    frames: dict = {}
+    skipped: dict = {}
+    for rec in _read_records(records_path):
+        kind = rec.pop("type", None)
+        if kind == "settings":
+            settings = settings or rec  # the first run's (resumes are checked equal)
+        elif kind == "start":
+            frames[rec["file"]] = []
+        elif kind == "frame":
+            frames.setdefault(rec["file"], []).append({k: v for k, v in rec.items() if k != "file"})
+        elif kind in ("image", "video"):
+            if kind == "video":
+                rec["frames"] = frames.pop(rec["file"], [])
+            results[rec["file"]] = {"type": kind, **rec}
+            errors.pop(rec["file"], None)
+        elif kind == "error":
+            errors[rec["file"]] = rec
+            frames.pop(rec["file"], None)
+        elif kind == "skipped":
+            skipped[rec["file"]] = rec
+    return {"settings": settings, "results": list(results.values()), "failures": list(errors.values()),
+            "skipped": list(skipped.values())}
+
+
+def _is_ours(out_dir: Path, path: Path, written: set[Path]) -> bool:
+    return path.name in (RECORDS, SUMMARY) or path.resolve() in written
+
+
+def _written_by(records_path: Path) -> set[Path]:
+    out = set()
+    for rec in _read_records(records_path):
+        for key in ("output", "outputs"):
+            v = rec.get(key)
+            for o in ([v] if isinstance(v, str) else v or []):
+                out.add(Path(o).resolve())
+    return out
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` if needed and make sure files can be written there (before any work)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"output {out_dir} exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".featherface-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"cannot write to the output folder {out_dir}: {exc.strerror or exc}") from None
+
+
+def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool) -> set[str]:
+    """Check the output folder against the rules of the module docstring; returns the files the
+    run being resumed already finished (empty for a new run)."""
+    check_writable(out_dir)
+    records = out_dir / RECORDS
+    written = _written_by(records) if records.is_file() else set()
+    foreign = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
+                     if p.is_file() and not p.name.startswith(".featherface-probe")
+                     and not _is_ours(out_dir, p, written))
+    if records.is_file() and not (resume or overwrite):
+        raise RunError(f"{out_dir} already holds a run ({RECORDS}): continue it with --resume, replace it with "
+                       "--overwrite, or choose another --output")
+    if foreign and not overwrite:
+        raise RunError(f"{out_dir} holds {len(foreign)} file(s) this run did not write (e.g. {foreign[0]}): "
+                       "choose an empty or new --output, or pass --overwrite")
+    if resume and records.is_file() and not overwrite:
+        first = next((r for r in _read_records(records) if r.get("type") == "settings"), None)
+        if first is not None:
+            for key, value in settings.items():
+                if first.get(key) != value:
+                    raise RunError(f"--resume: {key} was {first.get(key)!r} in the run being resumed, now {value!r}; "
+                                   "rerun with the same settings, or start a new --output")
+        done = set()
+        for rec in _read_records(records):
+            if rec.get("type") in ("image", "video"):
+                done.add(rec["file"])
+        return done
+    if overwrite and records.is_file():
+        for p in written:
+            if p.is_file() and out_dir.resolve() in p.parents:
+                p.unlink()
+        records.unlink()
+        (out_dir / SUMMARY).unlink(missing_ok=True)
+    return set()
+
+
+class RecordStream:
+    """``run.jsonl``, appended and flushed record by record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # a line cut by a kill has no newline: end it, so the next record starts on its own line
+        cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        self._fh = open(path, "a", encoding="utf-8")
+        if cut:
+            self._fh.write("\n")
+
+    def write(self, record: dict) -> None:
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@dataclass
+class RunResult:
+    processed: int = 0
+    failed: int = 0
+    already_done: int = 0
+    skipped: int = 0
+    summary: dict = field(default_factory=dict)
+
+
+def _one_line(exc: BaseException, path: Path) -> str:
+    msg = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return msg if msg.startswith(str(path)) else f"{path}: {msg}"
+
+
+def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, resume: bool = False,
+              overwrite: bool = False, max_pixels: int = 100_000_000,
+              video_writer: Callable | None = None, progress: Callable | None = None) -> RunResult:
+    """Run ``job`` over ``listing`` into ``out_dir`` with the guarantees of the module docstring.
+
+    ``draw=False`` writes only the records. ``max_pixels``: images whose header states more pixels
+    are refused before decoding. ``video_writer(path, fps, size, source)`` opens a writer for
+    output videos (default: :func:`featherface.core.video.open_writer`). ``progress(iterable,
+    total)`` wraps loops (a progress bar in the CLI).
+    """
+    from .video import open_writer, read_frames
+
+    video_writer = video_writer or open_writer
+    progress = progress or (lambda it, **kw: it)
+    settings = {"job": job.kind, **job.settings, "max_pixels": max_pixels, "draw": draw}
+    done = prepare_output(out_dir, settings, resume, overwrite)
+    # our own earlier outputs in an output folder INSIDE the source folder are not inputs
+    out_res = out_dir.resolve()
+    sources = [s for s in listing.sources if out_res not in s.path.resolve().parents]
+    inputs = {s.path.resolve() for s in sources}
+    if draw:
+        clash = [str(s.path) for s in sources if output_path(out_dir, s.rel).resolve() in inputs]
+        if clash:
+            raise RunError(f"refusing to overwrite input files (e.g. {clash[0]}): choose an --output folder "
+                           "outside the inputs")
+    stream = RecordStream(out_dir / RECORDS)
+    result = RunResult()
+    try:
+        if not done:
+            stream.write({"type": "settings", **settings})
+            for path, reason in listing.skipped:
+                stream.write({"type": "skipped", "file": path, "reason": reason})
+                log.warning("skipped %s: %s", path, reason)
+        result.skipped = len(listing.skipped)
+        todo = [s for s in sources if str(s.path) not in done]
+        result.already_done = len(sources) - len(todo)
+        for src in progress(todo, total=len(todo)):
+            try:
+                if is_video(src.path):
+                    rec = _run_video(job, src, out_dir, draw, stream, video_writer, read_frames, progress)
+                else:
+                    rec = _run_image(job, src, out_dir, draw, max_pixels)
+            except (ValueError, MemoryError, OSError) as exc:
+                msg = _one_line(exc, src.path)
+                stream.write({"type": "error", "file": str(src.path), "error": msg})
+                log.error("%s", msg)
+                result.failed += 1
+                continue
+            stream.write(rec)
+            result.processed += 1
+    finally:
+        stream.close()
+        result.summary = summarise(out_dir / RECORDS)
+        write_json(out_dir / SUMMARY, result.summary)
+    return result
+
+
+def _run_image(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: int) -> dict:
+    w, h = read_image_size(src.path)
+    if w * h > max_pixels:
+        raise ValueError(f"{src.path}: {w}x{h} = {w * h:,} pixels (from its header), above the limit of "
+                         f"{max_pixels:,} (raise it with --max-pixels)")
+    img = read_image(src.path, strict=True)
+    fields, outputs = job.image(img)
+    rec = {"type": "image", "file": str(src.path), "width": img.shape[1], "height": img.shape[0], **fields}
+    if draw:
+        paths = []
+        for suffix, out_img in outputs:
+            p = output_path(out_dir, src.rel, suffix)
+            atomic_write_image(p, out_img)
+            paths.append(str(p))
+        if len(outputs) == 1 and outputs[0][0] == "":
+            rec["output"] = paths[0]
+        else:
+            rec["outputs"] = paths
+    return rec
+
+
+def _run_video(job: Job, src: Source, out_dir: Path, draw: bool, stream: RecordStream, video_writer, read_frames,
+               progress) -> dict:
+    stream.write({"type": "start", "file": str(src.path)})
+    out = output_path(out_dir, src.rel) if draw else None
+    writer = None
+    n = 0
+    frames = read_frames(src.path)
+    try:
+        for frame in progress(frames, total=frames.total):
+            fields, out_frame = job.frame(frame, n)
+            stream.write({"type": "frame", "file": str(src.path), "frame": n, **fields})
+            if out is not None:
+                if writer is None:
+                    writer = video_writer(out, frames.fps, (frame.shape[1], frame.shape[0]), src.path)
+                writer.write(out_frame)
+            n += 1
+        frames.check_complete(n)
+        if writer is not None:
+            writer.close()
+            writer = None
+    finally:
+        frames.close()
+        if writer is not None:
+            writer.abort()
+    rec = {"type": "video", "file": str(src.path), "fps": frames.fps, "num_frames": n}
+    if out is not None:
+        rec["output"] = str(out)
+    return rec

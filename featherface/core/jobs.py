@@ -1,0 +1,149 @@
+"""The jobs a batch run does (:mod:`featherface.core.batch`): detect, anonymise, crop.
+
+Each job turns an image (or a video frame) into a record and output images; the record's ``faces``
+hold boxes x1, y1, x2, y2 and landmarks in pixels of the original image.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .align import align_face, crop_face
+from .anonymize import anonymize
+from .detector import FaceDetector
+from .drawing import draw_detections
+from .geometry import iou_matrix
+from .postprocess import Detections
+
+
+@lru_cache(maxsize=8)
+def file_sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def detector_settings(det: FaceDetector, model: str) -> dict:
+    """Every detector setting that shapes results (compared when a run is resumed)."""
+    source = getattr(det.runner, "source", None)
+    return {"model": model, "model_sha256": file_sha256(str(source)) if source else None, "arch": det.arch,
+            "engine": type(det.runner).__name__, "score_threshold": det.cfg.score_threshold, "nms_iou": det.cfg.nms_iou,
+            "box_voting": det.cfg.box_voting, "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k,
+            "long_side": det.long_side, "coordinates": "original-image pixels; boxes x1,y1,x2,y2",
+            "landmarks": ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"]}
+
+
+def faces_record(d: Detections) -> list[dict]:
+    return [f.to_dict() for f in d.to_list()]
+
+
+@dataclass
+class DetectJob:
+    """Detections, and annotated copies (boxes, scores, landmarks drawn)."""
+
+    detector: FaceDetector
+    model: str
+    kind: str = "detect"
+    settings: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = detector_settings(self.detector, self.model)
+
+    def image(self, image: np.ndarray):
+        d = self.detector.detect_arrays(image)
+        return {"faces": faces_record(d)}, [("", draw_detections(image, d.to_list()))]
+
+    def frame(self, frame: np.ndarray, index: int):
+        d = self.detector.detect_arrays(frame)
+        return {"faces": faces_record(d)}, draw_detections(frame, d.to_list())
+
+
+class FaceTracks:
+    """Keeps a face masked through short misses in a video: every detection of the last ``hold``
+    frames that no current detection overlaps (IoU >= ``iou``) is masked again, at its last box.
+    Detections are what they are; only the mask carries over."""
+
+    def __init__(self, hold: int, iou: float = 0.3) -> None:
+        self.hold, self.iou = hold, iou
+        self.tracks: list[tuple[np.ndarray, int]] = []  # (box, frames since last seen)
+
+    def update(self, boxes: np.ndarray) -> np.ndarray:
+        """The boxes to mask in this frame: the detections plus the held ones."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        held = []
+        survivors = []
+        if self.tracks:
+            old = np.stack([b for b, _ in self.tracks])
+            matched = (iou_matrix(old, boxes) >= self.iou).any(axis=1) if len(boxes) else np.zeros(len(old), bool)
+            for (b, age), m in zip(self.tracks, matched):
+                if not m and age + 1 <= self.hold:
+                    held.append(b)
+                    survivors.append((b, age + 1))
+        self.tracks = [(b, 0) for b in boxes] + survivors
+        return np.concatenate([boxes, np.asarray(held).reshape(-1, 4)]) if held else boxes
+
+
+@dataclass
+class AnonymizeJob:
+    """Faces masked (blur, pixelate or solid), the masked boxes recorded."""
+
+    detector: FaceDetector
+    model: str
+    mode: str = "blur"
+    shape: str = "ellipse"
+    pad: float = 0.15
+    color: tuple[int, int, int] = (0, 0, 0)
+    hold: int = 5
+    kind: str = "anonymize"
+    settings: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = {**detector_settings(self.detector, self.model), "mode": self.mode, "shape": self.shape,
+                         "pad": self.pad, "color": list(self.color), "hold_frames": self.hold}
+        self._tracks = FaceTracks(self.hold)
+
+    def _mask(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return anonymize(image, boxes, mode=self.mode, shape=self.shape, pad=self.pad, color=self.color)
+
+    def image(self, image: np.ndarray):
+        d = self.detector.detect_arrays(image)
+        return {"faces": faces_record(d)}, [("", self._mask(image, d.boxes))]
+
+    def frame(self, frame: np.ndarray, index: int):
+        if index == 0:
+            self._tracks = FaceTracks(self.hold)  # a new video
+        d = self.detector.detect_arrays(frame)
+        boxes = self._tracks.update(d.boxes)
+        held = boxes[len(d):]
+        return ({"faces": faces_record(d), "held": [[round(float(v), 2) for v in b] for b in held]},
+                self._mask(frame, boxes))
+
+
+@dataclass
+class CropJob:
+    """One crop per face: aligned to the ArcFace template (``align``), or plain with a margin."""
+
+    detector: FaceDetector
+    model: str
+    align: bool = True
+    size: int = 112
+    margin: float = 0.2
+    kind: str = "crop"
+    settings: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = {**detector_settings(self.detector, self.model), "align": self.align, "size": self.size,
+                         "margin": self.margin}
+
+    def image(self, image: np.ndarray):
+        d = self.detector.detect_arrays(image)
+        crops = []
+        for i, (box, lm) in enumerate(zip(d.boxes, d.landmarks)):
+            crop = align_face(image, lm, self.size) if self.align else crop_face(image, box, self.margin)
+            crops.append((f"_face{i}.png", crop))
+        return {"faces": faces_record(d)}, crops
+
+    def frame(self, frame: np.ndarray, index: int):
+        raise ValueError("crop works on images, not videos")

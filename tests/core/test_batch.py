@@ -1,0 +1,182 @@
+"""Batch runs: names never collide, a user's files are never overwritten, resumes never mix
+settings, pixel bombs and truncated videos are per-file failures, nothing is passed over silently."""
+import json
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from featherface.cli import main
+from tests.conftest import shared_file
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture()
+def small_crowd():
+    return cv2.resize(cv2.imread(str(shared_file("images/crowd_baseball.jpg"))), (320, 195))
+
+
+def test_glob_keeps_the_path_below_its_fixed_prefix(tmp_path, small_crowd):
+    for d in ("a", "b"):
+        (tmp_path / "in" / d).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "in" / d / "x.jpg"), np.roll(small_crowd, 10 if d == "b" else 0, axis=1))
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "in" / "*" / "x.jpg"), "--output", str(out)]) == 0
+    assert (out / "a" / "x.jpg").is_file() and (out / "b" / "x.jpg").is_file()
+
+
+def test_a_users_files_and_a_finished_run_are_never_overwritten(tmp_path, small_crowd, capsys):
+    cv2.imwrite(str(tmp_path / "p.jpg"), small_crowd)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p.jpg").write_bytes(b"mine")
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out)]) == 2
+    assert "did not write (e.g. p.jpg)" in capsys.readouterr().err and (out / "p.jpg").read_bytes() == b"mine"
+    out2 = tmp_path / "out2"
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out2)]) == 0
+    before = (out2 / "run.jsonl").read_bytes()
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out2)]) == 2  # a rerun without --resume
+    assert "already holds a run" in capsys.readouterr().err and (out2 / "run.jsonl").read_bytes() == before
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out2), "--overwrite", "--no-draw"]) == 0
+    assert not (out2 / "p.jpg").exists()  # the replaced run's annotated copy went with it
+    assert [r["type"] for r in _records(out2)] == ["settings", "image"]
+
+
+def test_resume_refuses_other_settings(tmp_path, small_crowd, capsys):
+    cv2.imwrite(str(tmp_path / "p.jpg"), small_crowd)
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out), "--no-draw"]) == 0
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out), "--no-draw", "--resume",
+                 "--score-threshold", "0.95"]) == 2
+    err = capsys.readouterr().err
+    assert "score_threshold was 0.65" in err and err.count("\n") == 1
+    assert main(["detect", str(tmp_path / "p.jpg"), "--output", str(out), "--no-draw", "--resume",
+                 "--model", "nano-int8"]) == 2
+    assert "--resume: model was 'nano'" in capsys.readouterr().err
+
+
+def _png_header_only(path, w, h):
+    """A tiny PNG whose header declares w x h pixels (a decompression bomb's signature)."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+                     + chunk(b"IEND", b""))
+
+
+def test_pixel_bomb_is_one_failed_file_and_resume_skips_it(tmp_path, small_crowd, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    _png_header_only(src / "a_bomb.png", 36000, 36000)
+    cv2.imwrite(str(src / "b_ok.jpg"), small_crowd)
+    (src / "c_notes.txt").write_text("not an image")
+    (src / "d_anim.gif").write_bytes(b"GIF89a")
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--output", str(out), "--no-draw"]) == 1
+    res = json.loads((out / "run.json").read_text())
+    (fail,) = res["failures"]
+    assert "36000x36000" in fail["error"] and "from its header" in fail["error"]
+    assert [r["file"].rsplit("/", 1)[1] for r in res["results"]] == ["b_ok.jpg"]
+    assert sorted(s["file"].rsplit("/", 1)[1] for s in res["skipped"]) == ["c_notes.txt", "d_anim.gif"]
+    assert all("unsupported type" in s["reason"] for s in res["skipped"])
+    capsys.readouterr()
+    assert main(["detect", str(src), "--output", str(out), "--no-draw", "--resume"]) == 1  # retried, fails again
+    assert len([r for r in _records(out) if r["type"] == "image"]) == 1  # no duplicate
+
+
+def _video(path, frames, size=(320, 192)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    for f in frames:
+        w.write(cv2.resize(f, size))
+    w.release()
+
+
+def test_truncated_video_is_reported_and_leaves_no_partial_file(tmp_path, small_crowd):
+    src = tmp_path / "in"
+    src.mkdir()
+    _video(src / "clip.avi", [np.roll(small_crowd, 3 * k, axis=1) for k in range(40)])
+    data = (src / "clip.avi").read_bytes()
+    (src / "clip.avi").write_bytes(data[: len(data) // 4])
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--output", str(out)]) == 1
+    (fail,) = json.loads((out / "run.json").read_text())["failures"]
+    assert "truncated or damaged video" in fail["error"]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+
+
+def test_resumed_video_has_each_frame_once(tmp_path, small_crowd):
+    src = tmp_path / "clip.avi"
+    _video(src, [np.roll(small_crowd, 3 * k, axis=1) for k in range(6)])
+    out = tmp_path / "out"
+    assert main(["detect", str(src), "--output", str(out)]) == 0
+    recs = _records(out)
+    # an interruption in the middle of the video: its start and three frames written, no end record
+    cut = [r for r in recs if r["type"] != "video"][: 2 + 3]
+    (out / "run.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cut))
+    (out / "clip.avi.mp4").unlink()
+    assert main(["detect", str(src), "--output", str(out), "--resume"]) == 0
+    (rec,) = json.loads((out / "run.json").read_text())["results"]
+    assert [f["frame"] for f in rec["frames"]] == list(range(6))
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        target = tmp_path / "file"
+        target.write_text("x")
+        out = target / "sub"  # a folder below a file cannot be created, even by root
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "out"
+    assert main(["detect", "--example", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to the output folder" in err and err.count("\n") == 1
+
+
+def test_anonymize_and_crop_end_to_end(tmp_path, capsys):
+    img = shared_file("images/small_pair.jpg")
+    out = tmp_path / "anon"
+    assert main(["anonymize", str(img), "--output", str(out), "--mode", "solid"]) == 0
+    (rec,) = json.loads((out / "run.json").read_text())["results"]
+    assert len(rec["faces"]) >= 2
+    b = cv2.imread(rec["output"])
+    for f in rec["faces"]:
+        x1, y1, x2, y2 = (int(v) for v in f["box"])
+        cy, cx = (y1 + y2) // 2, (x1 + x2) // 2
+        assert b[cy, cx].max() < 30  # the face centre is filled black (JPEG noise aside)
+    crops = tmp_path / "crops"
+    assert main(["crop", str(img), "--output", str(crops), "--align"]) == 0
+    (rec,) = json.loads((crops / "run.json").read_text())["results"]
+    assert len(rec["outputs"]) == len(rec["faces"]) >= 2
+    assert all(cv2.imread(p).shape == (112, 112, 3) for p in rec["outputs"])
+
+
+def test_anonymized_video_keeps_frames_and_audio(tmp_path, small_crowd):
+    ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the [video] extra is not installed")
+    import subprocess
+
+    silent = tmp_path / "silent.avi"
+    _video(silent, [np.roll(small_crowd, 2 * k, axis=1) for k in range(12)])
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    subprocess.run([ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(silent), "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1.2", "-c:v", "libx264", "-c:a", "aac", "-shortest", str(clip)],
+                   check=True)
+    out = tmp_path / "out"
+    assert main(["anonymize", str(clip), "--output", str(out)]) == 0
+    (rec,) = json.loads((out / "run.json").read_text())["results"]
+    from featherface.core.video import has_audio
+
+    cap = cv2.VideoCapture(rec["output"])
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert rec["num_frames"] == n == 12
+    assert has_audio(clip) and has_audio(rec["output"])
