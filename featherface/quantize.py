@@ -19,6 +19,25 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def calibration_photos(folder: str | Path, count: int) -> list[np.ndarray]:
+    """``count`` readable photos of ``folder``, a fixed, spread-out sample (shuffled with seed 0)."""
+    import random
+
+    from .core.files import list_images, read_image
+
+    names = list_images(folder)
+    random.Random(0).shuffle(names)
+    photos: list[np.ndarray] = []
+    for rel in names:
+        if len(photos) == count:
+            break
+        try:
+            photos.append(read_image(Path(folder) / rel))
+        except ValueError:
+            continue
+    return photos
+
+
 def calibration_inputs(images: list[np.ndarray], long_side: int = 640) -> list[np.ndarray]:
     """Network inputs ``(1, 3, H, W)`` float32 for the calibration photos."""
     from .core.detector import preprocess

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import random
 import sys
 from pathlib import Path
 
-from featherface.core.files import list_images, read_image
 from featherface.core.weights import WEIGHTS_DIR
 from featherface.export import check_parity, export_onnx
 from featherface.loading import checkpoint_path, load_any, recommended_threshold
-from featherface.quantize import calibration_inputs, quantize_int8
+from featherface.quantize import calibration_inputs, calibration_photos, quantize_int8
 
 
 def main() -> int:
@@ -35,17 +33,7 @@ def main() -> int:
     if max(diffs.values()) > 1e-4:
         print("parity above 1e-4", file=sys.stderr)
         return 1
-    names = list_images(a.pool)
-    random.Random(0).shuffle(names)  # a fixed, spread-out sample of the pool
-    photos = []
-    for rel in names:
-        if len(photos) == a.count:
-            break
-        try:
-            photos.append(read_image(a.pool / rel))
-        except ValueError:
-            continue
-    int8 = quantize_int8(fp32, a.out / "nano_int8.onnx", calibration_inputs(photos))
+    int8 = quantize_int8(fp32, a.out / "nano_int8.onnx", calibration_inputs(calibration_photos(a.pool, a.count)))
     for p in (fp32, int8):
         print(f"{p.name}: {p.stat().st_size / 1e6:.2f} MB, sha256 {hashlib.sha256(p.read_bytes()).hexdigest()}")
     return 0

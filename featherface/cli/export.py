@@ -24,23 +24,12 @@ def cmd_export(args: argparse.Namespace) -> int:
                        score_threshold=recommended_threshold(ckpt))
     print(f"wrote {path} ({arch}, exported at {h}x{w}, outputs: {', '.join(DECODED_OUTPUTS if args.decode else RAW_OUTPUTS)})")
     if args.int8:
-        import random
 
-        from ..core.files import list_images, read_image
-        from ..quantize import calibration_inputs, quantize_int8
+        from ..quantize import calibration_inputs, calibration_photos, quantize_int8
 
         if not args.calibration_images:
             raise ValueError("--int8 needs --calibration-images (training photos; never the benchmark sets)")
-        names = list_images(args.calibration_images)
-        random.Random(0).shuffle(names)  # a fixed, spread-out sample of the folder
-        photos = []
-        for rel in names:
-            if len(photos) == args.calibration_count:
-                break
-            try:
-                photos.append(read_image(Path(args.calibration_images) / rel))
-            except ValueError:
-                continue
+        photos = calibration_photos(args.calibration_images, args.calibration_count)
         fp32 = path
         path = args.output.with_name(args.output.stem + "_int8.onnx")
         keep = tuple(args.int8_keep_fp32)
