@@ -42,7 +42,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for i, (name, (cl, frozen, teacher_backend)) in enumerate(variants.items()):
         labels = args.pool / "labels" / "groupselfies.json"
         cfg = TrainConfig(mode="distill", images=str(args.pool), teacher=v1, init_backbone=v1, online_labels=True,
-                          pool_labels=str(labels) if labels.is_file() else None, out_dir=f"{tmp}/{i}",
+                          pool_labels=str(labels) if labels.is_file() else None, out=f"{tmp}/{i}",
                           batch_size=args.batch, image_size=args.size, channels_last=cl, workers=0,
                           freeze_backbone_steps=10**6 if frozen else 0, warmup_epochs=0.0,
                           teacher_backend=teacher_backend)

@@ -3,9 +3,7 @@
 * :func:`match` assigns ground truth to anchors (RetinaFace rules).
 * :class:`MultiBoxLoss`: classification with 7:1 hard negative mining, smooth-L1 boxes (weight
   2.0) and landmarks (only for faces that have landmarks), each normalised by its positives.
-* :class:`DistillationLoss`: ``(1 - alpha) * task + alpha * T^2 * KL + beta * feature``
-  (+ ``gamma * box_kd``, the teacher's box regressions, and ``delta * feature_focus``, feature
-  imitation on the cells around faces, when asked for).
+* :class:`DistillationLoss`: ``(1 - alpha) * task + alpha * T^2 * KL + feature_weight * feature``.
 """
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .anchors import encode, encode_landmarks
-from .core.constants import MIN_SIZES
 from .anchors import box_iou
 
 
@@ -82,59 +79,6 @@ def added_positives(targets: list[dict], anchors: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows)
 
 
-@torch.no_grad()
-def imitation_masks(targets: list[dict], anchors: torch.Tensor, sizes: list[tuple[int, int]],
-                    ratio: float = 0.5) -> list[torch.Tensor]:
-    """Where the student imitates the teacher's features: one ``(N, h, w)`` bool mask per level
-    (``sizes``, the levels' grids, strides 8, 16, 32; ``anchors`` in :mod:`featherface.anchors`'
-    order, ``len(MIN_SIZES[l])`` per cell). Wang et al.'s fine-grained imitation rule (CVPR 2019):
-    for each target box, the anchors whose IoU with it exceeds ``ratio`` times its best anchor's
-    IoU; a cell is in the mask when one of its anchors is. A face therefore marks the few cells
-    of the level whose anchors fit its size -- a 20 px face the stride-8 cells around it."""
-    per_cell = [len(s) for s in MIN_SIZES]
-    counts = [h * w * k for (h, w), k in zip(sizes, per_cell)]
-    if sum(counts) != anchors.shape[0]:
-        raise ValueError(f"{anchors.shape[0]} anchors do not fit feature maps {sizes}")
-    corners = point_form(anchors)
-    rows = []
-    for t in targets:
-        boxes = t["boxes"].to(anchors.device)
-        if boxes.numel() == 0:
-            rows.append(torch.zeros(anchors.shape[0], dtype=torch.bool, device=anchors.device))
-            continue
-        iou = box_iou(boxes, corners)  # (G, A)
-        best = iou.max(dim=1, keepdim=True).values
-        rows.append(((iou > ratio * best) & (iou > 0)).any(dim=0))
-    flat = torch.stack(rows)  # (N, A)
-    return [m.reshape(len(targets), h, w, k).any(dim=-1)
-            for m, (h, w), k in zip(flat.split(counts, dim=1), sizes, per_cell)]
-
-
-def focused_feature_loss(student_feats: list[torch.Tensor], teacher_feats: list[torch.Tensor],
-                         masks: list[torch.Tensor]) -> torch.Tensor:
-    """Mean squared error between student and teacher feature maps ``(N, C, h, w)`` over the
-    cells ``masks`` (from :func:`imitation_masks`) select, all levels pooled: the sum over the
-    selected cells of the channel-mean squared difference, divided by the number of cells (0 when
-    none is selected)."""
-    total, cells = student_feats[0].new_zeros(()), 0
-    for s, t, m in zip(student_feats, teacher_feats, masks):
-        if not bool(m.any()):
-            continue
-        d = (s.float() - t.detach().float()).pow(2).mean(dim=1)  # (N, h, w)
-        total = total + d[m].sum()
-        cells += int(m.sum())
-    return total / max(cells, 1)
-
-
-def identity_conv1x1(channels: int) -> nn.Conv2d:
-    """A ``channels -> channels`` 1x1 convolution that starts as the identity (zero bias)."""
-    conv = nn.Conv2d(channels, channels, 1)
-    with torch.no_grad():
-        conv.weight.copy_(torch.eye(channels)[:, :, None, None])
-        conv.bias.zero_()
-    return conv
-
-
 class MultiBoxLoss(nn.Module):
     """RetinaFace MultiBox loss. ``forward(outputs, targets, anchors)`` with ``outputs =
     (loc (N,A,4), conf logits (N,A,2), landmark_deltas (N,A,10))``; returns ``{"box", "cls", "landmark",
@@ -165,17 +109,14 @@ class MultiBoxLoss(nn.Module):
         return {"box": loss_box, "cls": loss_cls, "landmark": loss_lm, "total": total}
 
     @torch.no_grad()
-    def mine(self, conf: torch.Tensor, labels: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    def mine(self, conf: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Positives plus, per image, the ``neg_pos_ratio`` x #positives (at least
         ``min_negatives``) background anchors with the highest classification loss (``(N, A)``
-        bool). Background anchors in ``exclude`` (``(N, A)`` bool) are never chosen."""
+        bool)."""
         pos = labels > 0
         ce = F.cross_entropy(conf.reshape(-1, 2).float(), labels.reshape(-1), reduction="none").reshape(labels.shape)
         ce[pos] = 0
         candidates = ~pos
-        if exclude is not None:
-            candidates &= ~exclude
-            ce[exclude] = -1.0  # rank after every candidate (a candidate's loss is >= 0)
         rank = ce.argsort(dim=1, descending=True).argsort(dim=1)
         num_neg = (self.neg_pos_ratio * pos.sum(dim=1, keepdim=True)).clamp(min=self.min_negatives,
                                                                             max=labels.shape[1] - 1)
@@ -185,7 +126,7 @@ class MultiBoxLoss(nn.Module):
 class DistillationLoss(nn.Module):
     """Knowledge distillation criterion for the student.
 
-    ``total = (1 - alpha) * task + alpha * kd + beta * feature`` where
+    ``total = (1 - alpha) * task + alpha * kd + feature_weight * feature`` where
 
     * ``task`` is :class:`MultiBoxLoss` on the (pseudo-)labels;
     * ``kd = T^2 * KL(softmax(teacher/T) || softmax(student/T))`` on the class logits, summed over
@@ -197,110 +138,54 @@ class DistillationLoss(nn.Module):
       outweigh the task loss by orders of magnitude.)
     * ``feature`` is the mean squared error between student and teacher feature maps (the three
       post-BiFPN levels, both 64 channels), averaged over levels.
-    * ``box_kd`` (weight ``box_kd_weight``, 0 = off, the default): smooth-L1 between the student's
-      and the teacher's raw box regressions ``(N, A, 4)`` on every anchor the teacher scores as a
-      face with ``p >= box_kd_min_score``, divided by the number of positive anchors. The task
-      term trains regressions only on positive anchors (matched to a target, i.e. a teacher
-      detection above the pseudo-label threshold or a label); the anchors of the faces the
-      teacher finds with a lower score get the teacher's score through KD but no box at all, and
-      those faint faces are where Nano trails V1 (its boxes there miss IoU 0.5 more often).
-      Landmarks are not distilled here.
-    * ``feature_focus`` (weight ``feature_focus_weight``, 0 = off, the default): the same feature
-      MSE restricted to the cells around each target face (:func:`imitation_masks`,
-      :func:`focused_feature_loss`). The ``feature`` term averages over every cell, and background
-      cells far outnumber face cells: a 20 px face is about 9 of the 1,600 stride-8 cells of a
-      320 px view. This term lets the student copy how the teacher represents small and covered
-      faces, the ones it finds and Nano scores low. With ``feature_adapter`` the student's maps
-      pass through a trainable 1x1 convolution per level first (identity at the start; Wang et
-      al.'s adaptation layer), so the student must carry what the teacher's features carry
-      without having to take their exact form; the adapters belong to the loss, are trained
-      with the student and are not part of the exported model.
-
-    ``ignore_below`` (0 disables): background anchors (matched to no target) that the teacher
-    scores as a face with probability ``>= ignore_below`` are left out of the task's hard-negative
-    mining, so the task term never teaches "background" where the teacher is unsure (mostly
-    small, blurred or masked faces below the pseudo-label threshold, and anchors next to a
-    detected face that the IoU matching leaves unclaimed); the KD term still teaches them the
-    teacher's soft score.
 
     ``label_corrected`` (off by default): positive anchors of the boxes a target marks as
-    ``added`` -- labelled faces the teacher missed (human boxes, or a stronger detector's from
-    ``--pool-labels``; see :func:`featherface.training.labels.merge_online_targets`) -- are left out
-    of the KD term. There the teacher's soft score says "background" where a label says "face",
-    and KD wins: the gradient on the face logit is ``alpha * T * (p_s^T - p_t^T)`` from KD against
+    ``added`` -- labelled faces the teacher missed (see
+    :func:`featherface.training.labels.merge_online_targets`) -- are left out of the KD term.
+    There the teacher's soft score says "background" where a label says "face", and KD wins: the
+    gradient on the face logit is ``alpha * T * (p_s^T - p_t^T)`` from KD against
     ``(1 - alpha) * (p_s - 1)`` from the task, e.g. 0.65 against 0.15 for a student at p = 0.5 and
     a teacher at p = 0.018 (T = 4, alpha = 0.7). Everywhere else KD is unchanged.
 
-    ``corrected_full`` (needs ``label_corrected``): on those left-out anchors the task's
+    ``label_corrected_full`` (needs ``label_corrected``): on those left-out anchors the task's
     classification term also takes KD's share of the weight, ``1`` instead of ``1 - alpha``: the
     term ``alpha * CE(added positives) / n_pos`` (reported as ``"added_cls"``) is added to the
     total. Without it a face the teacher missed is learnt at 0.3x the weight of one it found.
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.7, feature_weight: float = 0.1,
-                 task: MultiBoxLoss | None = None, ignore_below: float = 0.0, label_corrected: bool = False,
-                 box_kd_weight: float = 0.0, box_kd_min_score: float = 0.1, corrected_full: bool = False,
-                 feature_focus_weight: float = 0.0, feature_adapter: bool = False,
-                 feature_channels: int = 64) -> None:
+                 task: MultiBoxLoss | None = None, label_corrected: bool = False,
+                 label_corrected_full: bool = False) -> None:
         super().__init__()
-        if corrected_full and not label_corrected:
-            raise ValueError("corrected_full needs label_corrected")
-        if not 0.0 <= ignore_below <= 0.5:
-            raise ValueError(f"ignore_below must be in [0, 0.5], got {ignore_below}")
-        if box_kd_weight < 0 or not 0.0 < box_kd_min_score < 1.0:
-            raise ValueError(f"need box_kd_weight >= 0 and 0 < box_kd_min_score < 1, got {box_kd_weight}, {box_kd_min_score}")
-        if feature_focus_weight < 0:
-            raise ValueError(f"feature_focus_weight must be >= 0, got {feature_focus_weight}")
-        self.box_kd_weight, self.box_kd_min_score = box_kd_weight, box_kd_min_score
-        self.feature_focus_weight = feature_focus_weight
-        if feature_adapter and feature_focus_weight <= 0:
-            raise ValueError("feature_adapter needs feature_focus_weight > 0")
-        self.adapters = nn.ModuleList([identity_conv1x1(feature_channels) for _ in MIN_SIZES]) if feature_adapter else None
-        self.t, self.alpha, self.beta = temperature, alpha, feature_weight
-        self.ignore_below = ignore_below
-        self.label_corrected, self.corrected_full = label_corrected, corrected_full
+        if label_corrected_full and not label_corrected:
+            raise ValueError("label_corrected_full needs label_corrected")
+        self.temperature, self.alpha, self.feature_weight = temperature, alpha, feature_weight
+        self.label_corrected, self.label_corrected_full = label_corrected, label_corrected_full
         self.task = task or MultiBoxLoss()
 
     def forward(self, student_out, teacher_out, targets: list[dict], anchors: torch.Tensor,
                 student_feats: list[torch.Tensor] | None = None, teacher_feats: list[torch.Tensor] | None = None):
         matched = build_targets(targets, anchors)
-        with torch.no_grad():
-            t_face = torch.softmax(teacher_out[1].detach().float(), dim=-1)[..., 1]  # (N, A)
-            unsure = (matched[0] == 0) & (t_face >= self.ignore_below) if self.ignore_below > 0 else None
-        mined = self.task.mine(student_out[1], matched[0], exclude=unsure)
+        mined = self.task.mine(student_out[1], matched[0])
         terms = self.task(student_out, targets, anchors, matched=matched, selected=mined)
         n_pos = (matched[0] > 0).sum().clamp(min=1).float()
-        s_logp = F.log_softmax(student_out[1] / self.t, dim=-1)
-        t_logp = F.log_softmax(teacher_out[1].detach() / self.t, dim=-1)
+        t = self.temperature
+        s_logp = F.log_softmax(student_out[1] / t, dim=-1)
+        t_logp = F.log_softmax(teacher_out[1].detach() / t, dim=-1)
         kl = (t_logp.exp() * (t_logp - s_logp)).sum(dim=-1)  # (N, A)
         with torch.no_grad():
+            t_face = torch.softmax(teacher_out[1].detach().float(), dim=-1)[..., 1]  # (N, A)
             sel = mined | (t_face > 0.5)
-            if unsure is not None:
-                sel |= unsure
             added = added_positives(targets, anchors) if self.label_corrected else None
             if added is not None:
                 sel &= ~added
-        kd = self.t ** 2 * kl[sel].sum() / n_pos
+        kd = t ** 2 * kl[sel].sum() / n_pos
         if student_feats is not None and teacher_feats is not None:
-            feat = torch.stack([F.mse_loss(s, t.detach()) for s, t in zip(student_feats, teacher_feats)]).mean()
+            feat = torch.stack([F.mse_loss(s, f.detach()) for s, f in zip(student_feats, teacher_feats)]).mean()
         else:
             feat = kd.new_zeros(())
-        total = (1 - self.alpha) * terms["total"] + self.alpha * kd + self.beta * feat
-        if self.feature_focus_weight > 0 and student_feats is not None and teacher_feats is not None:
-            masks = imitation_masks(targets, anchors, [tuple(f.shape[-2:]) for f in student_feats])
-            adapted = student_feats if self.adapters is None else [a(f) for a, f in zip(self.adapters, student_feats)]
-            focus = focused_feature_loss(adapted, teacher_feats, masks)
-            total = total + self.feature_focus_weight * focus
-        else:
-            focus = kd.new_zeros(())
-        if self.box_kd_weight > 0:
-            sure = t_face >= self.box_kd_min_score
-            box_kd = F.smooth_l1_loss(student_out[0][sure], teacher_out[0].detach()[sure].to(student_out[0].dtype),
-                                      reduction="sum") / n_pos
-            total = total + self.box_kd_weight * box_kd
-        else:
-            box_kd = kd.new_zeros(())
-        if self.corrected_full:
+        total = (1 - self.alpha) * terms["total"] + self.alpha * kd + self.feature_weight * feat
+        if self.label_corrected_full:
             logits = student_out[1][added]
             added_cls = F.cross_entropy(logits, torch.ones(len(logits), dtype=torch.long, device=logits.device),
                                         reduction="sum") / n_pos
@@ -308,4 +193,4 @@ class DistillationLoss(nn.Module):
         else:
             added_cls = kd.new_zeros(())
         return {"task": terms["total"], "box": terms["box"], "cls": terms["cls"], "landmark": terms["landmark"],
-                "kd": kd, "feature": feat, "feature_focus": focus, "box_kd": box_kd, "added_cls": added_cls, "total": total}
+                "kd": kd, "feature": feat, "added_cls": added_cls, "total": total}

@@ -32,10 +32,8 @@ Augmentation of item ``i`` in epoch ``e`` is drawn from ``default_rng([seed, e, 
 * with ``occlude_prob`` (0: off): each labelled face is partly covered by texture from elsewhere
   in its photo (:func:`featherface.data.transforms.occlude_faces`), after the masks and before
   the view: hands, arms, caps and heads in front hide parts of faces in crowds, where Nano's
-  scores fell far below V1's; ``occlude_style`` "limb" or "varied" covers them with
-  skin-toned bands instead or as well (raised hands, arms), "cutout" or "mixed" with real hands
-  and arms from an ``occluder_bank`` (:mod:`featherface.data.occluders`). Like a masked face, an occluded one
-  the teacher then misses stays a target through its label;
+  scores fell far below V1's. Like a masked face, an occluded one the teacher then misses stays
+  a target through its label;
 * with ``mosaic_prob``: a 2x2 mosaic of four photos, each a quarter of the output, so the
   student sees crowds of small faces;
 * with ``negative_prob`` (0: off): the item is an image without faces and without targets
@@ -64,8 +62,7 @@ from torch.utils.data import Dataset
 from ..core.constants import MEAN_BGR
 from ..core.files import list_images
 from ..core.files import read_image
-from .occluders import OccluderBank
-from .transforms import (CROP_SCALES, CUTOUT_STYLES, INTERPOLATIONS, Sample, mean_window, mirror, occlude_faces, paint_masks,
+from .transforms import (CROP_SCALES, INTERPOLATIONS, Sample, mean_window, mirror, occlude_faces, paint_masks,
                          photometric_distort)
 
 log = logging.getLogger(__name__)
@@ -185,32 +182,24 @@ def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[
 
 def read_pool(root: str | Path, labels: str | Path | list | None = None,
               source_weights: dict[str, float] | None = None,
-              min_score: float = 0.5,
-              image_weights: dict[str, float] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
+              min_score: float = 0.5) -> tuple[list[str], dict[str, np.ndarray]]:
     """List the pool's photos (paths relative to ``root``) with per-source multiplicities applied,
     and read the boxes of ``labels`` (:func:`read_pool_labels`: one or more labels.json files,
     already in the teacher's convention).
 
-    The source of a photo is its first path component. ``image_weights`` (photo -> factor, e.g.
-    from ``scripts/mine_hard_photos.py``) multiplies a listed photo's source weight; unlisted
-    photos keep factor 1. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
+    The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
     copy of a deterministic ``frac(w)`` share of them."""
     root = Path(root)
     files = list_images(root)
     weights = DEFAULT_SOURCE_WEIGHTS if source_weights is None else source_weights
-    image_weights = image_weights or {}
-    unknown = set(image_weights) - set(files)
-    if unknown:  # a weights file from another pool would silently do nothing
-        raise ValueError(f"image_weights name {len(unknown)} photo(s) not in the pool {root}, "
-                         f"e.g. {sorted(unknown)[0]!r}")
     entries: list[str] = []
     for i, rel in enumerate(files):
-        w = weights.get(Path(rel).parts[0], 1.0) * image_weights.get(rel, 1.0)
+        w = weights.get(Path(rel).parts[0], 1.0)
         copies = int(w) + (1 if (i * 0.6180339887) % 1.0 < w - int(w) else 0)
         entries.extend([rel] * copies)
     human = read_pool_labels(labels, min_score)[0] if labels else {}
-    log.info("pool %s: %d photos -> %d samples per pass (source weights %s, %d photos reweighted); "
-             "labelled boxes on %d photos", root, len(files), len(entries), weights, len(image_weights), len(human))
+    log.info("pool %s: %d photos -> %d samples per pass (source weights %s); "
+             "labelled boxes on %d photos", root, len(files), len(entries), weights, len(human))
     return entries, human
 
 
@@ -218,19 +207,6 @@ def invalid_weights(weights: dict) -> dict:
     """The entries of a sampling-weight mapping (source or photo -> weight) whose value is not a
     number >= 0 (booleans, which Python counts as ints, are not numbers here)."""
     return {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
-
-
-def read_image_weights(path: str | Path) -> dict[str, float]:
-    """Per-photo sampling factors from a JSON file ``{"images": {photo: factor}, ...}`` (photo
-    paths relative to the pool root, factors >= 0), as ``scripts/mine_hard_photos.py`` writes."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
-        raise ValueError(f"{path}: expected a JSON object with an \"images\" mapping of photo -> factor")
-    weights = data["images"]
-    bad = invalid_weights(weights)
-    if bad:
-        raise ValueError(f"{path}: factors must be numbers >= 0, got e.g. {next(iter(bad.items()))}")
-    return {k: float(v) for k, v in weights.items()}
 
 
 def no_face_image(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -264,16 +240,13 @@ class PoolDataset(Dataset):
     def __init__(self, root: str | Path, entries: list[str], human: dict[str, np.ndarray], image_size: int = 480,
                  seed: int = 0, mosaic_prob: float = 0.25, zoom_out_prob: float = 0.15, max_upscale: float = 0.0,
                  mask_prob: float = 0.0, mask_style: str = "plain", negative_prob: float = 0.0,
-                 occlude_prob: float = 0.0, occlude_style: str = "photo",
-                 occluder_bank: OccluderBank | None = None) -> None:
+                 occlude_prob: float = 0.0) -> None:
         if not entries:
             raise ValueError(f"no photos in the pool under {root}")
         self.root, self.entries, self.image_size, self.seed = Path(root), entries, image_size, seed
         self.mosaic_prob, self.zoom_out_prob, self.max_upscale = mosaic_prob, zoom_out_prob, max_upscale
         self.mask_prob, self.mask_style, self.negative_prob = mask_prob, mask_style, negative_prob
-        if occlude_prob > 0 and occlude_style in CUTOUT_STYLES and occluder_bank is None:
-            raise ValueError(f"occlude_style {occlude_style!r} needs an occluder bank")
-        self.occlude_prob, self.occlude_style, self.occluder_bank = occlude_prob, occlude_style, occluder_bank
+        self.occlude_prob = occlude_prob
         self.human = human  # already in the teacher's convention (read_pool_labels)
         self.epoch = 0
 
@@ -294,7 +267,7 @@ class PoolDataset(Dataset):
         if self.mask_prob > 0:  # no draws at 0: the samples stay those of runs before the option
             image = paint_masks(image, boxes, rng, self.mask_prob, style=self.mask_style)
         if self.occlude_prob > 0:  # after the masks: a hand may cover a masked face too
-            image = occlude_faces(image, boxes, rng, self.occlude_prob, style=self.occlude_style, bank=self.occluder_bank)
+            image = occlude_faces(image, boxes, rng, self.occlude_prob)
         return Sample(image, boxes.copy(), np.zeros((len(boxes), 5, 2), np.float32), np.zeros(len(boxes), bool))
 
     def _view(self, s: Sample, side_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

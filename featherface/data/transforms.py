@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 
 from ..core.constants import MEAN_BGR
-from .occluders import OccluderBank, face_skin, paste_cutout
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
 # Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).
@@ -242,53 +241,29 @@ def paint_masks(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
 #: 0.03-0.4 (crowd_baseball.jpg).
 OCCLUDER_SIDES = ("below", "left", "right", "above")
 OCCLUDER_SIDE_P = (0.4, 0.2, 0.2, 0.2)
-#: ``occlude_faces`` styles: "photo" (a blob of the photo's own texture), "limb" (a
-#: narrower, longer band in the face's own skin tone, as a raised hand or an arm across the face:
-#: three of the five real faces Nano missed on crowd_baseball.jpg were behind one,
-#: where photo-texture blobs had not helped), "varied" (each covered face: either, evenly),
-#: "cutout" (a real hand or arm cut out of a hand-labelled photo, :mod:`featherface.data.occluders`;
-#: limb bands had not helped either), "mixed" (each covered face: photo or cutout, evenly).
-OCCLUDER_STYLES = ("photo", "limb", "varied", "cutout", "mixed")
-#: the styles that need an :class:`~featherface.data.occluders.OccluderBank`
-CUTOUT_STYLES = ("cutout", "mixed")
-
 
 def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, prob: float,
-                  min_width: float = 8.0, cover: tuple[float, float] = (0.2, 0.45),
-                  style: str = "photo", bank: OccluderBank | None = None) -> np.ndarray:
+                  min_width: float = 8.0, cover: tuple[float, float] = (0.2, 0.45)) -> np.ndarray:
     """Cover part of each face box ``(K, 4)`` (pixels) with probability ``prob``: a soft-edged,
     rotated ellipse enters the face from one side (:data:`OCCLUDER_SIDES`) and reaches a fraction
     ``cover`` (uniform in the range) of the face's height or width into it; most of the ellipse
     lies outside the face, as an arm or a hand does. At most about half of a face is hidden,
-    never all of it. ``style`` (:data:`OCCLUDER_STYLES`) picks what covers it: ``"photo"``, texture
-    copied from a random place of the same photo (skin, cloth, hair or background of that scene);
-    ``"limb"``, a band 0.24-0.6 of the face wide whose colour is the face's own (the mean of the
-    box's upper middle, brightness x0.85-1.15) with 30 % of the copied texture's grey detail and
-    darker edges, as a hand or forearm of the same person or a neighbour; ``"cutout"``, a real hand
-    or arm from ``bank`` entering the same way (:func:`featherface.data.occluders.paste_cutout`).
+    never all of it. What covers it is texture copied from a random place of the same photo (skin,
+    cloth, hair or background of that scene).
     Boxes narrower than ``min_width`` px are left alone; boxes do not move (an occluded face is still a face).
     Returns a new image; one ``rng.random()`` per box and more per covered box, so a sample stays
-    reproducible (``"photo"`` draws exactly as the first version did)."""
+    reproducible."""
     lo, hi = cover
     if not 0.0 < lo <= hi < 1.0:
         raise ValueError(f"cover must be 0 < lo <= hi < 1, got {cover}")
-    if style not in OCCLUDER_STYLES:
-        raise ValueError(f"style must be one of {OCCLUDER_STYLES}, got {style!r}")
-    if style in CUTOUT_STYLES and bank is None:
-        raise ValueError(f"style {style!r} needs an occluder bank")
     out = image.copy()
     H, W = image.shape[:2]
     for x1, y1, x2, y2, w, h in _drawn_boxes(boxes, rng, prob, min_width):
-        limb = style == "limb" or (style == "varied" and rng.random() < 0.5)
-        cutout = style == "cutout" or (style == "mixed" and rng.random() < 0.5)
         side = OCCLUDER_SIDES[int(rng.choice(len(OCCLUDER_SIDES), p=OCCLUDER_SIDE_P))]
         depth = rng.uniform(lo, hi)
-        if cutout:
-            paste_cutout(out, image, (x1, y1, x2, y2), side, depth, bank.draw(rng), rng)
-            continue
         cx, cy = (x1 + x2) / 2 + rng.uniform(-0.25, 0.25) * w, (y1 + y2) / 2 + rng.uniform(-0.25, 0.25) * h
         # half-axes as fractions of the face: (across the entry direction, along it)
-        across, along = ((0.12, 0.3), (0.6, 1.2)) if limb else ((0.3, 0.6), (0.4, 0.8))
+        across, along = (0.3, 0.6), (0.4, 0.8)
         if side in ("below", "above"):
             # the ellipse's tip reaches ``depth`` into the face and the rest lies beyond its edge
             rx, ry = w * rng.uniform(*across), h * rng.uniform(*along)
@@ -316,20 +291,9 @@ def occlude_faces(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
         cv2.ellipse(alpha, centre, axes, angle, 0, 360, 1.0, -1, cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, w / 40))[:, :, None]
         texture = image[sy:sy + ph, sx:sx + pw].astype(np.float32)
-        if limb:
-            texture = _skin_texture(image, (x1, y1, x2, y2), texture, alpha, rng.uniform(0.85, 1.15))
         patch = out[y0:ye, x0:xe].astype(np.float32)
         out[y0:ye, x0:xe] = np.clip(patch * (1 - alpha) + texture * alpha, 0, 255).astype(np.uint8)
     return out
-
-
-def _skin_texture(image: np.ndarray, box, texture: np.ndarray, alpha: np.ndarray, brightness: float) -> np.ndarray:
-    """``texture`` (h, w, 3 float32) recoloured to the skin tone of ``box`` in ``image``
-    (:func:`featherface.data.occluders.face_skin`) times ``brightness``, plus 30 % of the texture's
-    grey detail, shaded to 80 % at the soft edge ``alpha`` (h, w, 1) as a rounded limb is."""
-    skin = face_skin(image, box) * brightness
-    grey = texture.mean(axis=2, keepdims=True)
-    return (skin + 0.3 * (grey - grey.mean())) * (0.8 + 0.2 * alpha)
 
 
 def pad_to_square(image: np.ndarray) -> np.ndarray:

@@ -1,122 +1,153 @@
-"""Training configuration: one dataclass, written as YAML next to the checkpoints."""
+"""Training configuration, declared once.
+
+Each option is one dataclass field in one of four sections (:class:`RunSettings`,
+:class:`OptimiserSettings`, :class:`DataSettings`, :class:`DistillationSettings`), declared with
+:func:`option`, whose ``help`` text is what ``featherface train --help`` and ``featherface distill
+--help`` print: the command line is generated from these fields (:func:`add_arguments`), so an
+option has one name in the config, on the command line (``--snake-case`` becomes
+``--snake-case`` with dashes), in the loss and in the logs. :class:`TrainConfig` is all four sections
+as one flat dataclass (``cfg.alpha``, ``cfg.images``), written as YAML next to the checkpoints.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import argparse
+import math
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from ..data.pool import invalid_weights
-from ..data.transforms import CUTOUT_STYLES, MASK_STYLES, OCCLUDER_STYLES
+from ..data.transforms import MASK_STYLES
 
-
-# the accepted values of two string options, shared with the command line's choices
+# the accepted values of the string options, shared with the command line's choices
+ARCHS = ("nano", "retinaface", "v1")
+MODES = ("train", "distill")
 LR_SCHEDULES = ("step", "cosine", "constant")
 TEACHER_BACKENDS = ("torch", "openvino")
 
 
+def option(default: Any, help: str, *, choices: tuple | None = None, distill_only: bool = False,
+           flag: bool = True, metavar: str | None = None) -> Any:
+    """A config field with its command-line help. ``distill_only``: only ``featherface distill``
+    has the flag; ``flag=False``: set by the program (the subcommand), not a flag. Lists take
+    their default through a factory."""
+    meta = {"help": help, "choices": choices, "distill_only": distill_only, "flag": flag, "metavar": metavar}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
-class TrainConfig:
-    # --- what to train
-    arch: str = "nano"  # "nano", "v1" or "retinaface"
-    mode: str = "train"  # "train" (labels) or "distill" (teacher + labels or pseudo-labels)
-    images: str = ""  # image root; label paths (or the photo folder) are relative to it
-    labels: str | None = None  # label.txt / wider_face_*_bbx_gt.txt; None -> pseudo-labels (distill)
-    out_dir: str = "runs/exp"
-    # backbone to start from: ImageNet MobileNetV1-0.25 weights, or any detector checkpoint here
-    # (official V1 .pth, our .pt): its MobileNetV1-0.25 is copied (V1's was trained on WIDER FACE)
-    init_backbone: str | None = None
-    init_weights: str | None = None  # FeatherFace checkpoint to start from (fine-tuning)
-    # --- teacher (distill mode)
-    teacher: str | None = None  # checkpoint or official V1 .pth, loaded strictly
-    pseudo_label_threshold: float = 0.5  # teacher detections above this become targets
-    # "openvino": the teacher's forward pass (no gradients) runs as a compiled OpenVINO graph on
-    # the CPU (exported once per run, compiled per batch shape); "torch": in PyTorch
-    teacher_backend: str = "torch"
-    # background anchors the teacher scores as a face with p >= this are not mined as negatives
-    # by the task loss (0: off); see losses.DistillationLoss
-    ignore_below: float = 0.0
-    # KD leaves out the positive anchors of labelled boxes the teacher missed (pool_labels), so the
-    # teacher's miss does not overrule the label there; see losses.DistillationLoss
-    label_corrected_kd: bool = False
-    # with label_corrected_kd: on the anchors KD leaves out, the task's classification term takes
-    # KD's share of the weight too (1 instead of 1 - alpha); see losses.DistillationLoss
-    label_corrected_full: bool = False
-    # where a pool label and a teacher detection are the same face, the label's box (mapped to the
-    # teacher's convention) is the task target instead of the teacher's; see merge_online_targets
-    label_boxes: bool = False
-    # > 1: the teacher also runs on each batch magnified this many times, and ITS detections are
-    # the online targets (plus the larger faces only the view-scale pass finds); KD still compares
-    # with the view-scale pass. See training.labels.merge_online_targets
-    label_upscale: float = 1.0
-    # weight of the teacher's box regressions on the anchors it scores >= 0.1 (0: off); see
-    # losses.DistillationLoss
-    box_kd_weight: float = 0.0
-    # weight of the feature MSE on the cells around each target face (0: off); see
-    # losses.DistillationLoss and losses.imitation_masks
-    feature_focus_weight: float = 0.0
-    # ... through a trainable 1x1 convolution per level on the student's side (needs the weight)
-    feature_adapter: bool = False
-    pseudo_label_long_side: int = 640  # resize rule used when labelling photos with the teacher
-    # Online labels (distill without --labels): the teacher's output on each training crop, decoded,
-    # is the task target; boxes from pool_labels (our labels.json files: human labels, or another
-    # detector's from scripts/label_pool.py; the first file listing a photo wins) are added where
-    # the teacher misses a face. No labelling pass before training (see data/pool.py).
-    online_labels: bool = False
-    pool_labels: list[str] | str | None = None
-    pool_label_min_score: float = 0.5  # a detector's pool labels below this score are not used
-    mosaic_prob: float = 0.25  # share of samples that are 2x2 mosaics of four photos
-    zoom_out_prob: float = 0.15  # share of views that place the whole photo on a larger canvas
-    max_upscale: float = 0.0  # no training view magnifies its photo more than this (0: no cap)
-    mask_prob: float = 0.0  # each labelled pool face gets a painted face mask with this probability
-    mask_style: str = "plain"  # data.transforms.MASK_STYLES: the plain masks or varied ones
-    occlude_prob: float = 0.0  # each labelled pool face is partly covered (data.transforms.occlude_faces)
-    occlude_style: str = "photo"  # data.transforms.OCCLUDER_STYLES: photo texture, skin-toned limbs, real cut-outs
-    occluder_bank: str = ""  # .npz of hand/arm cut-outs (scripts/build_occluder_bank.py) for styles cutout, mixed
-    negative_prob: float = 0.0  # share of samples that are images without faces (data.pool.no_face_image)
-    # per image at least this many hard negatives in the task loss (0: RetinaFace's 7 per positive
-    # only, so an image without faces teaches nothing); see losses.MultiBoxLoss
-    min_negatives: int = 0
-    source_weights: dict | None = None  # per-source sampling multiplicity (None: data.pool defaults)
-    image_weights: str = ""  # JSON of per-photo sampling factors (scripts/mine_hard_photos.py); "" none
-    check_image: str | None = None  # real photo the teacher must find faces in before training
-    check_min_faces: int = 20  # ... at least this many at score >= 0.5
-    temperature: float = 4.0  # KD softening temperature T
-    alpha: float = 0.7  # weight of the KD term; the task loss gets 1 - alpha
-    feature_weight: float = 0.1  # beta: weight of the feature-map MSE
-    # --- optimisation
-    epochs: int = 400
-    batch_size: int = 32  # per process; the global batch is batch_size * world size
-    lr_per_image: float = 1e-3 / 32  # learning rate = lr_per_image * global batch (1e-3 at 32)
-    weight_decay: float = 5e-4
-    milestones: list[int] = field(default_factory=lambda: [250, 350])  # epochs where lr *= gamma
-    gamma: float = 0.1
-    warmup_epochs: float = 5.0  # linear warm-up from 0 (fraction of epochs allowed)
-    # "step" (milestones), "cosine" (to 1 % at the last step) or "constant" (after the warm-up; with
-    # ema_decay, a run that can be continued later with a larger --max-steps: nothing in
-    # the schedule depends on where the run ends)
-    lr_schedule: str = "step"
-    # exponential moving average of the weights (and BatchNorm statistics), updated after every
-    # optimizer step: w_ema <- d * w_ema + (1 - d) * w. 0 disables. With it, <out>/ema.pt is written
-    # at every checkpoint and model.pt holds the EMA weights.
-    ema_decay: float = 0.0
-    # while step < this, the student's backbone is frozen (eval-mode BN) and, when it equals the
-    # teacher's (init_backbone = the teacher), one backbone pass serves both networks
-    freeze_backbone_steps: int = 0
-    # NHWC tensors for student, teacher and batches: measured on this 2-core CPU at 480 px, batch 16,
-    # teacher forward about 0.6x and student forward+backward about 0.8x the default layout's time
-    channels_last: bool = True
-    grad_clip: float | None = 10.0  # max global grad norm; None disables
-    image_size: int = 640
-    epoch_repeats: int = 1  # passes over the data per "epoch" (small photo sets: fewer loader restarts)
-    # --- bookkeeping
-    seed: int = 0
-    workers: int = 2
-    device: str = "cpu"
-    save_every_steps: int = 0  # also checkpoint every N optimizer steps (0: only at epoch ends)
-    max_steps: int = 0  # stop after this many optimizer steps in total (0: no limit); for smoke runs
-    val_images: str | None = None  # held-out photos: agreement AP with the teacher, every eval_every epochs
-    eval_every: int = 0
+class RunSettings:
+    """What to train, where from and where to."""
+
+    arch: str = option("nano", "network to train", choices=ARCHS)
+    mode: str = option("train", "train (labels) or distill (teacher + labels or online labels)", choices=MODES, flag=False)
+    images: str = option("", "image root: label paths are relative to it (or the photo folder)")
+    labels: str | None = option(None, "label.txt (RetinaFace layout) or wider_face_*_bbx_gt.txt; in distill mode "
+                                "without it, the teacher labels the photos")
+    out: str = option("runs/exp", "run folder: checkpoints, config.yaml, log.csv")
+    init_backbone: str | None = option(None, "backbone to start from: ImageNet MobileNetV1-0.25 weights "
+                                       "(mobilenet0.25_imagenet_pretrain.tar) or a detector checkpoint (official V1 "
+                                       ".pth, a FeatherFace .pt) whose backbone is copied")
+    init_weights: str | None = option(None, "FeatherFace checkpoint to fine-tune")
+    seed: int = option(0, "seed of the data order and the augmentations (a resumed run replays them)")
+    workers: int = option(2, "data-loading processes")
+    device: str = option("cpu", "cpu, cuda, cuda:1 ...")
+    channels_last: bool = option(True, "NHWC memory layout for the networks and batches (faster on CPUs)")
+    save_every_steps: int = option(0, "also checkpoint every N optimiser steps (0: only at epoch ends)")
+    max_steps: int = option(0, "stop after N optimiser steps in total (0: no limit)")
+    val_images: str | None = option(None, "held-out photos: agreement AP with the teacher every --eval-every epochs")
+    eval_every: int = option(0, "epochs between evaluations (0: none)")
+
+
+@dataclass
+class OptimiserSettings:
+    """AdamW, the learning-rate schedule and the weight average."""
+
+    epochs: int = option(400, "passes over the data")
+    batch_size: int = option(32, "images per step and process (global batch: x processes)")
+    lr_per_image: float = option(1e-3 / 32, "learning rate = this x global batch (1e-3 at 32)")
+    weight_decay: float = option(5e-4, "AdamW weight decay")
+    lr_schedule: str = option("step", "step: x gamma at each milestone; cosine: to 1%% at the end; constant after "
+                              "the warm-up", choices=LR_SCHEDULES)
+    milestones: list[int] = option([250, 350], "epochs where the step schedule multiplies the rate by gamma")
+    gamma: float = option(0.1, "the step schedule's factor")
+    warmup_epochs: float = option(5.0, "linear warm-up from 0 (fractions allowed)")
+    ema_decay: float = option(0.0, "exponential moving average of the weights and BatchNorm statistics with this "
+                              "decay (e.g. 0.999): <out>/ema.pt at every checkpoint and model.pt holds it (0: off)")
+    freeze_backbone_steps: int = option(0, "freeze the student's backbone for the first N steps (one pass serves "
+                                        "student and teacher when their backbones are equal)")
+    grad_clip: float | None = option(10.0, "largest global gradient norm (0: no clipping)")
+
+
+@dataclass
+class DataSettings:
+    """Views, sampling and augmentation. The pool options apply to distillation with online labels."""
+
+    image_size: int = option(640, "side of the square training views")
+    epoch_repeats: int = option(1, "passes over the data per epoch (small photo sets: fewer loader restarts)")
+    online_labels: bool = option(False, "label each training view with the teacher's own output (photo pool, no "
+                                 "labelling pass)", distill_only=True)
+    pool_labels: list[str] | None = option(None, "labels.json files with boxes for pool photos, added where the "
+                                           "teacher misses faces: human labels, or another detector's "
+                                           "(scripts/label_pool.py); the first file listing a photo wins",
+                                           distill_only=True)
+    pool_label_min_score: float = option(0.5, "a detector's pool labels below this score are not used", distill_only=True)
+    source_weights: dict | None = option(None, "sampling multiplicity per pool source folder, e.g. "
+                                         "masked_faces_rwmfd=4 scut_head_b=2 (replaces data.pool's table; unlisted "
+                                         "sources get 1)", distill_only=True, metavar="SOURCE=W")
+    mosaic_prob: float = option(0.25, "share of samples that are 2x2 mosaics of four photos", distill_only=True)
+    zoom_out_prob: float = option(0.15, "share of views that place the whole photo on a larger canvas", distill_only=True)
+    max_upscale: float = option(0.0, "no view magnifies its photo more than this; smaller photos sit in a "
+                                "mean-colour window instead (0: no cap)", distill_only=True)
+    mask_prob: float = option(0.0, "each labelled pool face gets a painted face mask with this probability",
+                              distill_only=True)
+    mask_style: str = option("plain", "painted masks: plain (surgical outline, five colours) or varied (cup-shaped, "
+                             "any colour, striped, worn higher or lower)", choices=MASK_STYLES, distill_only=True)
+    occlude_prob: float = option(0.0, "each labelled pool face is partly covered by texture from elsewhere in its "
+                                 "photo, as a hand or a head in front covers faces in crowds", distill_only=True)
+    negative_prob: float = option(0.0, "share of samples that are images without faces (noise, flat colour, masks "
+                                  "without faces)", distill_only=True)
+    min_negatives: int = option(0, "per image at least this many hard negatives in the task loss (0: RetinaFace's "
+                                "7 per positive only, so an image without faces teaches nothing)")
+
+
+@dataclass
+class DistillationSettings:
+    """The teacher and the knowledge-distillation loss (:class:`featherface.losses.DistillationLoss`)."""
+
+    teacher: str | None = option(None, "teacher: FeatherFace checkpoint, official V1 .pth or RetinaFace-MobileNet0.25 "
+                                 ".pth (loaded strictly and checked)", distill_only=True)
+    teacher_backend: str = option("torch", "the teacher's forward pass in PyTorch or as a compiled OpenVINO graph "
+                                  "(CPU; the openvino extra)", choices=TEACHER_BACKENDS, distill_only=True)
+    pseudo_label_threshold: float = option(0.5, "teacher detections above this score become targets", distill_only=True)
+    pseudo_label_long_side: int = option(640, "long side of the photos when the teacher labels them (no --labels, "
+                                         "no --online-labels)", distill_only=True)
+    check_image: str | None = option(None, "a photo the teacher must find faces in before training", distill_only=True)
+    check_min_faces: int = option(20, "... at least this many at score >= 0.5", distill_only=True)
+    temperature: float = option(4.0, "KD softening temperature T", distill_only=True)
+    alpha: float = option(0.7, "weight of the KD term; the task loss gets 1 - alpha", distill_only=True)
+    feature_weight: float = option(0.1, "weight of the feature-map MSE (the three post-BiFPN levels)", distill_only=True)
+    label_corrected: bool = option(False, "leave the anchors of labelled faces the teacher missed (--pool-labels) out "
+                                   "of the KD term, so the label, not the teacher's miss, is learnt there",
+                                   distill_only=True)
+    label_corrected_full: bool = option(False, "with --label-corrected: the task's classification term takes KD's "
+                                        "share of the weight on those anchors (1 instead of 1 - alpha)",
+                                        distill_only=True)
+
+
+SECTIONS = (RunSettings, OptimiserSettings, DataSettings, DistillationSettings)
+
+
+@dataclass
+class TrainConfig(DistillationSettings, DataSettings, OptimiserSettings, RunSettings):
+    """Every training option, flat. Field order follows :data:`SECTIONS` (dataclass inheritance
+    puts the last base's fields first)."""
 
     def to_yaml(self, path: str | Path) -> None:
         from ..core.files import atomic_write_text
@@ -133,11 +164,9 @@ class TrainConfig:
         return cls(**data)
 
     def validate(self) -> None:
-        from ..models import ARCHITECTURES
-
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
-        if self.mode not in ("train", "distill"):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.mode not in MODES:
             raise ValueError(f"mode must be 'train' or 'distill', got {self.mode!r}")
         if not self.images:
             raise ValueError("images: the training image folder is required")
@@ -145,12 +174,8 @@ class TrainConfig:
             raise ValueError("train mode needs labels (use distill with a teacher for unlabeled photos)")
         if self.mode == "distill" and not self.teacher:
             raise ValueError("distill mode needs a teacher")
-        if self.label_corrected_full and not self.label_corrected_kd:
-            raise ValueError("label_corrected_full needs label_corrected_kd")
-        if not 1.0 <= self.label_upscale <= 4.0:
-            raise ValueError(f"label_upscale must be in [1, 4], got {self.label_upscale}")
-        if self.label_upscale > 1 and not (self.mode == "distill" and self.online_labels):
-            raise ValueError("label_upscale needs distill mode with online_labels")
+        if self.label_corrected_full and not self.label_corrected:
+            raise ValueError("label_corrected_full needs label_corrected")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be 'step', 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.teacher_backend not in TEACHER_BACKENDS:
@@ -162,22 +187,11 @@ class TrainConfig:
             bad = invalid_weights(self.source_weights)
             if bad:
                 raise ValueError(f"source_weights must map source folders to numbers >= 0, got {bad}")
-        if self.image_weights and not Path(self.image_weights).is_file():
-            raise ValueError(f"image_weights: no file {self.image_weights!r}")
         if self.max_upscale < 0:
             raise ValueError(f"max_upscale must be >= 0 (0: no cap), got {self.max_upscale}")
-        if not 0.0 <= self.mask_prob <= 1.0:
-            raise ValueError(f"mask_prob must be in [0, 1], got {self.mask_prob}")
-        if not 0.0 <= self.occlude_prob <= 1.0:
-            raise ValueError(f"occlude_prob must be in [0, 1], got {self.occlude_prob}")
-        if self.occlude_style not in OCCLUDER_STYLES:
-            raise ValueError(f"occlude_style must be one of {OCCLUDER_STYLES}, got {self.occlude_style!r}")
-        if self.occlude_prob > 0 and self.occlude_style in CUTOUT_STYLES and not self.occluder_bank:
-            raise ValueError(f"occlude_style {self.occlude_style!r} needs occluder_bank (a .npz of cut-outs)")
-        if self.feature_focus_weight < 0:
-            raise ValueError(f"feature_focus_weight must be >= 0, got {self.feature_focus_weight}")
-        if self.feature_adapter and self.feature_focus_weight <= 0:
-            raise ValueError("feature_adapter needs feature_focus_weight > 0")
+        for name in ("mask_prob", "occlude_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.min_negatives < 0:
             raise ValueError(f"min_negatives must be >= 0, got {self.min_negatives}")
         if not 0.0 <= self.negative_prob < 1.0:
@@ -192,12 +206,73 @@ class TrainConfig:
             raise ValueError("batch_size and epochs must be >= 1")
 
 
+# ------------------------------------------------------------------ the command line, generated
+
+def _source_weight(text: str) -> tuple[str, float]:
+    """``SOURCE=W`` (a pool source folder and its sampling multiplicity) for ``--source-weights``."""
+    name, sep, value = text.partition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not sep or not name or weight < 0 or not math.isfinite(weight):
+        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT with WEIGHT >= 0, got {text!r}")
+    return name, weight
+
+
+def _base_type(hint: Any) -> tuple[type, bool]:
+    """The scalar type of a field's type hint (``float | None`` -> float) and whether it is a list."""
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is list:
+        return typing.get_args(hint)[0], True
+    return hint, False
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """One flag per config field of ``command`` ("train" or "distill"), in one argument group per
+    section. Every flag defaults to None (``SUPPRESS`` would hide the default from ``--help``): only
+    the flags a user gives override ``--config`` (see :func:`config_from_flags`)."""
+    for section in SECTIONS:
+        hints = typing.get_type_hints(section)
+        group = parser.add_argument_group(section.__name__.removesuffix("Settings").lower(), section.__doc__)
+        for f in fields(section):
+            meta = f.metadata
+            if not meta.get("flag", True) or (meta["distill_only"] and command != "distill"):
+                continue
+            default = f.default if f.default is not MISSING else f.default_factory()
+            kw: dict[str, Any] = {"default": None, "dest": f.name, "metavar": meta["metavar"],
+                                  "help": f"{meta['help']} (default: {default})"}
+            scalar, many = _base_type(hints[f.name])
+            if f.name == "source_weights":
+                kw.update(type=_source_weight, nargs="+")
+            elif scalar is bool:
+                kw.update(action=argparse.BooleanOptionalAction)
+                kw.pop("metavar")
+            else:
+                kw.update(type=scalar, choices=meta["choices"])
+                if many:
+                    kw["nargs"] = "*" if f.name == "milestones" else "+"
+            group.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def config_from_flags(args: argparse.Namespace, base: TrainConfig, mode: str) -> TrainConfig:
+    """``base`` with ``mode`` and every flag the user gave (not None) applied."""
+    values = asdict(base)
+    values["mode"] = mode
+    for f in fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = dict(v) if f.name == "source_weights" else v
+    if values["grad_clip"] == 0:
+        values["grad_clip"] = None
+    return TrainConfig(**values)
+
+
 def lr_factor(epoch_float: float, cfg: TrainConfig, total_epochs: float | None = None) -> float:
     """Learning-rate multiplier at a (fractional) epoch: linear warm-up, then step decay at
     ``milestones``, with ``lr_schedule="cosine"`` a cosine from 1 to 0.01 reached at
     ``total_epochs`` (default ``cfg.epochs``), with ``"constant"`` 1."""
-    import math
-
     if cfg.warmup_epochs > 0 and epoch_float < cfg.warmup_epochs:
         return max(epoch_float / cfg.warmup_epochs, 1e-3)
     if cfg.lr_schedule == "cosine":

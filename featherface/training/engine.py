@@ -21,15 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..anchors import priors
 from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint, save_checkpoint
 from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
-from ..data.occluders import OccluderBank
-from ..data.transforms import CUTOUT_STYLES
 from ..core.files import list_images
 from ..core.detector import FaceDetector
 from ..loading import load_any
@@ -42,7 +39,7 @@ from .labels import merge_online_targets
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "feature_focus", "box_kd", "faces",
+LOG_FIELDS = ["step", "epoch", "lr", "total", "task", "box", "cls", "landmark", "kd", "feature", "faces",
               "labels_added", "images_per_s", "time_s", "added_cls"]
 
 
@@ -143,21 +140,14 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
 
 def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
     if cfg.online_labels:
-        from ..data.pool import PoolDataset, read_image_weights, read_pool
+        from ..data.pool import PoolDataset, read_pool
 
-        image_weights = read_image_weights(cfg.image_weights) if cfg.image_weights else None
-        entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score,
-                                   image_weights)
-        bank = None
-        if cfg.occlude_prob > 0 and cfg.occlude_style in CUTOUT_STYLES:
-            bank = OccluderBank.load(cfg.occluder_bank)
-            log.info("occluder bank: %d cut-outs from %s", len(bank), cfg.occluder_bank)
+        entries, human = read_pool(cfg.images, cfg.pool_labels, cfg.source_weights, cfg.pool_label_min_score)
         return PoolDataset(cfg.images, entries, human, cfg.image_size, cfg.seed, cfg.mosaic_prob, cfg.zoom_out_prob,
-                           cfg.max_upscale, cfg.mask_prob, cfg.mask_style, cfg.negative_prob,
-                           cfg.occlude_prob, cfg.occlude_style, bank)
+                           cfg.max_upscale, cfg.mask_prob, cfg.mask_style, cfg.negative_prob, cfg.occlude_prob)
     if cfg.labels:
         return WiderFaceDataset(cfg.images, cfg.labels, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
-    cache = Path(cfg.out_dir) / "pseudo_labels.json"
+    cache = Path(cfg.out) / "pseudo_labels.json"
     files = list_images(cfg.images)
     det = FaceDetector(TorchRunner(teacher, device), score_threshold=cfg.pseudo_label_threshold,
                        long_side=cfg.pseudo_label_long_side)
@@ -298,7 +288,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     """Teacher (checked), data, student, optimizer and schedule; restores ``last.pt`` on resume."""
     cfg.validate()
     rank, world, device = init_distributed(cfg.device)
-    out = Path(cfg.out_dir)
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -316,16 +306,11 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
         model.to(memory_format=torch.channels_last)
     task = MultiBoxLoss(min_negatives=cfg.min_negatives)
     criterion = task if teacher is None else DistillationLoss(
-        cfg.temperature, cfg.alpha, cfg.feature_weight, ignore_below=cfg.ignore_below,
-        label_corrected=cfg.label_corrected_kd, box_kd_weight=cfg.box_kd_weight,
-        feature_focus_weight=cfg.feature_focus_weight, feature_adapter=cfg.feature_adapter,
-        corrected_full=cfg.label_corrected_full, task=task).to(device)
-    if cfg.channels_last:
-        criterion.to(memory_format=torch.channels_last)
+        cfg.temperature, cfg.alpha, cfg.feature_weight, task=task, label_corrected=cfg.label_corrected,
+        label_corrected_full=cfg.label_corrected_full).to(device)
     global_batch = cfg.batch_size * world
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, rank, world))
-    # the loss's own parameters (--feature-adapter's 1x1 convolutions) train with the student
-    optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], lr=cfg.lr_per_image * global_batch,
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr_per_image * global_batch,
                                   weight_decay=cfg.weight_decay)
     total_epochs = min(cfg.epochs, cfg.max_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s / steps_per_epoch, cfg, total_epochs))
@@ -336,8 +321,6 @@ def setup(cfg: TrainConfig, resume: bool = False) -> RunState:
     if resume and st.last_path.is_file():
         ck = read_checkpoint(st.last_path)
         load_state_strict(model, ck["state_dict"], str(st.last_path))
-        if "criterion" in ck:
-            criterion.load_state_dict(ck["criterion"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         st.start_epoch, st.skip, st.step = ck["epoch"], ck["step_in_epoch"], ck["step"]
@@ -380,8 +363,6 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
         return
     meta = {"trained_steps": st.step, "config": asdict(st.cfg), "world_size": st.world, "git_revision": st.revision}
     extra = {"ema": st.ema.state_dict()} if st.ema is not None else {}
-    if next(st.criterion.parameters(), None) is not None:  # --feature-adapter's convolutions
-        extra["criterion"] = st.criterion.state_dict()
     atomic_save(make_checkpoint(st.model, st.cfg.arch, meta, optimizer=st.optimizer.state_dict(),
                                 scheduler=st.scheduler.state_dict(), epoch=epoch, step_in_epoch=step_in_epoch,
                                 step=st.step, rng=_rng_state(), **extra), st.last_path)
@@ -445,12 +426,7 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
         else:
             s_out, s_feats = st.net(images, return_features=True)
         if cfg.online_labels:
-            label_out = label_hw = None
-            if cfg.label_upscale > 1:
-                big = F.interpolate(images, scale_factor=cfg.label_upscale, mode="bilinear", align_corners=False)
-                label_out, label_hw = teacher_forward(st, big)[:3], tuple(big.shape[2:])
-            targets[:] = merge_online_targets(targets, t_out, tuple(images.shape[2:]), cfg.pseudo_label_threshold,
-                                              label_boxes=cfg.label_boxes, label_out=label_out, label_hw=label_hw)
+            targets[:] = merge_online_targets(targets, t_out, tuple(images.shape[2:]), cfg.pseudo_label_threshold)
         terms = st.criterion(s_out, t_out, targets, st.anchors, s_feats, t_feats)
     else:
         terms = st.criterion(st.net(images), targets, st.anchors)
@@ -462,8 +438,7 @@ def training_step(st: RunState, images: torch.Tensor, targets: list[dict]) -> di
     st.optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     if cfg.grad_clip:
-        # what the optimizer steps: the student's parameters and the loss's own (--feature-adapter)
-        torch.nn.utils.clip_grad_norm_([p for g in st.optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
     st.optimizer.step()
     st.scheduler.step()
     if st.ema is not None:

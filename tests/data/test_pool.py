@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.data.occluders import Cutout, OccluderBank
 from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, no_face_image, read_pool, read_pool_labels
 
 
@@ -166,13 +165,6 @@ def test_occluders_reach_the_labelled_faces_only(pool):
     w, h = x2 - x1, y2 - y1
     near[max(0, y1 - 2 * h):y2 + 2 * h, max(0, x1 - 2 * w):x2 + 2 * w] = True
     assert diff[~near].max() == 0
-    # real cut-outs: a pure red limb reaches the face from the bank handed to the dataset
-    bank = OccluderBank([Cutout(np.full((60, 15, 3), (0, 0, 255), np.uint8), np.full((60, 15), 255, np.uint8), 30.0)])
-    cut = PoolDataset(pool, entries, human, image_size=128, occlude_prob=1.0, occlude_style="cutout",
-                      occluder_bank=bank)._load(0, np.random.default_rng(0)).image[y1:y2, x1:x2].astype(int)
-    assert ((cut[..., 2] > 200) & (cut[..., :2].max(axis=2) < 60)).any()
-    with pytest.raises(ValueError, match="occluder bank"):
-        PoolDataset(pool, entries, human, image_size=128, occlude_prob=1.0, occlude_style="mixed")
 
 
 def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):
@@ -197,26 +189,3 @@ def test_negative_samples_have_no_faces_and_leave_other_samples_unchanged(pool):
         g = k[..., 0].astype(np.float64)
         return 0 < g.std() < 70 and np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1] < 0.3
     assert any(fine_low_contrast(no_face_image(64, np.random.default_rng(s))) for s in range(60))
-
-
-def test_image_weights_multiply_source_weights(pool, tmp_path):
-    entries, _ = read_pool(pool, pool / "labels.json", {"group": 2.0, "crops": 1.0},
-                           image_weights={"group/p0.jpg": 1.5, "crops/p1.jpg": 3.0, "crops/p2.jpg": 0.0})
-    assert entries.count("group/p0.jpg") == 3 and entries.count("group/p1.jpg") == 2
-    assert entries.count("crops/p1.jpg") == 3 and entries.count("crops/p2.jpg") == 0
-    assert entries.count("crops/p0.jpg") == 1
-    with pytest.raises(ValueError, match="not in the pool"):
-        read_pool(pool, None, {}, image_weights={"elsewhere/x.jpg": 2.0})
-
-
-@pytest.mark.parametrize("content, match", [
-    ('{"group/p0.jpg": 2}', "images"),
-    ('{"images": {"group/p0.jpg": -1}}', ">= 0"),
-    ('{"images": {"group/p0.jpg": true}}', ">= 0"),
-])
-def test_read_image_weights_rejects_bad_files(tmp_path, content, match):
-    from featherface.data.pool import read_image_weights
-
-    (tmp_path / "w.json").write_text(content)
-    with pytest.raises(ValueError, match=match):
-        read_image_weights(tmp_path / "w.json")
