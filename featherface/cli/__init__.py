@@ -71,14 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_registrations():
     """Sub-commands defined in their own modules of this package."""
-    from . import benchmark, evaluate, export, jobs
+    from . import benchmark, evaluate, export, jobs, web
 
     try:
         from . import train
         register_train = train.register_cli
     except ImportError:  # the [train] extra (torch, pyyaml) is not installed
         register_train = _train_missing
-    return [jobs.register_cli, export.register_cli, benchmark.register_cli, evaluate.register_cli, register_train]
+    return [jobs.register_cli, web.register_cli, export.register_cli, benchmark.register_cli, evaluate.register_cli,
+            register_train]
 
 
 def _train_missing(sub) -> None:

@@ -1,0 +1,41 @@
+"""``featherface web``: the in-browser detector and anonymiser, served from this machine."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import int_at_least
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from ..core.webapp import make_server, write_site
+
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        written = write_site(args.write)
+        print(f"wrote {len(written)} files to {args.write}; serve the folder from any static host "
+              f"(WebAssembly threads need the headers Cross-Origin-Opener-Policy: same-origin and "
+              f"Cross-Origin-Embedder-Policy: require-corp)")
+        return 0
+    try:
+        server = make_server(args.host, args.port)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    host, port = server.server_address[:2]
+    print(f"FeatherFace in the browser: http://{host}:{port}/  (photos stay in the browser; Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("web", help="serve the in-browser detector and anonymiser (nothing leaves the browser)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (0: any free port)")
+    p.add_argument("--write", type=Path, metavar="DIR",
+                   help="instead of serving, write the page, the models and onnxruntime-web to DIR for a static host")
+    p.set_defaults(func=cmd_web)

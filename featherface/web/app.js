@@ -1,0 +1,123 @@
+// The page: open or drop photos (or start the webcam), show the faces, mask them, download.
+// Everything goes through window.featherface (featherface.js); nothing is uploaded.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const ff = window.featherface;
+  let items = [];  // {name, bitmap, faces, canvas}
+  let stream = null;
+
+  function options() {
+    const t = $("threshold").value;
+    return t === "" ? {} : { scoreThreshold: Number(t) };
+  }
+
+  function drawFaces(canvas, faces) {
+    const ctx = canvas.getContext("2d");
+    const lw = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 400));
+    ctx.lineWidth = lw;
+    for (const f of faces) {
+      const [x1, y1, x2, y2] = f.box;
+      ctx.strokeStyle = "#00e676";
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.fillStyle = "#ff1744";
+      for (const [x, y] of f.landmarks) { ctx.beginPath(); ctx.arc(x, y, lw * 1.5, 0, 2 * Math.PI); ctx.fill(); }
+      ctx.fillStyle = "#00e676";
+      ctx.font = `${lw * 7}px sans-serif`;
+      ctx.fillText(f.score.toFixed(2), x1, Math.max(lw * 7, y1 - lw));
+    }
+  }
+
+  async function render(item) {
+    const mode = $("mode").value;
+    let canvas;
+    if (mode === "detect") {
+      item.faces = await ff.detect(item.bitmap, options());
+      canvas = document.createElement("canvas");
+      canvas.width = item.bitmap.width; canvas.height = item.bitmap.height;
+      canvas.getContext("2d").drawImage(item.bitmap, 0, 0);
+      drawFaces(canvas, item.faces);
+    } else {
+      canvas = await ff.anonymize(item.bitmap, { ...options(), mode, shape: $("shape").value });
+      item.faces = canvas.faces;
+    }
+    item.canvas = canvas;
+    return canvas;
+  }
+
+  async function show(item) {
+    const t0 = performance.now();
+    const canvas = await render(item);
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${item.name}: ${item.faces.length} face(s), ${Math.round(performance.now() - t0)} ms`;
+    figure.append(canvas, caption);
+    item.figure = figure;
+    return figure;
+  }
+
+  async function refresh() {
+    $("results").replaceChildren();
+    for (const item of items) $("results").append(await show(item));
+    $("download").disabled = items.length === 0;
+  }
+
+  async function open(files) {
+    const images = [...files].filter((f) => f.type.startsWith("image/"));
+    $("status").textContent = `working on ${images.length} photo(s)…`;
+    for (const file of images) {
+      try {
+        const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none" });
+        items.push({ name: file.name, bitmap });
+      } catch (e) {
+        $("status").textContent = `${file.name}: not an image this browser can read`;
+      }
+    }
+    $("hint").hidden = items.length > 0;
+    await refresh();
+    $("status").textContent = "done";
+  }
+
+  function download() {
+    for (const item of items) {
+      item.canvas.toBlob((blob) => {
+        const a = document.createElement("a");
+        a.href = URL.createObjectURL(blob);
+        a.download = item.name.replace(/\.[^.]*$/, "") + "_featherface.png";
+        a.click();
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      }, "image/png");
+    }
+  }
+
+  async function camera() {
+    if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; $("video").hidden = true; return; }
+    if (!navigator.mediaDevices?.getUserMedia) { $("status").textContent = "no webcam access in this browser"; return; }
+    stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    const video = $("video");
+    video.srcObject = stream;
+    await video.play();
+    const figure = document.createElement("figure");
+    $("results").replaceChildren(figure);
+    const loop = async () => {
+      if (!stream) return;
+      const bitmap = await createImageBitmap(video);
+      const canvas = await render({ bitmap });
+      bitmap.close();
+      figure.replaceChildren(canvas);
+      requestAnimationFrame(loop);
+    };
+    loop();
+  }
+
+  $("files").addEventListener("change", (e) => open(e.target.files));
+  $("download").addEventListener("click", download);
+  $("camera").addEventListener("click", () => camera().catch((e) => { $("status").textContent = e.message; }));
+  for (const id of ["mode", "shape", "threshold"]) $(id).addEventListener("change", () => refresh());
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); open(e.dataTransfer.files); });
+  ff.load().then((m) => { $("status").textContent = `ready (${m.model}, ${m.threads} thread(s))`; })
+    .catch((e) => { $("status").textContent = `could not load the model: ${e.message}`; });
+})();

@@ -1,0 +1,322 @@
+/*
+ * FeatherFace in the browser: face detection and anonymisation on the user's own device.
+ *
+ * A classic script: it defines `window.featherface` as soon as it runs and loads onnxruntime-web
+ * (vendored in ./vendor, never from a CDN) and the model on the first call.
+ *
+ *   featherface.detect(source, options)    -> Promise<[{box: [x1, y1, x2, y2], score, landmarks: [[x, y] x5]}]>
+ *   featherface.anonymize(source, options) -> Promise<HTMLCanvasElement | Blob>
+ *   featherface.load(options)              -> Promise<{model, threads, threshold}>  (optional warm-up)
+ *
+ * `source`: an <img>, ImageBitmap, <canvas>, OffscreenCanvas, <video>, Blob/File, ImageData, or a URL
+ * string (data: URLs included). Coordinates are pixels of the source image, x to the right, y down,
+ * (0, 0) the top-left corner of the top-left pixel. Landmarks: left eye, right eye, nose, left and
+ * right mouth corner ("left" = image left).
+ *
+ * The pre- and post-processing are the Python package's (featherface/core): long side resized to
+ * 640 by bilinear interpolation with half-pixel centres (OpenCV's INTER_LINEAR), BGR minus the
+ * mean (104, 117, 123), the same priors and variances, score threshold from the model's metadata
+ * (served as config.json), greedy NMS at IoU 0.4 and score-weighted box voting.
+ */
+(function () {
+  "use strict";
+
+  const here = new URL(".", document.currentScript ? document.currentScript.src : location.href);
+  const MIN_SIZES = [[16, 32], [64, 128], [256, 512]];
+  const STEPS = [8, 16, 32];
+  const VARIANCES = [0.1, 0.2];
+  // the defaults of the Python package; `threshold` comes from the model (config.json)
+  const DEFAULTS = { longSide: 640, nmsIou: 0.4, topK: 5000, keepTopK: 750, boxVoting: true };
+  const ANONYMIZE = { mode: "blur", shape: "ellipse", pad: 0.15, detail: 8, color: "#000000", scoreThreshold: 0.1 };
+
+  let runtime = null;  // onnxruntime-web, config.json and the thread count: set up once per page
+  const sessions = new Map();  // model name -> Promise of its loaded session
+
+  function setUp(options) {
+    if (runtime) return runtime;
+    runtime = (async () => {
+      const config = await (await fetch(new URL("config.json", here))).json();
+      const ort = await import(new URL("vendor/ort.wasm.bundle.min.mjs", here).href);
+      // the bundle carries its JavaScript glue; only the binary is a separate file
+      ort.env.wasm.wasmPaths = { wasm: new URL("vendor/ort-wasm-simd-threaded.wasm", here).href };
+      // Threads need SharedArrayBuffer, i.e. a cross-origin-isolated page (COOP/COEP headers).
+      // The count is fixed when the runtime starts: options.threads of the first call, or the
+      // page's ?threads= parameter, or up to 4 where the page is isolated.
+      const asked = options.threads ?? Number(new URLSearchParams(location.search).get("threads") || 0);
+      const threads = self.crossOriginIsolated ? (asked || Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+      ort.env.wasm.numThreads = threads;
+      return { ort, config, threads };
+    })();
+    runtime.catch(() => { runtime = null; });
+    return runtime;
+  }
+
+  /** Load onnxruntime-web and a model (options.model: "nano", the default, or "nano-int8"). */
+  async function load(options = {}) {
+    const { ort, config, threads } = await setUp(options);
+    const name = options.model || config.default_model;
+    const entry = config.models[name];
+    if (!entry) throw new Error(`unknown model ${JSON.stringify(name)}; have ${Object.keys(config.models).join(", ")}`);
+    if (!sessions.has(name)) {
+      const session = ort.InferenceSession.create(new URL(entry.url, here).href,
+                                                  { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+      session.catch(() => sessions.delete(name));
+      sessions.set(name, session);
+    }
+    const session = await sessions.get(name);
+    return { ort, session, model: name, threads, threshold: entry.score_threshold, mean: entry.mean };
+  }
+
+  // ------------------------------------------------------------------ sources
+
+  /** Any supported source -> ImageBitmap (decoded without colour management, as OpenCV decodes). */
+  async function toBitmap(source) {
+    const opts = { colorSpaceConversion: "none", premultiplyAlpha: "none" };
+    if (typeof source === "string") {
+      const response = await fetch(source);
+      if (!response.ok) throw new Error(`could not fetch ${source.slice(0, 80)}: HTTP ${response.status}`);
+      return createImageBitmap(await response.blob(), opts);
+    }
+    if (source instanceof HTMLImageElement && !source.complete) await source.decode();
+    return createImageBitmap(source, opts);
+  }
+
+  /** RGBA pixels of the whole source at its own size. */
+  function pixelsOf(bitmap) {
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(bitmap, 0, 0);
+    return ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  }
+
+  function inputSize(h, w, longSide) {
+    if (!longSide) return [h, w];
+    const s = longSide / Math.max(h, w);
+    return [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))];
+  }
+
+  /**
+   * Bilinear resize with half-pixel centres (OpenCV INTER_LINEAR, no antialiasing) of RGBA pixels
+   * straight into the network input: NCHW float32, BGR order, mean subtracted.
+   */
+  function toTensorData(rgba, h, w, nh, nw, mean) {
+    const out = new Float32Array(3 * nh * nw);
+    const plane = nh * nw;
+    const sx = w / nw, sy = h / nh;
+    const xs0 = new Int32Array(nw), xs1 = new Int32Array(nw), fx = new Float32Array(nw);
+    for (let x = 0; x < nw; x++) {
+      let src = (x + 0.5) * sx - 0.5;
+      if (src < 0) src = 0;
+      let x0 = Math.floor(src);
+      if (x0 > w - 1) x0 = w - 1;
+      xs0[x] = x0; xs1[x] = Math.min(x0 + 1, w - 1); fx[x] = Math.min(src - x0, 1);
+    }
+    for (let y = 0; y < nh; y++) {
+      let src = (y + 0.5) * sy - 0.5;
+      if (src < 0) src = 0;
+      let y0 = Math.floor(src);
+      if (y0 > h - 1) y0 = h - 1;
+      const y1 = Math.min(y0 + 1, h - 1), fy = Math.min(src - y0, 1);
+      const r0 = y0 * w * 4, r1 = y1 * w * 4;
+      for (let x = 0; x < nw; x++) {
+        const a = r0 + xs0[x] * 4, b = r0 + xs1[x] * 4, c = r1 + xs0[x] * 4, d = r1 + xs1[x] * 4;
+        const wx = fx[x], w00 = (1 - wx) * (1 - fy), w01 = wx * (1 - fy), w10 = (1 - wx) * fy, w11 = wx * fy;
+        const i = y * nw + x;
+        for (let ch = 0; ch < 3; ch++) {  // output channel ch: B, G, R = RGBA offset 2, 1, 0
+          const k = 2 - ch;
+          const v = rgba[a + k] * w00 + rgba[b + k] * w01 + rgba[c + k] * w10 + rgba[d + k] * w11;
+          out[ch * plane + i] = (h === nh && w === nw ? rgba[a + k] : Math.round(v)) - mean[ch];
+        }
+      }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ post-processing
+
+  const priorCache = new Map();
+
+  /** Priors (cx, cy, w, h) in input pixels, in the network's anchor order. */
+  function priors(h, w) {
+    const key = h + "x" + w;
+    if (priorCache.has(key)) return priorCache.get(key);
+    const list = [];
+    STEPS.forEach((step, level) => {
+      const fh = Math.ceil(h / step), fw = Math.ceil(w / step);
+      for (let i = 0; i < fh; i++) for (let j = 0; j < fw; j++) for (const s of MIN_SIZES[level]) {
+        list.push((j + 0.5) * step, (i + 0.5) * step, s, s);
+      }
+    });
+    const out = Float32Array.from(list);
+    priorCache.set(key, out);
+    return out;
+  }
+
+  function iou(a, b) {
+    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    if (iw <= 0 || ih <= 0) return 0;
+    const inter = iw * ih;
+    const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    return union > 0 ? inter / union : 0;
+  }
+
+  function postprocess(loc, conf, landms, nh, nw, scaleX, scaleY, cfg) {
+    const anchors = priors(nh, nw);
+    const count = anchors.length / 4;
+    let idx = [];
+    const scores = new Float32Array(count);
+    for (let a = 0; a < count; a++) {
+      scores[a] = 1 / (1 + Math.exp(conf[2 * a] - conf[2 * a + 1]));
+      if (scores[a] > cfg.threshold) idx.push(a);
+    }
+    idx.sort((p, q) => scores[q] - scores[p]);
+    if (idx.length > cfg.topK) idx = idx.slice(0, cfg.topK);
+    const W = nw * scaleX, H = nh * scaleY;
+    const cand = idx.map((a) => {
+      const [acx, acy, aw, ah] = [anchors[4 * a], anchors[4 * a + 1], anchors[4 * a + 2], anchors[4 * a + 3]];
+      const cx = acx + loc[4 * a] * VARIANCES[0] * aw, cy = acy + loc[4 * a + 1] * VARIANCES[0] * ah;
+      const bw = aw * Math.exp(loc[4 * a + 2] * VARIANCES[1]), bh = ah * Math.exp(loc[4 * a + 3] * VARIANCES[1]);
+      const clip = (v, hi) => Math.min(Math.max(v, 0), hi);
+      const box = [clip((cx - bw / 2) * scaleX, W), clip((cy - bh / 2) * scaleY, H),
+                   clip((cx + bw / 2) * scaleX, W), clip((cy + bh / 2) * scaleY, H)];
+      const pts = [];
+      for (let k = 0; k < 5; k++) {
+        pts.push([(acx + landms[10 * a + 2 * k] * VARIANCES[0] * aw) * scaleX,
+                  (acy + landms[10 * a + 2 * k + 1] * VARIANCES[0] * ah) * scaleY]);
+      }
+      return { box, score: scores[a], landmarks: pts };
+    });
+    // greedy NMS: candidates are in decreasing score order
+    const keep = [];
+    const suppressed = new Uint8Array(cand.length);
+    for (let i = 0; i < cand.length && keep.length < cfg.keepTopK; i++) {
+      if (suppressed[i]) continue;
+      keep.push(i);
+      for (let j = i + 1; j < cand.length; j++) {
+        if (!suppressed[j] && iou(cand[i].box, cand[j].box) > cfg.nmsIou) suppressed[j] = 1;
+      }
+    }
+    return keep.map((i) => {
+      if (!cfg.boxVoting) return cand[i];
+      // box voting: the score-weighted mean of every candidate overlapping the kept one
+      const box = [0, 0, 0, 0], pts = [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]];
+      let total = 0;
+      cand.forEach((c, j) => {
+        if (j !== i && !(iou(cand[i].box, c.box) > cfg.nmsIou)) return;
+        total += c.score;
+        for (let k = 0; k < 4; k++) box[k] += c.score * c.box[k];
+        for (let k = 0; k < 5; k++) { pts[k][0] += c.score * c.landmarks[k][0]; pts[k][1] += c.score * c.landmarks[k][1]; }
+      });
+      return { box: box.map((v) => v / total), score: cand[i].score,
+               landmarks: pts.map(([x, y]) => [x / total, y / total]) };
+    });
+  }
+
+  // ------------------------------------------------------------------ the API
+
+  function settings(options, loaded) {
+    const cfg = { ...DEFAULTS, threshold: loaded.threshold };
+    if (options.scoreThreshold !== undefined) cfg.threshold = options.scoreThreshold;
+    if (options.longSide !== undefined) cfg.longSide = options.longSide;
+    if (options.nmsIou !== undefined) cfg.nmsIou = options.nmsIou;
+    if (options.boxVoting !== undefined) cfg.boxVoting = options.boxVoting;
+    if (!(cfg.threshold >= 0 && cfg.threshold <= 1)) throw new RangeError(`scoreThreshold must be in [0, 1], got ${cfg.threshold}`);
+    if (!(cfg.nmsIou > 0 && cfg.nmsIou <= 1)) throw new RangeError(`nmsIou must be in (0, 1], got ${cfg.nmsIou}`);
+    if (cfg.longSide && !(cfg.longSide >= 32)) throw new RangeError(`longSide must be >= 32 or 0 (full size), got ${cfg.longSide}`);
+    return cfg;
+  }
+
+  async function detectBitmap(bitmap, options) {
+    const loaded = await load(options);
+    const cfg = settings(options, loaded);
+    const h = bitmap.height, w = bitmap.width;
+    const [nh, nw] = inputSize(h, w, cfg.longSide);
+    const data = toTensorData(pixelsOf(bitmap), h, w, nh, nw, loaded.mean);
+    const input = new loaded.ort.Tensor("float32", data, [1, 3, nh, nw]);
+    const out = await loaded.session.run({ [loaded.session.inputNames[0]]: input });
+    return postprocess(out.loc.data, out.conf.data, out.landms.data, nh, nw, w / nw, h / nh, cfg);
+  }
+
+  async function detect(source, options = {}) {
+    const bitmap = await toBitmap(source);
+    try {
+      return await detectBitmap(bitmap, options);
+    } finally {
+      bitmap.close();
+    }
+  }
+
+  /** Draw the masked faces of `faces` onto `ctx` (which already holds the image). */
+  function maskFaces(ctx, bitmap, faces, opt) {
+    const W = bitmap.width, H = bitmap.height;
+    for (const { box: [x1, y1, x2, y2] } of faces) {
+      const bw = x2 - x1, bh = y2 - y1;
+      const gx1 = Math.floor(x1 - opt.pad * bw), gy1 = Math.floor(y1 - opt.pad * bh);
+      const gx2 = Math.ceil(x2 + opt.pad * bw), gy2 = Math.ceil(y2 + opt.pad * bh);
+      const cx1 = Math.max(0, gx1), cy1 = Math.max(0, gy1), cx2 = Math.min(W, gx2), cy2 = Math.min(H, gy2);
+      if (cx2 <= cx1 || cy2 <= cy1) continue;
+      ctx.save();
+      ctx.beginPath();
+      if (opt.shape === "ellipse") {
+        ctx.ellipse((gx1 + gx2) / 2, (gy1 + gy2) / 2, (gx2 - gx1) / 2, (gy2 - gy1) / 2, 0, 0, 2 * Math.PI);
+      } else {
+        ctx.rect(cx1, cy1, cx2 - cx1, cy2 - cy1);
+      }
+      ctx.clip();
+      if (opt.mode === "solid") {
+        ctx.fillStyle = opt.color;
+        ctx.fillRect(cx1, cy1, cx2 - cx1, cy2 - cy1);
+      } else {
+        // the face's own size sets the strength: `detail` samples (blur) or blocks (pixelate) across
+        const n = Math.max(1, Math.min(opt.detail, gx2 - gx1, gy2 - gy1));
+        const rw = cx2 - cx1, rh = cy2 - cy1;
+        const sw = Math.max(1, Math.round(n * rw / (gx2 - gx1))), sh = Math.max(1, Math.round(n * rh / (gy2 - gy1)));
+        const small = new OffscreenCanvas(sw, sh);
+        const sctx = small.getContext("2d");
+        sctx.imageSmoothingQuality = "high";
+        sctx.drawImage(bitmap, cx1, cy1, rw, rh, 0, 0, sw, sh);
+        ctx.imageSmoothingEnabled = opt.mode === "blur";
+        ctx.imageSmoothingQuality = "high";
+        if (opt.mode === "blur") ctx.filter = `blur(${Math.max(rw / sw, rh / sh) * 0.8}px)`;
+        ctx.drawImage(small, 0, 0, sw, sh, cx1, cy1, rw, rh);
+      }
+      ctx.restore();
+    }
+  }
+
+  /**
+   * The source with every face masked. options: mode "blur" | "pixelate" | "solid", shape
+   * "ellipse" | "box", pad (0.15 of the box on each side), detail (8), color (CSS colour for
+   * solid), scoreThreshold (0.1: an anonymiser misses as few faces as it can), output "canvas"
+   * (default) | "blob", type and quality for the Blob ("image/png" default). Also resolves
+   * `faces` on the canvas (`canvas.faces`).
+   */
+  async function anonymize(source, options = {}) {
+    const opt = { ...ANONYMIZE, ...options };
+    if (!["blur", "pixelate", "solid"].includes(opt.mode)) throw new RangeError(`mode must be blur, pixelate or solid, got ${opt.mode}`);
+    if (!["ellipse", "box"].includes(opt.shape)) throw new RangeError(`shape must be ellipse or box, got ${opt.shape}`);
+    if (!(opt.pad >= 0)) throw new RangeError(`pad must be >= 0, got ${opt.pad}`);
+    if (!(opt.detail >= 1)) throw new RangeError(`detail must be >= 1, got ${opt.detail}`);
+    const bitmap = await toBitmap(source);
+    try {
+      const faces = options.faces || await detectBitmap(bitmap, opt);
+      const canvas = document.createElement("canvas");
+      canvas.width = bitmap.width;
+      canvas.height = bitmap.height;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(bitmap, 0, 0);
+      maskFaces(ctx, bitmap, faces, opt);
+      canvas.faces = faces;
+      if (opt.output === "blob") {
+        return await new Promise((resolve, reject) => canvas.toBlob(
+          (b) => (b ? resolve(b) : reject(new Error("could not encode the image"))), opt.type || "image/png", opt.quality));
+      }
+      return canvas;
+    } finally {
+      bitmap.close();
+    }
+  }
+
+  window.featherface = Object.freeze({ load, detect, anonymize, version: "0.2.0" });
+})();

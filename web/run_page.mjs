@@ -1,0 +1,78 @@
+// Drives the FeatherFace page in headless Chromium (Debian's chromium, through playwright-core):
+//   node run_page.mjs URL [--threads N] [--repeat N] [--anonymize OUT_DIR] [--screenshot PNG] IMAGE...
+// Each IMAGE is handed to window.featherface.detect as a data: URL. Prints one JSON object:
+// {threads, isolated, load_ms, results: [{image, faces, ms: [...]}], anonymized: [...]}.
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import { chromium } from "playwright-core";
+
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const TYPES = { ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".bmp": "image/bmp" };
+
+const args = process.argv.slice(2);
+const url = args.shift();
+const opts = { threads: undefined, repeat: 1, anonymize: null, screenshot: null };
+const images = [];
+while (args.length) {
+  const a = args.shift();
+  if (a === "--threads") opts.threads = Number(args.shift());
+  else if (a === "--repeat") opts.repeat = Number(args.shift());
+  else if (a === "--anonymize") opts.anonymize = args.shift();
+  else if (a === "--screenshot") opts.screenshot = args.shift();
+  else images.push(a);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true,
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(opts.threads ? `${url}?threads=${opts.threads}` : url);
+  const t0 = Date.now();
+  const loaded = await page.evaluate(() => window.featherface.load()
+    .then((m) => ({ threads: m.threads, model: m.model, isolated: self.crossOriginIsolated })));
+  const load_ms = Date.now() - t0;
+  const results = [];
+  const anonymized = [];
+  for (const image of images) {
+    const dataUrl = `data:${TYPES[extname(image).toLowerCase()] || "image/jpeg"};base64,${readFileSync(image).toString("base64")}`;
+    const r = await page.evaluate(async ({ dataUrl, repeat }) => {
+      const ms = [];
+      let faces;
+      for (let i = 0; i < repeat; i++) {
+        const t = performance.now();
+        faces = await window.featherface.detect(dataUrl);
+        ms.push(performance.now() - t);
+      }
+      return { faces, ms };
+    }, { dataUrl, repeat: opts.repeat });
+    results.push({ image, ...r });
+    if (opts.anonymize) {
+      mkdirSync(opts.anonymize, { recursive: true });
+      // the faces anonymize masks (its default threshold), then the masked image as a PNG Blob
+      const { faces, b64 } = await page.evaluate(async (dataUrl) => {
+        const canvas = await window.featherface.anonymize(dataUrl);
+        const blob = await window.featherface.anonymize(dataUrl, { output: "blob", type: "image/png", faces: canvas.faces });
+        const bytes = new Uint8Array(await blob.arrayBuffer());
+        let s = "";
+        for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        return { faces: canvas.faces, b64: btoa(s) };
+      }, dataUrl);
+      const out = join(opts.anonymize, basename(image, extname(image)) + ".png");
+      writeFileSync(out, Buffer.from(b64, "base64"));
+      anonymized.push({ image, path: out, faces });
+    }
+  }
+  if (opts.screenshot && images.length) {
+    // the page itself, as a user sees it, with the first photo opened through its file input
+    await page.setInputFiles("#files", images[0]);
+    await page.waitForFunction(() => document.querySelector("#results figcaption") !== null, null, { timeout: 60000 });
+    await page.screenshot({ path: opts.screenshot, fullPage: false });
+  }
+  console.log(JSON.stringify({ ...loaded, load_ms, results, anonymized, errors }));
+} finally {
+  await browser.close();
+}
