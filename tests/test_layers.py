@@ -26,6 +26,7 @@ CORE_LAYERS = {
     "runners": 0.3, "drawing": 0.3, "align": 0.3, "anonymize": 0.3,
     "detector": 0.4, "video": 0.4,
     "jobs": 0.5, "batch": 0.5, "webapp": 0.5,
+    "raydata": 0.6,
 }
 # The one import from the core up to the torch side: FaceDetector.from_pretrained hands a .pt
 # checkpoint to the torch runner, inside the function and after checking that torch is installed.

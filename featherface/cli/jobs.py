@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 #: outside the labelled faces (some of it unlabelled background faces).
 ANONYMIZE_THRESHOLD = 0.1
 ANONYMIZE_PAD = 0.15
+#: ``--ray`` without an address: a Ray instance started on this machine for the run
+LOCAL = "local"
 
 
 def _progress(quiet: bool):
@@ -53,9 +55,16 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
     from ..core.batch import check_writable
 
     check_writable(args.output)  # before the model loads
-    job = make_job(build_detector(args))
-    result = run_batch(job, listing, args.output, draw=not getattr(args, "no_draw", False), resume=args.resume,
-                       overwrite=args.overwrite, max_pixels=args.max_pixels, progress=_progress(args.quiet))
+    common = dict(draw=not getattr(args, "no_draw", False), resume=args.resume, overwrite=args.overwrite,
+                  max_pixels=args.max_pixels, retry_failed=args.retry_failed, progress=_progress(args.quiet))
+    if args.ray is not None:
+        from ..core.raydata import run_batch_ray
+
+        # built in the driver and in every Ray actor (pickled with its arguments)
+        result = run_batch_ray(lambda: make_job(build_detector(args)), listing, args.output,
+                               address=None if args.ray == LOCAL else args.ray, actors=args.actors, **common)
+    else:
+        result = run_batch(make_job(build_detector(args)), listing, args.output, **common)
     s = result.summary
     line = (f"{result.processed} file(s) processed, {result.failed} failed"
             + (f", {result.already_done} already done (--resume)" if result.already_done else "")
@@ -109,11 +118,18 @@ def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | Non
     p.add_argument("--example", action="store_true", help="run on the example photo inside the package")
     p.add_argument("--output", "-o", type=Path, default=Path(out_default), help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output (same settings)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: process again the files that failed (default: they keep their error record)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow an --output that holds other files or an earlier run (which is replaced)")
     p.add_argument("--max-pixels", type=int_at_least(1), default=100_000_000,
                    help="refuse images whose header states more pixels (default: %(default)s)")
     p.add_argument("--no-draw", action="store_true", help="write only the records, no images or videos")
+    p.add_argument("--ray", nargs="?", const=LOCAL, metavar="ADDRESS",
+                   help="run on Ray Data (the ray extra): alone, on a local Ray instance; with ADDRESS (host:port "
+                        "of a `ray start --head`, or auto), on that cluster, whose nodes must see SOURCE and --output")
+    p.add_argument("--actors", type=int_at_least(1),
+                   help="--ray: detectors working at once (default: the cluster's CPUs)")
     add_detector_args(p, score=score)
 
 

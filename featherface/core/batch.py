@@ -177,8 +177,12 @@ def summarise(records_path: Path) -> dict:
             "skipped": list(skipped.values())}
 
 
+#: what a run writes besides its outputs (run.parquet: Ray runs, featherface.core.raydata)
+RUN_FILES = (RECORDS, SUMMARY, "run.parquet")
+
+
 def _is_ours(out_dir: Path, path: Path, written: set[Path]) -> bool:
-    return path.name in (RECORDS, SUMMARY) or path.resolve() in written
+    return path.name in RUN_FILES or path.resolve() in written
 
 
 def _written_by(records_path: Path) -> set[Path]:
@@ -204,9 +208,10 @@ def check_writable(out_dir: Path) -> None:
         raise RunError(f"cannot write to the output folder {out_dir}: {exc.strerror or exc}") from None
 
 
-def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool) -> set[str]:
+def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool, retry_failed: bool = False) -> set[str]:
     """Check the output folder against the rules of the module docstring; returns the files the
-    run being resumed already finished (empty for a new run)."""
+    run being resumed already recorded, done or failed (``retry_failed``: done only), so that a
+    resume adds no second record for them (empty for a new run)."""
     check_writable(out_dir)
     records = out_dir / RECORDS
     written = _written_by(records) if records.is_file() else set()
@@ -226,17 +231,14 @@ def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool)
                 if first.get(key) != value:
                     raise RunError(f"--resume: {key} was {first.get(key)!r} in the run being resumed, now {value!r}; "
                                    "rerun with the same settings, or start a new --output")
-        done = set()
-        for rec in _read_records(records):
-            if rec.get("type") in ("image", "video"):
-                done.add(rec["file"])
-        return done
+        finished = ("image", "video") if retry_failed else ("image", "video", "error")
+        return {rec["file"] for rec in _read_records(records) if rec.get("type") in finished}
     if overwrite and records.is_file():
         for p in written:
             if p.is_file() and out_dir.resolve() in p.parents:
                 p.unlink()
-        records.unlink()
-        (out_dir / SUMMARY).unlink(missing_ok=True)
+        for name in RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
     return set()
 
 
@@ -273,22 +275,22 @@ def _one_line(exc: BaseException, path: Path) -> str:
     return msg if msg.startswith(str(path)) else f"{path}: {msg}"
 
 
-def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, resume: bool = False,
-              overwrite: bool = False, max_pixels: int = 100_000_000,
-              video_writer: Callable | None = None, progress: Callable | None = None) -> RunResult:
-    """Run ``job`` over ``listing`` into ``out_dir`` with the guarantees of the module docstring.
+@dataclass
+class OpenRun:
+    """A run whose output folder is checked and whose records are open: what is left to do."""
 
-    ``draw=False`` writes only the records. ``max_pixels``: images whose header states more pixels
-    are refused before decoding. ``video_writer(path, fps, size, source)`` opens a writer for
-    output videos (default: :func:`featherface.core.video.open_writer`). ``progress(iterable,
-    total)`` wraps loops (a progress bar in the CLI).
-    """
-    from .video import open_writer, read_frames
+    stream: RecordStream
+    todo: list[Source]
+    result: RunResult
+    settings: dict
 
-    video_writer = video_writer or open_writer
-    progress = progress or (lambda it, **kw: it)
+
+def open_run(job: Job, listing: Listing, out_dir: Path, *, draw: bool, resume: bool, overwrite: bool,
+             max_pixels: int, retry_failed: bool = False) -> OpenRun:
+    """Check ``out_dir`` (:func:`prepare_output`), open ``run.jsonl``, write the settings and the
+    skipped files of a new run, and list the files still to do (a resumed run's done files left out)."""
     settings = {"job": job.kind, **job.settings, "max_pixels": max_pixels, "draw": draw}
-    done = prepare_output(out_dir, settings, resume, overwrite)
+    done = prepare_output(out_dir, settings, resume, overwrite, retry_failed)
     # our own earlier outputs in an output folder INSIDE the source folder are not inputs
     out_res = out_dir.resolve()
     sources = [s for s in listing.sources if out_res not in s.path.resolve().parents]
@@ -299,35 +301,69 @@ def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, r
             raise RunError(f"refusing to overwrite input files (e.g. {clash[0]}): choose an --output folder "
                            "outside the inputs")
     stream = RecordStream(out_dir / RECORDS)
-    result = RunResult()
+    if not done:
+        stream.write({"type": "settings", **settings})
+        for path, reason in listing.skipped:
+            stream.write({"type": "skipped", "file": path, "reason": reason})
+            log.warning("skipped %s: %s", path, reason)
+    todo = [s for s in sources if str(s.path) not in done]
+    result = RunResult(already_done=len(sources) - len(todo), skipped=len(listing.skipped))
+    return OpenRun(stream, todo, result, settings)
+
+
+def close_run(run: OpenRun, out_dir: Path) -> RunResult:
+    """Close the records and write ``run.json`` (also after an interruption)."""
+    run.stream.close()
+    run.result.summary = summarise(out_dir / RECORDS)
+    write_json(out_dir / SUMMARY, run.result.summary)
+    return run.result
+
+
+def record_outcome(run: OpenRun, rec: dict) -> None:
+    """Write one file's record (its result or its error) and count it."""
+    run.stream.write(rec)
+    if rec["type"] == "error":
+        log.error("%s", rec["error"])
+        run.result.failed += 1
+    else:
+        run.result.processed += 1
+
+
+def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: int, **video) -> dict:
+    """One file's record; a file that cannot be processed gives an ``error`` record (never raises
+    for a bad file). ``video``: what :func:`_run_video` needs besides (videos only)."""
     try:
-        if not done:
-            stream.write({"type": "settings", **settings})
-            for path, reason in listing.skipped:
-                stream.write({"type": "skipped", "file": path, "reason": reason})
-                log.warning("skipped %s: %s", path, reason)
-        result.skipped = len(listing.skipped)
-        todo = [s for s in sources if str(s.path) not in done]
-        result.already_done = len(sources) - len(todo)
-        for src in progress(todo, total=len(todo)):
-            try:
-                if is_video(src.path):
-                    rec = _run_video(job, src, out_dir, draw, stream, video_writer, read_frames, progress)
-                else:
-                    rec = _run_image(job, src, out_dir, draw, max_pixels)
-            except (ValueError, MemoryError, OSError) as exc:
-                msg = _one_line(exc, src.path)
-                stream.write({"type": "error", "file": str(src.path), "error": msg})
-                log.error("%s", msg)
-                result.failed += 1
-                continue
-            stream.write(rec)
-            result.processed += 1
+        if is_video(src.path):
+            return _run_video(job, src, out_dir, draw, **video)
+        return _run_image(job, src, out_dir, draw, max_pixels)
+    except (ValueError, MemoryError, OSError) as exc:
+        return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
+
+
+def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, resume: bool = False,
+              overwrite: bool = False, max_pixels: int = 100_000_000, retry_failed: bool = False,
+              video_writer: Callable | None = None, progress: Callable | None = None) -> RunResult:
+    """Run ``job`` over ``listing`` into ``out_dir`` with the guarantees of the module docstring.
+
+    ``draw=False`` writes only the records. ``max_pixels``: images whose header states more pixels
+    are refused before decoding. ``resume`` skips the files the earlier run recorded, failed ones
+    included unless ``retry_failed``. ``video_writer(path, fps, size, source)`` opens a writer for
+    output videos (default: :func:`featherface.core.video.open_writer`). ``progress(iterable,
+    total)`` wraps loops (a progress bar in the CLI).
+    """
+    from .video import open_writer, read_frames
+
+    progress = progress or (lambda it, **kw: it)
+    run = open_run(job, listing, out_dir, draw=draw, resume=resume, overwrite=overwrite, max_pixels=max_pixels,
+                   retry_failed=retry_failed)
+    video = {"stream": run.stream, "video_writer": video_writer or open_writer, "read_frames": read_frames,
+             "progress": progress}
+    try:
+        for src in progress(run.todo, total=len(run.todo)):
+            record_outcome(run, process_file(job, src, out_dir, draw, max_pixels, **video))
     finally:
-        stream.close()
-        result.summary = summarise(out_dir / RECORDS)
-        write_json(out_dir / SUMMARY, result.summary)
-    return result
+        close_run(run, out_dir)
+    return run.result
 
 
 def _run_image(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: int) -> dict:

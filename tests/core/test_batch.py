@@ -84,8 +84,13 @@ def test_pixel_bomb_is_one_failed_file_and_resume_skips_it(tmp_path, small_crowd
     assert sorted(s["file"].rsplit("/", 1)[1] for s in res["skipped"]) == ["c_notes.txt", "d_anim.gif"]
     assert all("unsupported type" in s["reason"] for s in res["skipped"])
     capsys.readouterr()
-    assert main(["detect", str(src), "--output", str(out), "--no-draw", "--resume"]) == 1  # retried, fails again
-    assert len([r for r in _records(out) if r["type"] == "image"]) == 1  # no duplicate
+    assert main(["detect", str(src), "--output", str(out), "--no-draw", "--resume"]) == 1  # still a failure
+    records = _records(out)
+    assert len([r for r in records if r["type"] == "image"]) == 1  # no duplicate
+    assert len([r for r in records if r["type"] == "error"]) == 1  # the bomb is not read again
+    assert main(["detect", str(src), "--output", str(out), "--no-draw", "--resume", "--retry-failed"]) == 1
+    assert len([r for r in _records(out) if r["type"] == "error"]) == 2  # retried on request, fails again
+    assert len(json.loads((out / "run.json").read_text())["failures"]) == 1
 
 
 def _video(path, frames, size=(320, 192)):
