@@ -163,3 +163,24 @@ def test_detector_reads_the_input_contract_from_the_weights(tmp_path):
     np.testing.assert_array_equal(x_rgb, x_bgr[:, ::-1])
     for a, b in zip(bgr_det.runner(x_bgr), rgb_det.runner(x_rgb)):
         assert float(np.abs(a - b).max()) < 1e-3
+
+
+def test_detect_passes_merges_sizes_and_the_mirrored_image():
+    """Passes at 640 and 960 keep every face of the 640 pass (one box per face after NMS); the
+    mirrored pass maps its faces back: boxes within 2 px of the direct pass and the image-left eye
+    still on the left."""
+    img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    det = FaceDetector.from_pretrained("nano")
+    one = det.detect_arrays(img)
+    two = det.detect_passes(img, (640, 960))
+    assert len(two) >= len(one)
+    from featherface.core.geometry import iou_matrix
+
+    assert (iou_matrix(one.boxes, two.boxes) > 0.4).any(axis=1).all()
+    assert (iou_matrix(two.boxes, two.boxes) - np.eye(len(two)) <= det.cfg.nms_iou + 1e-6).all()
+    mirrored = det.detect_passes(np.ascontiguousarray(img[:, ::-1]), (640,), flip=True)
+    direct = det.detect_passes(img, (640,), flip=True)
+    w = img.shape[1]
+    flipped_back = np.stack([w - mirrored.boxes[:, 2], mirrored.boxes[:, 1], w - mirrored.boxes[:, 0], mirrored.boxes[:, 3]], 1)
+    assert np.abs(direct.boxes[:, None, :] - flipped_back[None]).max(axis=2).min(axis=1).max() < 2.0
+    assert (direct.landmarks[:, 0, 0] < direct.landmarks[:, 1, 0]).all()

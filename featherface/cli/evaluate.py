@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from .common import add_detector_args, build_detector
@@ -21,8 +22,20 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     if args.compare is not None and str(args.compare) == str(args.model):
         raise ValueError(f"--compare {args.compare} is the --model itself")
     long_side = 640 if args.long_side is None else (None if args.long_side <= 0 else args.long_side)
-    det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
     classes = set(args.classes.split(",")) if args.classes else None
+    from ..data.face_labels import read_face_labels
+
+    names = list(read_face_labels(Path(args.labels), classes))
+    absent = [n for n in names if not (Path(args.images) / n).is_file()]
+    if names and len(absent) == len(names):
+        # an AP of 0 over a folder that holds none of the images would be a wrong number, not a result
+        print(f"featherface evaluate: error: {args.images} holds none of the {len(names)} images {args.labels} labels "
+              f"(e.g. {absent[0]}); check --images", file=sys.stderr)
+        return 1
+    if absent:
+        log.warning("%d of %d labelled images are missing from %s (e.g. %s); they count as images without detections",
+                    len(absent), len(names), args.images, ", ".join(absent[:3]))
+    det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
     result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes)
     protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
     results = {str(args.model): result}
@@ -69,6 +82,9 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..core.batch import check_writable
+
+    check_writable(args.output)  # before any work, not after it
     if args.labels is not None:
         return cmd_evaluate_labels(args)
     if args.compare is not None:
@@ -87,6 +103,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.images is None:
             raise ValueError("give --images (WIDER_val/images folder, to run a model) or --predictions (a folder of result files)")
 
+        listed = [(event, name) for event, name, _, _ in gt]
+        if listed and not any((Path(args.images) / event / f"{name}.jpg").is_file() for event, name in listed):
+            print(f"featherface evaluate: error: {args.images} holds none of the {len(listed)} validation images "
+                  f"(expected <event>/<image>.jpg, e.g. {listed[0][0]}/{listed[0][1]}.jpg); check --images", file=sys.stderr)
+            return 1
         det = build_detector(args)
         pred_dir = out / "predictions"
         absent = run_model_on_val(det, Path(args.images), gt, pred_dir)

@@ -3,19 +3,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from .common import add_detector_args, build_detector, int_at_least
+from .common import add_detector_args, build_detector, int_at_least, long_side_value
 
 log = logging.getLogger(__name__)
 
-#: Anonymisation's recall-first threshold, chosen on 300 human-labelled TRAINING pool photos
-#: (benchmarks/anonymize_operating_point.py): faces of 10 px or more covered 0.941 at 0.1, 0.926 at
-#: 0.2, 0.871 at the detection threshold 0.65, for 1.79 % / 1.26 % / 0.84 % of the image masked
-#: outside the labelled faces (some of it unlabelled background faces).
-ANONYMIZE_THRESHOLD = 0.1
+#: Anonymisation's defaults: recall first, and no slower than deface 1.5.0 at its defaults. Chosen on
+#: 300 human-labelled TRAINING pool photos (benchmarks/anonymize_vs_deface.py on a pool sample, solid
+#: fill, never the benchmarks): faces of 10 px or more left visible, masked share outside the faces,
+#: photos/s of the whole command, in one run:
+#:   one pass at 640, threshold 0.1: 7.8 %, 1.33 %, 50.8   | + second pass 800, threshold 0.05: 3.9 %, 2.76 %, 27.0
+#:   one pass at 640, threshold 0.05: 5.6 %, 2.33 %, 51.2  | + second pass 960, threshold 0.05: 3.6 %, 2.64 %, 23.6
+#:   + mirrored pass, threshold 0.1: 6.9 %, 1.62 %, 32.4   | + second pass 1280, threshold 0.05: 3.6 %, 3.14 %, 16.1
+#:   deface 1.5.0 (defaults, solid): 4.5 %, 4.48 %, 21.5-27.1
+ANONYMIZE_THRESHOLD = 0.05
+ANONYMIZE_SECOND_PASS = 800
 ANONYMIZE_PAD = 0.15
+ANONYMIZE_FLIP = False
+#: images processed at once in a batch run: across files, not inside one inference, which keeps a
+#: busy machine from thrashing (README, "Threads")
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 #: ``--ray`` without an address: a Ray instance started on this machine for the run
 LOCAL = "local"
 
@@ -57,6 +67,7 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
     check_writable(args.output)  # before the model loads
     common = dict(draw=not getattr(args, "no_draw", False), resume=args.resume, overwrite=args.overwrite,
                   max_pixels=args.max_pixels, retry_failed=args.retry_failed, progress=_progress(args.quiet))
+    workers = {} if args.ray is not None else {"workers": args.workers}
     if args.ray is not None:
         from ..core.raydata import run_batch_ray
 
@@ -64,7 +75,7 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
         result = run_batch_ray(lambda: make_job(build_detector(args)), listing, args.output,
                                address=None if args.ray == LOCAL else args.ray, actors=args.actors, **common)
     else:
-        result = run_batch(make_job(build_detector(args)), listing, args.output, **common)
+        result = run_batch(make_job(build_detector(args)), listing, args.output, **common, **workers)
     s = result.summary
     line = (f"{result.processed} file(s) processed, {result.failed} failed"
             + (f", {result.already_done} already done (--resume)" if result.already_done else "")
@@ -88,7 +99,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
     def make(det):
         return AnonymizeJob(det, str(args.model), mode=args.mode, shape=args.shape, pad=args.pad,
-                            color=tuple(args.color), hold=args.hold)
+                            color=tuple(args.color), hold=args.hold, second_pass=args.second_pass or None,
+                            flip=args.flip)
     if args.no_draw:
         raise ValueError("anonymize writes the masked files; --no-draw does not apply")
     return run_job(args, make)
@@ -125,6 +137,9 @@ def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | Non
     p.add_argument("--max-pixels", type=int_at_least(1), default=100_000_000,
                    help="refuse images whose header states more pixels (default: %(default)s)")
     p.add_argument("--no-draw", action="store_true", help="write only the records, no images or videos")
+    p.add_argument("--workers", type=int_at_least(1), default=DEFAULT_WORKERS,
+                   help="images processed at once, each on one --threads engine thread (default: the CPUs, at most 4: "
+                        "%(default)s here)")
     p.add_argument("--ray", nargs="?", const=LOCAL, metavar="ADDRESS",
                    help="run on Ray Data (the ray extra): alone, on a local Ray instance; with ADDRESS (host:port "
                         "of a `ray start --head`, or auto), on that cluster, whose nodes must see SOURCE and --output")
@@ -148,6 +163,11 @@ def register_cli(sub) -> None:
                    help="--mode solid fill colour (default: black)")
     p.add_argument("--hold", type=int_at_least(0), default=5,
                    help="videos: keep a face masked this many frames after it was last detected (default: %(default)s)")
+    p.add_argument("--second-pass", type=long_side_value, default=ANONYMIZE_SECOND_PASS, metavar="LONG_SIDE",
+                   help="detect again at this long side and mask the faces of both passes: small faces the first "
+                        "pass misses (0: one pass; default: %(default)s)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=ANONYMIZE_FLIP,
+                   help="also detect on the mirrored image (default: %(default)s)")
     p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("crop", help="one crop per face: aligned to the 112x112 ArcFace template, or plain")

@@ -26,6 +26,8 @@ import glob
 import json
 import logging
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -342,14 +344,17 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
 
 def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, resume: bool = False,
               overwrite: bool = False, max_pixels: int = 100_000_000, retry_failed: bool = False,
-              video_writer: Callable | None = None, progress: Callable | None = None) -> RunResult:
+              workers: int = 1, video_writer: Callable | None = None, progress: Callable | None = None) -> RunResult:
     """Run ``job`` over ``listing`` into ``out_dir`` with the guarantees of the module docstring.
 
     ``draw=False`` writes only the records. ``max_pixels``: images whose header states more pixels
     are refused before decoding. ``resume`` skips the files the earlier run recorded, failed ones
     included unless ``retry_failed``. ``video_writer(path, fps, size, source)`` opens a writer for
     output videos (default: :func:`featherface.core.video.open_writer`). ``progress(iterable,
-    total)`` wraps loops (a progress bar in the CLI).
+    total)`` wraps loops (a progress bar in the CLI). ``workers``: images processed at once, in
+    threads sharing the job (decoding, encoding and onnxruntime release the GIL); used only with a
+    runner that takes concurrent calls (``thread_safe``), one otherwise. Records keep the listing's
+    order; videos run one at a time.
     """
     from .video import open_writer, read_frames
 
@@ -358,9 +363,23 @@ def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, r
                    retry_failed=retry_failed)
     video = {"stream": run.stream, "video_writer": video_writer or open_writer, "read_frames": read_frames,
              "progress": progress}
+    detector = getattr(job, "detector", None)
+    if not getattr(getattr(detector, "runner", None), "thread_safe", False):
+        workers = 1
     try:
-        for src in progress(run.todo, total=len(run.todo)):
-            record_outcome(run, process_file(job, src, out_dir, draw, max_pixels, **video))
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            pending: deque = deque()  # futures of images, at most 2 x workers ahead, in listing order
+            for src in progress(run.todo, total=len(run.todo)):
+                if is_video(src.path) or workers <= 1:
+                    while pending:
+                        record_outcome(run, pending.popleft().result())
+                    record_outcome(run, process_file(job, src, out_dir, draw, max_pixels, **video))
+                    continue
+                pending.append(pool.submit(process_file, job, src, out_dir, draw, max_pixels))
+                while len(pending) > 2 * workers or (pending and pending[0].done()):
+                    record_outcome(run, pending.popleft().result())
+            while pending:
+                record_outcome(run, pending.popleft().result())
     finally:
         close_run(run, out_dir)
     return run.result

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,11 +51,15 @@ _DAMAGE_MESSAGES = ("Premature end of JPEG file", "Corrupt JPEG data", "libpng e
 
 class _StderrCapture:
     """Capture what C libraries write to file descriptor 2 (OpenCV's codecs report damaged data
-    there and nowhere else)."""
+    there and nowhere else). File descriptor 2 belongs to the whole process, so captures take
+    turns (a lock): concurrent decodes would otherwise read each other's messages."""
+
+    _lock = threading.Lock()
 
     def __enter__(self):
         import sys
 
+        self._lock.acquire()
         sys.stderr.flush()
         self._tmp = tempfile.TemporaryFile()
         self._saved = os.dup(2)
@@ -66,6 +72,7 @@ class _StderrCapture:
         self._tmp.seek(0)
         self.text = self._tmp.read().decode("utf-8", "replace")
         self._tmp.close()
+        self._lock.release()
 
 
 def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
@@ -73,11 +80,18 @@ def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
     ``strict=True`` a file that decodes only partly (truncated or corrupted JPEG/PNG data, which
     OpenCV otherwise returns with grey or garbled regions) is an error too."""
     if strict:
+        try:
+            data = np.fromfile(str(path), np.uint8)  # read outside the capture's turn
+        except OSError:
+            data = None
         with _StderrCapture() as cap:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
         damage = [line.strip() for line in cap.text.splitlines() if any(m in line for m in _DAMAGE_MESSAGES)]
-        if img is not None and damage:
+        if damage and (img is not None or data is not None and data.size):
             raise ValueError(f"{path}: damaged image data ({damage[0]})")
+        if img is None and data is not None and data.size and read_image_size(path) != (0, 0):
+            # a valid header, then data the decoder gives up on (OpenCV's imdecode says nothing)
+            raise ValueError(f"{path}: damaged image data (truncated or corrupt after a valid header)")
     else:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
@@ -87,19 +101,17 @@ def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` from the file's header, without decoding the pixels (Pillow reads only
-    the header), so a small file that declares a huge image is refused before it takes memory."""
-    from PIL import Image, UnidentifiedImageError
+    """``(width, height)`` from the file's header, without decoding the pixels (``imagesize``
+    reads only the header), so a small file that declares a huge image is refused before it takes
+    memory. ``(0, 0)`` when the header cannot be parsed (OpenCV then says whether it can decode it)."""
+    import imagesize
 
-    Image.MAX_IMAGE_PIXELS = None  # our own limit applies (the caller compares the size)
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        # Pillow cannot parse it; OpenCV may still (it reads a few formats Pillow does not), and
-        # says so when it cannot
+        w, h = imagesize.get(str(path))
+    except (OSError, ValueError, struct.error) as exc:
         log.debug("%s: no size from the header (%s)", path, exc)
         return 0, 0
+    return (int(w), int(h)) if w > 0 and h > 0 else (0, 0)
 
 
 def read_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:

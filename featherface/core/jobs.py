@@ -96,25 +96,36 @@ class AnonymizeJob:
     pad: float = 0.15
     color: tuple[int, int, int] = (0, 0, 0)
     hold: int = 5
+    #: long side of a second detection pass (None: none): small faces the first pass misses
+    second_pass: int | None = None
+    #: also detect on the mirrored image
+    flip: bool = False
     kind: str = "anonymize"
     settings: dict = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = {**detector_settings(self.detector, self.model), "mode": self.mode, "shape": self.shape,
-                         "pad": self.pad, "color": list(self.color), "hold_frames": self.hold}
+                         "pad": self.pad, "color": list(self.color), "hold_frames": self.hold,
+                         "second_pass": self.second_pass, "flip": self.flip}
         self._tracks = FaceTracks(self.hold)
+
+    def _detect(self, image: np.ndarray) -> Detections:
+        if self.second_pass is None and not self.flip:
+            return self.detector.detect_arrays(image)
+        sides = (self.detector.long_side,) + ((self.second_pass,) if self.second_pass else ())
+        return self.detector.detect_passes(image, sides, flip=self.flip)
 
     def _mask(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         return anonymize(image, boxes, mode=self.mode, shape=self.shape, pad=self.pad, color=self.color)
 
     def image(self, image: np.ndarray):
-        d = self.detector.detect_arrays(image)
+        d = self._detect(image)
         return {"faces": faces_record(d)}, [("", self._mask(image, d.boxes))]
 
     def frame(self, frame: np.ndarray, index: int):
         if index == 0:
             self._tracks = FaceTracks(self.hold)  # a new video
-        d = self.detector.detect_arrays(frame)
+        d = self._detect(frame)
         boxes = self._tracks.update(d.boxes)
         held = boxes[len(d):]
         return ({"faces": faces_record(d), "held": [[round(float(v), 2) for v in b] for b in held]},

@@ -60,6 +60,9 @@ def _wrap(outs: list[np.ndarray], decoded: bool) -> RawOutputs | DecodedOutputs:
 class OnnxRunner:
     """Runs a graph (a path, or the bytes of an ``.onnx`` file) with onnxruntime."""
 
+    #: onnxruntime sessions take concurrent ``run`` calls: batch runs may call it from several threads
+    thread_safe = True
+
     def __init__(self, model: str | Path | bytes, num_threads: int | None = None, device: str = "cpu") -> None:
         ort = require("onnxruntime", None)
         if num_threads is not None and num_threads < 1:

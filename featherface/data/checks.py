@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..core.files import read_image
 from .annotations import AnnotationError, read_annotations
 
 
@@ -29,11 +29,10 @@ def check_dataset(labels: Path, images: Path | None = None) -> tuple[list[str], 
             if not p.is_file():
                 problems.append(f"{where}: image file missing: {p}")
             else:
-                img = cv2.imread(str(p))
-                if img is None:
-                    problems.append(f"{where}: image cannot be decoded: {p}")
-                else:
-                    size = img.shape[:2]
+                try:  # as strictly as detect decodes: truncated or damaged data is a problem too
+                    size = read_image(p, strict=True).shape[:2]
+                except ValueError as exc:
+                    problems.append(f"{where}: image cannot be decoded: {exc}")
         if len(r) == 0:
             continue
         wh = r.boxes[:, 2:] - r.boxes[:, :2]

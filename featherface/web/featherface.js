@@ -27,7 +27,9 @@
   const VARIANCES = [0.1, 0.2];
   // the defaults of the Python package; `threshold` comes from the model (config.json)
   const DEFAULTS = { longSide: 640, nmsIou: 0.4, topK: 5000, keepTopK: 750, boxVoting: true };
-  const ANONYMIZE = { mode: "blur", shape: "ellipse", pad: 0.15, detail: 8, color: "#000000", scoreThreshold: 0.1 };
+  // the Python anonymiser's defaults (featherface anonymize): recall first, a second pass at 800
+  const ANONYMIZE = { mode: "blur", shape: "ellipse", pad: 0.15, detail: 8, color: "#000000", scoreThreshold: 0.05,
+                      secondPass: 800 };
 
   let runtime = null;  // onnxruntime-web, config.json and the thread count: set up once per page
   const sessions = new Map();  // model name -> Promise of its loaded session
@@ -247,6 +249,15 @@
     }
   }
 
+  /** Two passes' faces as one list: greedy NMS over both, highest score first (Python: detect_passes). */
+  function mergePasses(a, b, opt) {
+    const nmsIou = opt.nmsIou ?? DEFAULTS.nmsIou;
+    const all = [...a, ...b].sort((p, q) => q.score - p.score);
+    const kept = [];
+    for (const f of all) if (!kept.some((k) => iou(k.box, f.box) > nmsIou)) kept.push(f);
+    return kept;
+  }
+
   /** Draw the masked faces of `faces` onto `ctx` (which already holds the image). */
   function maskFaces(ctx, bitmap, faces, opt) {
     const W = bitmap.width, H = bitmap.height;
@@ -288,7 +299,8 @@
   /**
    * The source with every face masked. options: mode "blur" | "pixelate" | "solid", shape
    * "ellipse" | "box", pad (0.15 of the box on each side), detail (8), color (CSS colour for
-   * solid), scoreThreshold (0.1: an anonymiser misses as few faces as it can), output "canvas"
+   * solid), scoreThreshold (0.05: an anonymiser misses as few faces as it can), secondPass (800: the
+   * long side of a second detection pass whose faces are masked too; 0: none), output "canvas"
    * (default) | "blob", type and quality for the Blob ("image/png" default). Also resolves
    * `faces` on the canvas (`canvas.faces`).
    */
@@ -300,7 +312,11 @@
     if (!(opt.detail >= 1)) throw new RangeError(`detail must be >= 1, got ${opt.detail}`);
     const bitmap = await toBitmap(source);
     try {
-      const faces = options.faces || await detectBitmap(bitmap, opt);
+      let faces = options.faces;
+      if (!faces) {
+        faces = await detectBitmap(bitmap, opt);
+        if (opt.secondPass) faces = mergePasses(faces, await detectBitmap(bitmap, { ...opt, longSide: opt.secondPass }), opt);
+      }
       const canvas = document.createElement("canvas");
       canvas.width = bitmap.width;
       canvas.height = bitmap.height;

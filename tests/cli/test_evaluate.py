@@ -178,3 +178,32 @@ def test_evaluate_labels_compare_two_models(tmp_path, v1_checkpoint, capsys):
                  "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "is the --model itself" in err and "--bootstrap must be >= 0" in err and "works with --labels" in err
+
+
+def test_check_data_decodes_as_strictly_as_detect(tmp_path, capsys):
+    """A truncated JPEG that OpenCV half-decodes (and detect refuses) is a problem for check-data."""
+    root = tmp_path / "images"
+    root.mkdir()
+    data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8))[1].tobytes()
+    (root / "cut.jpg").write_bytes(data[: len(data) // 2])
+    labels = tmp_path / "label.txt"
+    labels.write_text("# cut.jpg\n10 10 20 20\n")
+    assert main(["check-data", str(labels), "--images", str(root)]) == 1
+    assert "damaged image data" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_folder_without_the_labelled_images(tmp_path, capsys):
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"images": {"a.jpg": {"boxes": [[1, 1, 20, 20]]}, "b.jpg": {"boxes": []}}}))
+    (tmp_path / "elsewhere").mkdir()
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--labels", str(labels), "--images", str(tmp_path / "elsewhere"), "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "holds none of the 2 images" in err and "Traceback" not in err and not (out / "result.json").exists()
+
+
+def test_evaluate_checks_the_output_folder_before_any_work(tmp_path, gt_dir, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["evaluate", "--gt", str(gt_dir), "--images", str(tmp_path), "--output", str(blocker)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err

@@ -185,3 +185,24 @@ def test_anonymized_video_keeps_frames_and_audio(tmp_path, small_crowd):
         n += 1
     assert rec["num_frames"] == n == 12
     assert has_audio(clip) and has_audio(rec["output"])
+
+
+def test_parallel_workers_give_the_same_records_in_the_same_order(tmp_path, small_crowd):
+    """--workers 3 (threads sharing one onnxruntime session) writes the records and images that one
+    worker writes, in the listing's order, with a damaged file among them."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(7):
+        cv2.imwrite(str(src / f"img{k}.jpg"), np.roll(small_crowd, 15 * k, axis=1))
+    data = (src / "img3.jpg").read_bytes()
+    (src / "img3.jpg").write_bytes(data[: len(data) // 2])
+    runs = {}
+    for n in (1, 3):
+        out = tmp_path / f"out{n}"
+        assert main(["detect", str(src), "--output", str(out), "--workers", str(n)]) == 1
+        runs[n] = [{k: v for k, v in r.items() if k not in ("output", "max_pixels")} for r in _records(out)]
+        assert [r.get("file", "").rsplit("/", 1)[-1] for r in runs[n][1:]] == [f"img{k}.jpg" for k in range(7)]
+    strip = lambda recs: [{k: v for k, v in r.items() if k != "workers"} for r in recs]
+    assert strip(runs[3]) == strip(runs[1])
+    for k in (0, 6):
+        assert (tmp_path / "out3" / f"img{k}.jpg").read_bytes() == (tmp_path / "out1" / f"img{k}.jpg").read_bytes()
