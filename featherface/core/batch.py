@@ -59,8 +59,10 @@ class Job(Protocol):
         """``(record fields, outputs)``: outputs are ``(suffix, image)``; suffix ``""`` writes the
         image under the input's own name, any other suffix is appended to the input's stem."""
 
-    def frame(self, frame: np.ndarray, index: int) -> tuple[dict, np.ndarray]:
-        """``(record fields, output frame)`` for one video frame (frames come in order)."""
+    def frame(self, frame: np.ndarray, index: int, detections=None) -> tuple[dict, np.ndarray]:
+        """``(record fields, output frame)`` for one video frame (frames come in order);
+        ``detections``: the frame's faces when already found (jobs with a ``detect(frame)``
+        method have their frames detected ahead, in parallel)."""
 
 
 @dataclass
@@ -368,6 +370,8 @@ def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, r
         workers = 1
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            if workers > 1:
+                video.update(pool=pool, workers=workers)
             pending: deque = deque()  # futures of images, at most 2 x workers ahead, in listing order
             for src in progress(run.todo, total=len(run.todo)):
                 if is_video(src.path) or workers <= 1:
@@ -406,16 +410,33 @@ def _run_image(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: int
     return rec
 
 
+def _detected_ahead(job: Job, frames, pool: ThreadPoolExecutor | None, ahead: int):
+    """``(frame, detections or None)`` in order; with a pool, up to ``ahead`` frames are detected
+    in parallel while the job masks, draws and writes the earlier ones in order."""
+    if pool is None or not hasattr(job, "detect"):
+        yield from ((f, None) for f in frames)
+        return
+    queue: deque = deque()
+    for frame in frames:
+        queue.append((frame, pool.submit(job.detect, frame)))
+        if len(queue) > ahead:
+            f, fut = queue.popleft()
+            yield f, fut.result()
+    while queue:
+        f, fut = queue.popleft()
+        yield f, fut.result()
+
+
 def _run_video(job: Job, src: Source, out_dir: Path, draw: bool, stream: RecordStream, video_writer, read_frames,
-               progress) -> dict:
+               progress, pool: ThreadPoolExecutor | None = None, workers: int = 1) -> dict:
     stream.write({"type": "start", "file": str(src.path)})
     out = output_path(out_dir, src.rel) if draw else None
     writer = None
     n = 0
     frames = read_frames(src.path)
     try:
-        for frame in progress(frames, total=frames.total):
-            fields, out_frame = job.frame(frame, n)
+        for frame, found in _detected_ahead(job, progress(frames, total=frames.total), pool, 2 * workers):
+            fields, out_frame = job.frame(frame, n, found)
             stream.write({"type": "frame", "file": str(src.path), "frame": n, **fields})
             if out is not None:
                 if writer is None:

@@ -55,8 +55,11 @@ class DetectJob:
         d = self.detector.detect_arrays(image)
         return {"faces": faces_record(d)}, [("", draw_detections(image, d.to_list()))]
 
-    def frame(self, frame: np.ndarray, index: int):
-        d = self.detector.detect_arrays(frame)
+    def detect(self, frame: np.ndarray) -> Detections:
+        return self.detector.detect_arrays(frame)
+
+    def frame(self, frame: np.ndarray, index: int, detections: Detections | None = None):
+        d = self.detect(frame) if detections is None else detections
         return {"faces": faces_record(d)}, draw_detections(frame, d.to_list())
 
 
@@ -85,6 +88,22 @@ class FaceTracks:
         return np.concatenate([boxes, np.asarray(held).reshape(-1, 4)]) if held else boxes
 
 
+#: mean absolute difference (0-255) of two consecutive 32x32 grey thumbnails above which a video
+#: cuts to another shot: faces held from the previous shot would mask the wrong places
+SCENE_CUT = 40.0
+
+
+def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def scene_cut(previous: np.ndarray | None, current: np.ndarray) -> bool:
+    return previous is not None and float(np.abs(previous - current).mean()) > SCENE_CUT
+
+
 @dataclass
 class AnonymizeJob:
     """Faces masked (blur, pixelate or solid), the masked boxes recorded."""
@@ -108,8 +127,9 @@ class AnonymizeJob:
                          "pad": self.pad, "color": list(self.color), "hold_frames": self.hold,
                          "second_pass": self.second_pass, "flip": self.flip}
         self._tracks = FaceTracks(self.hold)
+        self._thumb: np.ndarray | None = None
 
-    def _detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray) -> Detections:
         if self.second_pass is None and not self.flip:
             return self.detector.detect_arrays(image)
         sides = (self.detector.long_side,) + ((self.second_pass,) if self.second_pass else ())
@@ -119,13 +139,15 @@ class AnonymizeJob:
         return anonymize(image, boxes, mode=self.mode, shape=self.shape, pad=self.pad, color=self.color)
 
     def image(self, image: np.ndarray):
-        d = self._detect(image)
+        d = self.detect(image)
         return {"faces": faces_record(d)}, [("", self._mask(image, d.boxes))]
 
-    def frame(self, frame: np.ndarray, index: int):
-        if index == 0:
-            self._tracks = FaceTracks(self.hold)  # a new video
-        d = self._detect(frame)
+    def frame(self, frame: np.ndarray, index: int, detections: Detections | None = None):
+        thumb = scene_thumbnail(frame)
+        if index == 0 or scene_cut(self._thumb, thumb):
+            self._tracks = FaceTracks(self.hold)  # a new video or a new shot: nothing to hold from before
+        self._thumb = thumb
+        d = self.detect(frame) if detections is None else detections
         boxes = self._tracks.update(d.boxes)
         held = boxes[len(d):]
         return ({"faces": faces_record(d), "held": [[round(float(v), 2) for v in b] for b in held]},
@@ -156,5 +178,5 @@ class CropJob:
             crops.append((f"_face{i}.png", crop))
         return {"faces": faces_record(d)}, crops
 
-    def frame(self, frame: np.ndarray, index: int):
+    def frame(self, frame: np.ndarray, index: int, detections: Detections | None = None):
         raise ValueError("crop works on images, not videos")

@@ -206,3 +206,14 @@ def test_parallel_workers_give_the_same_records_in_the_same_order(tmp_path, smal
     assert strip(runs[3]) == strip(runs[1])
     for k in (0, 6):
         assert (tmp_path / "out3" / f"img{k}.jpg").read_bytes() == (tmp_path / "out1" / f"img{k}.jpg").read_bytes()
+
+
+def test_video_frames_detected_ahead_give_the_same_records(tmp_path, small_crowd):
+    src = tmp_path / "clip.avi"
+    _video(src, [np.roll(small_crowd, 8 * k, axis=1) for k in range(12)])
+    frames = {}
+    for n in (1, 3):
+        out = tmp_path / f"out{n}"
+        assert main(["anonymize", str(src), "--output", str(out), "--workers", str(n)]) == 0
+        frames[n] = [r for r in _records(out) if r["type"] == "frame"]
+    assert len(frames[1]) == 12 and frames[3] == frames[1]

@@ -1,0 +1,48 @@
+"""Jobs: a face missed for a few video frames stays masked (and only within one shot)."""
+from types import SimpleNamespace
+
+import numpy as np
+
+from featherface.core.jobs import AnonymizeJob, FaceTracks, scene_cut, scene_thumbnail
+from featherface.core.postprocess import Detections, PostProcessConfig
+
+BOX = [40.0, 40.0, 80.0, 90.0]
+
+
+def test_tracks_hold_a_missed_face_for_hold_frames():
+    tracks = FaceTracks(hold=2)
+    assert tracks.update(np.array([BOX])).tolist() == [BOX]
+    assert tracks.update(np.zeros((0, 4))).tolist() == [BOX]  # missed once: held
+    assert tracks.update(np.zeros((0, 4))).tolist() == [BOX]  # twice: held
+    assert tracks.update(np.zeros((0, 4))).tolist() == []  # the third miss: gone
+    moved = [44.0, 40.0, 84.0, 90.0]  # IoU 0.82 with BOX: the same face, not held twice
+    tracks = FaceTracks(hold=3)
+    tracks.update(np.array([BOX]))
+    assert tracks.update(np.array([moved])).tolist() == [moved]
+
+
+class _Detector:
+    """Gives the listed detections frame after frame."""
+
+    def __init__(self, per_frame):
+        self.per_frame = iter(per_frame)
+        self.runner, self.arch, self.long_side = SimpleNamespace(), "nano", 640
+        self.cfg = PostProcessConfig()
+
+    def detect_arrays(self, image):
+        boxes = np.array(next(self.per_frame), np.float32).reshape(-1, 4)
+        return Detections(boxes, np.full(len(boxes), 0.9, np.float32), np.zeros((len(boxes), 5, 2), np.float32))
+
+
+def test_video_mask_holds_within_a_shot_and_not_across_a_cut():
+    grey = np.full((120, 160, 3), 120, np.uint8)
+    other = np.full((120, 160, 3), 10, np.uint8)  # a cut: the next shot looks nothing like it
+    assert not scene_cut(scene_thumbnail(grey), scene_thumbnail(grey + 5))
+    assert scene_cut(scene_thumbnail(grey), scene_thumbnail(other))
+    job = AnonymizeJob(_Detector([[BOX], [], [], []]), "nano", mode="solid", hold=5)
+    rec0, out0 = job.frame(grey, 0)
+    rec1, out1 = job.frame(grey, 1)  # missed: held, the same pixels masked
+    assert rec1["faces"] == [] and rec1["held"] == [BOX]
+    np.testing.assert_array_equal(out1, out0)
+    rec2, out2 = job.frame(other, 2)  # a new shot: nothing held
+    assert rec2["held"] == [] and (out2 == other).all()
