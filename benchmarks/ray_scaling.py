@@ -24,8 +24,8 @@ args = parser.parse_args()
 
 photos = sorted(p for p in args.folder.rglob("*.jpg"))[: args.count]
 CONFIGS = {
-    "one process, 1 thread": ["--threads", "1"],
-    "one process, 2 threads": ["--threads", "2"],
+    "one process (default: a worker per CPU, 1 thread each)": ["--threads", "1"],
+    "one process, a worker per CPU, 2 threads each": ["--threads", "2"],
     "Ray, 1 actor x 1 thread": ["--ray", "--actors", "1", "--threads", "1"],
     "Ray, 2 actors x 1 thread": ["--ray", "--actors", "2", "--threads", "1"],
     "Ray, 2 actors x 2 threads": ["--ray", "--actors", "2", "--threads", "2"],
