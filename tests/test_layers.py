@@ -21,7 +21,7 @@ LAYERS = {
 }
 # inside the core, as fractions of its layer 0
 CORE_LAYERS = {
-    "constants": 0.0, "geometry": 0.0, "files": 0.0, "priors": 0.1, "weights": 0.0,
+    "constants": 0.0, "geometry": 0.0, "files": 0.0, "imageops": 0.0, "priors": 0.1, "weights": 0.0,
     "postprocess": 0.2,
     "runners": 0.3, "drawing": 0.3, "align": 0.3, "anonymize": 0.3,
     "detector": 0.4, "video": 0.4,
@@ -126,20 +126,20 @@ def test_the_checker_sees_lazy_and_relative_imports():
     assert "featherface.torch_runner" in graph["featherface.core.detector"]  # lazy import in from_pretrained
 
 
-def _imports_torch(path: Path) -> bool:
+def _names_package(path: Path, package: str) -> bool:
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "torch" for a in node.names):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == package for a in node.names):
             return True
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == package:
             return True
     return False
 
 
 def test_core_never_imports_torch_or_the_torch_side():
-    """No core module names torch, and none imports a module outside the core except through
-    ALLOWED_UP (which checks that torch is installed first)."""
+    """No core module names torch or OpenCV (neither is in the base install), and none imports a
+    module outside the core except through ALLOWED_UP (which checks that torch is installed first)."""
     core = PKG / "core"
-    assert not [p.name for p in core.glob("*.py") if _imports_torch(p)]
+    assert not [p.name for p in core.glob("*.py") if _names_package(p, "torch") or _names_package(p, "cv2")]
     graph = _graph()
     outside = [(m, d) for m, deps in graph.items() if m.startswith("featherface.core")
                for d in deps if not d.startswith("featherface.core") and (m, d) not in ALLOWED_UP]
@@ -149,14 +149,16 @@ def test_core_never_imports_torch_or_the_torch_side():
 TORCH_BLOCKED = """
 import sys
 sys.modules["torch"] = None  # any import of torch now raises ImportError
+sys.modules["cv2"] = None  # and of OpenCV: the base install has neither
 import importlib, pkgutil
 import featherface, featherface.core, featherface.cli
 for m in pkgutil.iter_modules(featherface.core.__path__):
-    importlib.import_module("featherface.core." + m.name)
-import cv2
+    if m.name != "raydata":  # the ray extra's module (its workers run the same core)
+        importlib.import_module("featherface.core." + m.name)
 from featherface import FaceDetector
+from featherface.core.files import read_image
 from featherface.core.weights import EXAMPLE_IMAGE
-faces = FaceDetector.from_pretrained("nano").detect(cv2.imread(str(EXAMPLE_IMAGE)))
+faces = FaceDetector.from_pretrained("nano").detect(read_image(EXAMPLE_IMAGE))
 assert len(faces) == 1, faces
 from featherface.cli import main
 assert main(["detect", "--example", "--output", sys.argv[1]]) == 0
@@ -166,7 +168,8 @@ print("torch-free ok")
 
 
 def test_detect_and_anonymize_run_with_torch_blocked(tmp_path):
-    """The light install's promise, checked in a fresh interpreter where importing torch fails."""
+    """The light install's promise, checked in a fresh interpreter where importing torch or
+    OpenCV fails."""
     import subprocess
     import sys
 

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
 #: optional packages -> the extra that installs them
 EXTRA_OF = {"torch": "torch", "onnx": "torch", "openvino": "openvino", "matplotlib": "plot", "scipy": "eval",
-            "yaml": "train", "imageio_ffmpeg": "video", "ray": "ray", "pyarrow": "ray", "onnxruntime": None}
+            "yaml": "train", "imageio_ffmpeg": "video", "ray": "ray", "pyarrow": "ray", "cv2": "opencv", "onnxruntime": None}
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -9,8 +9,9 @@ landmark error).
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from .imageops import warp_affine
 
 #: ArcFace's five-point template for a 112x112 crop (left eye, right eye, nose, mouth corners).
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -50,7 +51,7 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.
     """The ``size x size`` crop of ``image`` whose five landmarks land on the ArcFace template.
     ``landmarks (5, 2)`` pixels in :data:`LANDMARK_NAMES` order (a :class:`Detection`'s)."""
     m = alignment_matrix(landmarks, size)
-    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return warp_affine(image, m, (size, size))
 
 
 def crop_box(box: np.ndarray, image_hw: tuple[int, int], margin: float = 0.2, square: bool = True

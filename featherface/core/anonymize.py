@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-import cv2
 import numpy as np
+
+from .imageops import fill_ellipse, gaussian_blur, resize
 
 MODES = ("blur", "pixelate", "solid")
 SHAPES = ("ellipse", "box")
@@ -41,11 +42,8 @@ def mask_regions(boxes: np.ndarray, image_hw: tuple[int, int], pad: float) -> li
 
 def _fill_ellipse(mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
     """Set to 255 the pixels of ``mask`` inside the ellipse inscribed in the pixel box ``x1..x2-1,
-    y1..y2-1`` (end-exclusive integers; 4 fractional bits for half-pixel centres)."""
-    x1, y1, x2, y2 = box
-    centre = (round((x1 + x2 - 1) / 2 * 16), round((y1 + y2 - 1) / 2 * 16))
-    axes = (max(0, round((x2 - x1 - 1) / 2 * 16)), max(0, round((y2 - y1 - 1) / 2 * 16)))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_8, 4)
+    y1..y2-1`` (end-exclusive integers)."""
+    fill_ellipse(mask, box)
 
 
 def anonymize(image: np.ndarray, faces, mode: str = "blur", shape: str = "ellipse", pad: float = 0.15,
@@ -82,12 +80,12 @@ def anonymize(image: np.ndarray, faces, mode: str = "blur", shape: str = "ellips
             # the face's own size (not the clipped region's) sets the strength
             n = max(1, min(detail, gx2 - gx1, gy2 - gy1))
             sw, sh = max(1, round(n * rw / (gx2 - gx1))), max(1, round(n * rh / (gy2 - gy1)))
-            small = cv2.resize(roi, (sw, sh), interpolation=cv2.INTER_AREA)
+            small = resize(roi, (sw, sh), "area")
             if mode == "blur":
-                small = cv2.GaussianBlur(small, (0, 0), sigmaX=0.8)
-                filled = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_CUBIC)
+                small = gaussian_blur(small, 0.8)
+                filled = resize(small, (rw, rh), "cubic")
             else:
-                filled = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_NEAREST)
+                filled = resize(small, (rw, rh), "nearest")
         if shape == "box":
             roi[...] = filled
             continue

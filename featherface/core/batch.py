@@ -34,6 +34,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
+from .runners import MissingExtra
 from .files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
                     write_json)
 
@@ -340,7 +341,7 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
         if is_video(src.path):
             return _run_video(job, src, out_dir, draw, **video)
         return _run_image(job, src, out_dir, draw, max_pixels)
-    except (ValueError, MemoryError, OSError) as exc:
+    except (ValueError, MemoryError, OSError, MissingExtra) as exc:  # MissingExtra: a video without [video]
         return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
 
 
@@ -394,7 +395,7 @@ def _run_image(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: int
     if w * h > max_pixels:
         raise ValueError(f"{src.path}: {w}x{h} = {w * h:,} pixels (from its header), above the limit of "
                          f"{max_pixels:,} (raise it with --max-pixels)")
-    img = read_image(src.path, strict=True)
+    img = read_image(src.path)
     fields, outputs = job.image(img)
     rec = {"type": "image", "file": str(src.path), "width": img.shape[1], "height": img.shape[0], **fields}
     if draw:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import cv2
 import numpy as np
+from PIL import ImageFont
 
+from .imageops import canvas
 from .postprocess import Detection
 
 # Landmark colours (BGR) in LANDMARK_NAMES order: eyes, nose, mouth corners.
@@ -13,18 +14,20 @@ LANDMARK_COLORS = ((255, 0, 0), (0, 255, 255), (255, 0, 255), (0, 255, 0), (0, 1
 
 
 def draw_detections(image: np.ndarray, faces: Iterable[Detection]) -> np.ndarray:
-    """A copy of ``image`` with boxes, scores and the five landmarks drawn."""
-    out = image.copy()
-    thick = max(1, round(max(out.shape[:2]) / 600))
+    """A copy of ``image`` (BGR) with boxes, scores and the five landmarks drawn."""
+    img, pen = canvas(image)
+    thick = max(1, round(max(image.shape[:2]) / 600))
+    font = ImageFont.load_default(size=11 * thick)
     for f in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in f.box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 255), thick)
+        pen.rectangle([x1, y1, x2, y2], outline=(0, 0, 255), width=thick)
         # the score goes inside the box when there is no room above it
-        ty = y1 - 3 if y1 >= 12 * thick else y1 + 12 * thick
-        cv2.putText(out, f"{f.score:.2f}", (x1, ty), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * thick, (255, 255, 255), thick, cv2.LINE_AA)
+        ty = y1 - 13 * thick if y1 >= 13 * thick else y1 + thick
+        pen.text((x1 + thick, ty), f"{f.score:.2f}", fill=(255, 255, 255), font=font)
         for (x, y), c in zip(f.landmarks, LANDMARK_COLORS):
             if not (np.isfinite(x) and np.isfinite(y)):  # detectors without landmarks give NaN
                 continue
-            cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, c, -1)
-    return out
+            r = thick + 1
+            pen.ellipse([x - r, y - r, x + r, y + r], fill=c)
+    out = np.array(img)
+    return out if out.ndim == image.ndim else out[:, :, None]

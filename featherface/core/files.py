@@ -1,7 +1,7 @@
 """Files: the one place that lists images, reads them, and writes anything atomically.
 
-* Images are read as ``H x W x 3`` uint8 BGR (OpenCV's order); an unreadable file raises
-  ``ValueError`` naming it.
+* Images are read (with Pillow) as ``H x W x 3`` uint8 BGR, OpenCV's order, which the models and
+  the rest of the package use; an unreadable or damaged file raises ``ValueError`` naming it.
 * Every write goes to a temporary file in the destination folder, then is renamed over the
   target (``os.replace``), so a crash or ``kill -9`` never leaves a truncated file; the result gets
   the permissions an ordinary new file gets.
@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
+from PIL import Image as _Image
 
 log = logging.getLogger(__name__)
+
+# Pillow refuses images above ~179 M pixels as decompression bombs; batch runs check the header
+# against their own --max-pixels first (read_image_size), so that limit is the one that applies.
+_Image.MAX_IMAGE_PIXELS = None
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -44,74 +46,50 @@ def list_images(folder: str | Path) -> list[str]:
     return files
 
 
-# What libjpeg / libpng say (on stderr) when they decode damaged data but still return pixels.
-_DAMAGE_MESSAGES = ("Premature end of JPEG file", "Corrupt JPEG data", "libpng error", "libpng warning: IDAT",
-                    "Invalid SOS parameters", "Bogus ", "JPEG datastream contains no image")
+def _to_bgr(im) -> np.ndarray:
+    """A decoded Pillow image as ``H x W x 3`` uint8 BGR, as OpenCV's ``IMREAD_COLOR`` gives it:
+    grey and palette images expanded, alpha dropped (not composited), 16-bit samples scaled to 8."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im).astype(np.uint32) >> 8
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
 
 
-class _StderrCapture:
-    """Capture what C libraries write to file descriptor 2 (OpenCV's codecs report damaged data
-    there and nowhere else). File descriptor 2 belongs to the whole process, so captures take
-    turns (a lock): concurrent decodes would otherwise read each other's messages."""
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as ``H x W x 3`` uint8 BGR, turned upright by its EXIF orientation (as
+    OpenCV's ``imread``). Raises ``ValueError`` naming the file when it is missing, not an image,
+    or damaged: truncated or corrupt data is an error, never a half-grey picture."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    _lock = threading.Lock()
-
-    def __enter__(self):
-        import sys
-
-        self._lock.acquire()
-        sys.stderr.flush()
-        self._tmp = tempfile.TemporaryFile()
-        self._saved = os.dup(2)
-        os.dup2(self._tmp.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self._tmp.seek(0)
-        self.text = self._tmp.read().decode("utf-8", "replace")
-        self._tmp.close()
-        self._lock.release()
-
-
-def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
-    """Read a BGR image; raise ``ValueError`` naming the file when it cannot be decoded. With
-    ``strict=True`` a file that decodes only partly (truncated or corrupted JPEG/PNG data, which
-    OpenCV otherwise returns with grey or garbled regions) is an error too."""
-    if strict:
-        try:
-            data = np.fromfile(str(path), np.uint8)  # read outside the capture's turn
-        except OSError:
-            data = None
-        with _StderrCapture() as cap:
-            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-        damage = [line.strip() for line in cap.text.splitlines() if any(m in line for m in _DAMAGE_MESSAGES)]
-        if damage and (img is not None or data is not None and data.size):
-            raise ValueError(f"{path}: damaged image data ({damage[0]})")
-        if img is None and data is not None and data.size and read_image_size(path) != (0, 0):
-            # a valid header, then data the decoder gives up on (OpenCV's imdecode says nothing)
-            raise ValueError(f"{path}: damaged image data (truncated or corrupt after a valid header)")
-    else:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        reason = "missing" if not Path(path).exists() else "corrupt or unsupported format"
-        raise ValueError(f"{path}: cannot be read as an image ({reason})")
-    return img
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _to_bgr(ImageOps.exif_transpose(im))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: cannot be read as an image (missing)") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: cannot be read as an image (a folder)") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: cannot be read as an image (corrupt or unsupported format)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: damaged image data ({exc})") from None
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` from the file's header, without decoding the pixels (``imagesize``
-    reads only the header), so a small file that declares a huge image is refused before it takes
-    memory. ``(0, 0)`` when the header cannot be parsed (OpenCV then says whether it can decode it)."""
-    import imagesize
+    """``(width, height)`` from the file's header, without decoding the pixels (Pillow opens
+    lazily), so a small file that declares a huge image is refused before it takes memory.
+    ``(0, 0)`` when the header cannot be parsed."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        w, h = imagesize.get(str(path))
-    except (OSError, ValueError, struct.error) as exc:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         log.debug("%s: no size from the header (%s)", path, exc)
         return 0, 0
-    return (int(w), int(h)) if w > 0 and h > 0 else (0, 0)
 
 
 def read_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
@@ -161,10 +139,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Write a BGR (or grey) uint8 image; the format follows the suffix (JPEG at ``jpeg_quality``)."""
+    from PIL import Image
+
     path = Path(path)
     suffix = path.suffix.lower() or ".jpg"
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(suffix, image, params)
-    if not ok:
-        raise ValueError(f"cannot encode image for {path}")
-    atomic_write_bytes(path, buf.tobytes())
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None:
+        raise ValueError(f"cannot encode image for {path}: unknown image type {suffix!r}")
+    rgb = image if image.ndim == 2 else np.ascontiguousarray(image[:, :, 2::-1])
+    pil = Image.fromarray(rgb)
+    options = {"quality": jpeg_quality} if fmt == "JPEG" else {}
+    atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, **options))

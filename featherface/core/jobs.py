@@ -17,6 +17,7 @@ from .anonymize import anonymize
 from .detector import FaceDetector
 from .drawing import draw_detections
 from .geometry import iou_matrix
+from .imageops import resize, to_gray
 from .postprocess import Detections
 
 
@@ -94,10 +95,7 @@ SCENE_CUT = 40.0
 
 
 def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
-    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return resize(to_gray(frame), (32, 32), "area").astype(np.float32)
 
 
 def scene_cut(previous: np.ndarray | None, current: np.ndarray) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 from .constants import LANDMARK_NAMES
@@ -87,18 +86,26 @@ class Detections:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression (OpenCV's ``cv2.dnn.NMSBoxes``, C++). ``boxes (N, 4)``
-    xyxy, ``scores (N,)``; returns kept indices in decreasing score order. A box is suppressed
-    when its IoU with a kept, higher-scoring box exceeds ``iou_threshold``."""
+    """Greedy non-maximum suppression. ``boxes (N, 4)`` xyxy, ``scores (N,)``; returns kept
+    indices in decreasing score order (ties: the lower index first). A box is suppressed when its
+    IoU with a kept, higher-scoring box exceeds ``iou_threshold``."""
     if len(boxes) == 0:
         return np.zeros((0,), dtype=np.int64)
     b = np.asarray(boxes, dtype=np.float64)
-    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-    # OpenCV drops scores <= its score threshold, which must be >= 0; shifting the scores by +1
-    # keeps every box (scores here are probabilities in [0, 1]) without changing their order.
-    shifted = (np.asarray(scores, dtype=np.float64) + 1.0).tolist()
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), shifted, 0.0, float(iou_threshold))
-    return np.asarray(keep, dtype=np.int64).reshape(-1)
+    area = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        iw = np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0])
+        ih = np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1])
+        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+        union = area[i] + area[rest] - inter
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
 
 
 @dataclass(frozen=True)

