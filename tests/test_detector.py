@@ -69,8 +69,10 @@ def test_bad_inputs():
         det.detect(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match="HxWx3"):
         det.detect(np.zeros((10, 10, 5), np.uint8))
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="photo.jpg: cannot be read as an image"):  # a path that is not there
         det.detect("photo.jpg")
+    with pytest.raises(TypeError):
+        det.detect(b"not an image")
     with pytest.raises(ValueError, match="color"):
         det.detect(np.zeros((10, 10, 3), np.uint8), color="hsv")
     with pytest.raises(FileNotFoundError, match="model file not found"):
@@ -184,3 +186,17 @@ def test_detect_passes_merges_sizes_and_the_mirrored_image():
     flipped_back = np.stack([w - mirrored.boxes[:, 2], mirrored.boxes[:, 1], w - mirrored.boxes[:, 0], mirrored.boxes[:, 3]], 1)
     assert np.abs(direct.boxes[:, None, :] - flipped_back[None]).max(axis=2).min(axis=1).max() < 2.0
     assert (direct.landmarks[:, 0, 0] < direct.landmarks[:, 1, 0]).all()
+
+
+def test_detect_takes_a_file_path_as_an_image():
+    path = shared_file("images/crowd_baseball.jpg")
+    det = FaceDetector.from_pretrained("nano")
+    from featherface import read_image
+
+    direct = det.detect_arrays(read_image(path))
+    for given in (path, str(path)):
+        d = det.detect_arrays(given)
+        np.testing.assert_array_equal(d.boxes, direct.boxes)
+    assert len(det.detect(str(path))) >= 18 and len(det.detect_passes(path, (640,))) == len(direct)
+    with pytest.raises(ValueError, match="missing"):
+        det.detect("no_such_photo.jpg")

@@ -16,6 +16,7 @@ NMS alone, as in the released FeatherFace / RetinaFace code); see :mod:`featherf
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from .constants import MEAN_BGR
+from .files import read_image
 from .imageops import resize_linear
 from .postprocess import Detection, Detections, PostProcessConfig, nms, postprocess_image
 from .runners import OnnxRunner, OpenVinoRunner, Runner, require
@@ -59,6 +61,9 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     """Validate, convert to the model's colour order, resize, subtract the model's mean (given in
     the model's colour order). Returns ``(CHW float32, (sx, sy))`` where ``(sx, sy)`` maps
     network-input pixels back to original pixels."""
+    if isinstance(image, (str, os.PathLike)):
+        image = read_image(image)  # a file path: read as BGR (color must then be "bgr")
+        color = "bgr"
     if image is None:
         raise TypeError("image is None: cv2.imread returns None for a missing or unreadable file; check the path "
                         "(featherface.files.read_image raises an error naming the file instead)")
@@ -186,6 +191,8 @@ class FaceDetector:
         ``flip`` also mirrored, merged: every pass's faces, then NMS at the detector's IoU (the
         highest-scoring box of each face wins). For recall first, as anonymisation needs: a 12 px
         face that the 640 px pass misses is 24 px at 1280."""
+        if isinstance(image, (str, os.PathLike)):
+            image, color = read_image(image), "bgr"
         found = []
         for ls in long_sides:
             found.append(self.detect_arrays(image, color=color, long_side=ls, score_threshold=score_threshold))
@@ -205,8 +212,8 @@ class FaceDetector:
         return Detections(boxes[keep], scores[keep], landmarks[keep])
 
     def detect(self, images, **kwargs) -> list[Detection] | list[list[Detection]]:
-        """Detect faces in one image (returns ``list[Detection]``) or a list of images (returns
-        one list per image). No faces gives ``[]``. Keyword arguments (``color``, ``long_side``,
+        """Detect faces in one image (an array, or a file path; returns ``list[Detection]``) or a
+        list of them (returns one list per image). No faces gives ``[]``. Keyword arguments (``color``, ``long_side``,
         ``score_threshold``, ``nms_iou``, ``top_k``, ``keep_top_k``) override the defaults for
         this call."""
         out = self.detect_arrays(images, **kwargs)
