@@ -11,10 +11,10 @@ from .common import add_detector_args, build_detector, int_at_least, long_side_v
 
 log = logging.getLogger(__name__)
 
-#: Anonymisation's defaults: recall first, and no slower than deface 1.5.0 at its defaults. Chosen on
-#: 300 human-labelled TRAINING pool photos (benchmarks/anonymize_vs_deface.py on a pool sample, solid
-#: fill, never the benchmarks): faces of 10 px or more left visible, masked share outside the faces,
-#: photos/s of the whole command, in one run:
+#: Anonymisation's defaults: recall first, at deface 1.5.0's speed on the photos they were chosen on:
+#: 300 human-labelled TRAINING pool photos of 612x408 (benchmarks/anonymize_vs_deface.py on a pool
+#: sample, solid fill, never the benchmarks; 2026-12-06, when the core still resized with OpenCV):
+#: faces of 10 px or more left visible, masked share outside the faces, photos/s of the whole command:
 #:   one pass at 640, threshold 0.1: 7.8 %, 1.33 %, 50.8   | + second pass 800, threshold 0.05: 3.9 %, 2.76 %, 27.0
 #:   one pass at 640, threshold 0.05: 5.6 %, 2.33 %, 51.2  | + second pass 960, threshold 0.05: 3.6 %, 2.64 %, 23.6
 #:   + mirrored pass, threshold 0.1: 6.9 %, 1.62 %, 32.4   | + second pass 1280, threshold 0.05: 3.6 %, 3.14 %, 16.1
@@ -67,7 +67,6 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
     check_writable(args.output)  # before the model loads
     common = dict(draw=not getattr(args, "no_draw", False), resume=args.resume, overwrite=args.overwrite,
                   max_pixels=args.max_pixels, retry_failed=args.retry_failed, progress=_progress(args.quiet))
-    workers = {} if args.ray is not None else {"workers": args.workers}
     if args.ray is not None:
         from ..core.raydata import run_batch_ray
 
@@ -75,7 +74,7 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
         result = run_batch_ray(lambda: make_job(build_detector(args)), listing, args.output,
                                address=None if args.ray == LOCAL else args.ray, actors=args.actors, **common)
     else:
-        result = run_batch(make_job(build_detector(args)), listing, args.output, **common, **workers)
+        result = run_batch(make_job(build_detector(args)), listing, args.output, workers=args.workers, **common)
     s = result.summary
     line = (f"{result.processed} file(s) processed, {result.failed} failed"
             + (f", {result.already_done} already done (--resume)" if result.already_done else "")
