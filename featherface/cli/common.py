@@ -92,12 +92,13 @@ def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, lo
                    help="resize so the long side has this many pixels (>= 32); 0 = original size (default: %(default)s)")
 
 
-def build_detector(args: argparse.Namespace, **overrides):
-    """A :class:`FaceDetector` from the options of :func:`add_detector_args` (``overrides`` win)."""
+def build_detector(args: argparse.Namespace, model_override: str | None = None, **overrides):
+    """A :class:`FaceDetector` from the options of :func:`add_detector_args` (``overrides`` win;
+    ``model_override``: another model with the same options)."""
     from ..core.detector import FaceDetector
 
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
               box_voting=args.box_voting, long_side=args.long_side or None)
     kw.update(overrides)
-    return FaceDetector.from_pretrained(model_weights(args.model), device=args.device, backend=args.backend,
+    return FaceDetector.from_pretrained(model_weights(model_override or args.model), device=args.device, backend=args.backend,
                                         num_threads=args.threads or None, **kw)

@@ -110,8 +110,14 @@ def cmd_crop(args: argparse.Namespace) -> int:
 
     if args.align and (args.size < 112 or args.size % 112):
         raise ValueError(f"--size: aligned crops are 112 px or a multiple of it, got {args.size}")
-    return run_job(args, lambda det: CropJob(det, str(args.model), align=args.align, size=args.size,
-                                             margin=args.margin), images_only=True)
+    if args.landmarks_model and not args.align:
+        raise ValueError("--landmarks-model aligns faces: it needs --align")
+
+    def make(det):
+        other = build_detector(args, model_override=args.landmarks_model) if args.landmarks_model else None
+        return CropJob(det, str(args.model), align=args.align, size=args.size, margin=args.margin,
+                       landmark_detector=other, landmark_model=str(args.landmarks_model) if other else None)
+    return run_job(args, make, images_only=True)
 
 
 def _non_negative_float(text: str) -> float:
@@ -175,4 +181,7 @@ def register_cli(sub) -> None:
     p.add_argument("--size", type=int_at_least(112), default=112, help="--align: crop size, a multiple of 112")
     p.add_argument("--margin", type=_non_negative_float, default=0.2,
                    help="plain crops: margin around the square face box, as a share of its size (default: %(default)s)")
+    p.add_argument("--landmarks-model", metavar="MODEL",
+                   help="--align with the landmarks of another detector (e.g. an official RetinaFace-MobileNet0.25 or V1 "
+                        ".pth, whose landmarks are more precise than Nano's), matched to each face by its box")
     p.set_defaults(func=cmd_crop)

@@ -161,20 +161,45 @@ class CropJob:
     align: bool = True
     size: int = 112
     margin: float = 0.2
+    #: a second detector whose landmarks align the faces (a more precise one: alignment is only as
+    #: good as the landmarks); each face takes the landmarks of its box's match (IoU >= 0.5) there
+    landmark_detector: FaceDetector | None = None
+    landmark_model: str | None = None
     kind: str = "crop"
     settings: dict = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = {**detector_settings(self.detector, self.model), "align": self.align, "size": self.size,
                          "margin": self.margin}
+        if self.landmark_detector is not None:
+            self.settings["landmarks_from"] = detector_settings(self.landmark_detector, self.landmark_model or "?")
+
+    def _landmarks(self, image: np.ndarray, d: Detections) -> tuple[Detections, list[bool]]:
+        """``d`` with each face's landmarks taken from the landmark detector's matching face (IoU >=
+        0.5, at a low threshold so faint matches count), and which faces got them."""
+        if self.landmark_detector is None or not len(d):
+            return d, [False] * len(d)
+        other = self.landmark_detector.detect_arrays(image, score_threshold=0.1)
+        landmarks = d.landmarks.copy()
+        taken = [False] * len(d)
+        if len(other):
+            iou = iou_matrix(d.boxes, other.boxes)
+            for i, j in enumerate(iou.argmax(axis=1)):
+                if iou[i, j] >= 0.5 and np.isfinite(other.landmarks[j]).all():
+                    landmarks[i], taken[i] = other.landmarks[j], True
+        return Detections(d.boxes, d.scores, landmarks), taken
 
     def image(self, image: np.ndarray):
-        d = self.detector.detect_arrays(image)
+        d, taken = self._landmarks(image, self.detector.detect_arrays(image))
         crops = []
         for i, (box, lm) in enumerate(zip(d.boxes, d.landmarks)):
             crop = align_face(image, lm, self.size) if self.align else crop_face(image, box, self.margin)
             crops.append((f"_face{i}.png", crop))
-        return {"faces": faces_record(d)}, crops
+        record = {"faces": faces_record(d)}
+        if self.landmark_detector is not None:
+            for face, t in zip(record["faces"], taken):
+                face["landmarks_from"] = self.landmark_model if t else self.model
+        return record, crops
 
     def frame(self, frame: np.ndarray, index: int, detections: Detections | None = None):
         raise ValueError("crop works on images, not videos")

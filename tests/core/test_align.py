@@ -51,3 +51,32 @@ def test_plain_crop_margin_and_clipping():
     c = crop_face(img, [40, 40, 60, 60], margin=0.5)
     assert c.shape == (40, 40, 3)
     np.testing.assert_array_equal(c, img[30:70, 30:70])
+
+
+def test_crop_with_another_detectors_landmarks(tmp_path):
+    """`crop --align --landmarks-model RETINAFACE`: each face matched in RetinaFace's output is
+    aligned with RetinaFace's landmarks (recorded per face), the others with Nano's."""
+    import json
+
+    import numpy as np
+
+    from featherface import FaceDetector, read_image
+    from featherface.cli import main
+    from featherface.core.geometry import iou_matrix
+    from tests.conftest import shared_file
+
+    photo = shared_file("images/crowd_baseball.jpg")
+    retina = shared_file("peers/retinaface_mnet0.25_biubug6.pth")
+    out = tmp_path / "crops"
+    assert main(["crop", str(photo), "--output", str(out), "--align", "--landmarks-model", str(retina)]) == 0
+    (rec,) = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines() if '"image"' in line]
+    sources = [f["landmarks_from"] for f in rec["faces"]]
+    assert sources.count(str(retina)) >= 15 and set(sources) <= {str(retina), "nano"}
+    other = FaceDetector.from_pretrained(retina).detect_arrays(read_image(photo), score_threshold=0.1)
+    for face in rec["faces"]:
+        if face["landmarks_from"] == str(retina):
+            j = int(iou_matrix(np.array([face["box"]]), other.boxes).argmax())
+            np.testing.assert_allclose(np.array(list(face["landmarks"].values())), other.landmarks[j], atol=0.01)
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["landmarks_from"]["model"] == str(retina)
+    assert main(["crop", str(photo), "--output", str(tmp_path / "plain"), "--landmarks-model", str(retina)]) == 2
