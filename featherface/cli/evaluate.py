@@ -25,7 +25,8 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     classes = set(args.classes.split(",")) if args.classes else None
     from ..data.face_labels import read_face_labels
 
-    names = list(read_face_labels(Path(args.labels), classes))
+    labels = read_face_labels(Path(args.labels), classes)  # read once, for the check and every model
+    names = list(labels)
     absent = [n for n in names if not (Path(args.images) / n).is_file()]
     if names and len(absent) == len(names):
         # an AP of 0 over a folder that holds none of the images would be a wrong number, not a result
@@ -36,14 +37,15 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
         log.warning("%d of %d labelled images are missing from %s (e.g. %s); they count as images without detections",
                     len(absent), len(names), args.images, ", ".join(absent[:3]))
     det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
-    result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes)
+    result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes,
+                                                   labels=labels)
     protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
     results = {str(args.model): result}
     if args.compare is not None:  # same options, the other weights, their own threshold unless one is given
         other_args = argparse.Namespace(**{**vars(args), "model": args.compare})
         other_det = build_detector(other_args, score_threshold=args.score_threshold, long_side=None)
         results[str(args.compare)] = evaluate_on_labels(other_det, Path(args.images), Path(args.labels), long_side,
-                                                        classes)[0]
+                                                        classes, labels=labels)[0]
     extra: dict = {}
     samples = bootstrap_ap(list(results.values()), args.bootstrap) if args.bootstrap > 0 else None
     if samples is not None:

@@ -40,12 +40,6 @@ def mask_regions(boxes: np.ndarray, image_hw: tuple[int, int], pad: float) -> li
     return out
 
 
-def _fill_ellipse(mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
-    """Set to 255 the pixels of ``mask`` inside the ellipse inscribed in the pixel box ``x1..x2-1,
-    y1..y2-1`` (end-exclusive integers)."""
-    fill_ellipse(mask, box)
-
-
 def anonymize(image: np.ndarray, faces, mode: str = "blur", shape: str = "ellipse", pad: float = 0.15,
               color: Sequence[int] = (0, 0, 0), detail: int = 8) -> np.ndarray:
     """A copy of ``image`` (``H x W x C`` uint8) with every face masked.
@@ -91,7 +85,7 @@ def anonymize(image: np.ndarray, faces, mode: str = "blur", shape: str = "ellips
             continue
         m = np.zeros((rh, rw), np.uint8)
         # the ellipse of the unclipped grown box, drawn in the clipped region's coordinates
-        _fill_ellipse(m, (gx1 - cx1, gy1 - cy1, gx2 - cx1, gy2 - cy1))
+        fill_ellipse(m, (gx1 - cx1, gy1 - cy1, gx2 - cx1, gy2 - cy1))
         sel = m > 0
         roi[sel] = filled[sel]
     return out
@@ -104,5 +98,5 @@ def masked_fraction(image_hw: tuple[int, int], boxes: Iterable, pad: float, shap
         if shape == "box":
             m[cy1:cy2, cx1:cx2] = 1
         else:
-            _fill_ellipse(m, (gx1, gy1, gx2, gy2))
+            fill_ellipse(m, (gx1, gy1, gx2, gy2))
     return m > 0

@@ -182,8 +182,10 @@ def summarise(records_path: Path) -> dict:
             "skipped": list(skipped.values())}
 
 
-#: what a run writes besides its outputs (run.parquet: Ray runs, featherface.core.raydata)
-RUN_FILES = (RECORDS, SUMMARY, "run.parquet")
+#: one row per file, written by Ray runs (featherface.core.raydata)
+PARQUET = "run.parquet"
+#: what a run writes besides its outputs
+RUN_FILES = (RECORDS, SUMMARY, PARQUET)
 
 
 def _is_ours(out_dir: Path, path: Path, written: set[Path]) -> bool:
@@ -345,6 +347,15 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
         return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
 
 
+def video_args(run: OpenRun, progress: Callable, video_writer: Callable | None = None) -> dict:
+    """What :func:`process_file` needs for videos besides the job: the run's records, a writer
+    (default: :func:`featherface.core.video.open_writer`), the frame reader, the progress wrapper."""
+    from .video import open_writer, read_frames
+
+    return {"stream": run.stream, "video_writer": video_writer or open_writer, "read_frames": read_frames,
+            "progress": progress}
+
+
 def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, resume: bool = False,
               overwrite: bool = False, max_pixels: int = 100_000_000, retry_failed: bool = False,
               workers: int = 1, video_writer: Callable | None = None, progress: Callable | None = None) -> RunResult:
@@ -359,13 +370,10 @@ def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, r
     runner that takes concurrent calls (``thread_safe``), one otherwise. Records keep the listing's
     order; videos run one at a time.
     """
-    from .video import open_writer, read_frames
-
     progress = progress or (lambda it, **kw: it)
     run = open_run(job, listing, out_dir, draw=draw, resume=resume, overwrite=overwrite, max_pixels=max_pixels,
                    retry_failed=retry_failed)
-    video = {"stream": run.stream, "video_writer": video_writer or open_writer, "read_frames": read_frames,
-             "progress": progress}
+    video = video_args(run, progress, video_writer)
     detector = getattr(job, "detector", None)
     if not getattr(getattr(detector, "runner", None), "thread_safe", False):
         workers = 1

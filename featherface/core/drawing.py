@@ -6,7 +6,7 @@ from typing import Iterable
 import numpy as np
 from PIL import ImageFont
 
-from .imageops import canvas
+from .imageops import canvas, to_array
 from .postprocess import Detection
 
 # Landmark colours (BGR) in LANDMARK_NAMES order: eyes, nose, mouth corners.
@@ -29,5 +29,4 @@ def draw_detections(image: np.ndarray, faces: Iterable[Detection]) -> np.ndarray
                 continue
             r = thick + 1
             pen.ellipse([x - r, y - r, x + r, y + r], fill=c)
-    out = np.array(img)
-    return out if out.ndim == image.ndim else out[:, :, None]
+    return to_array(img, image)

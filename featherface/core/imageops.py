@@ -21,8 +21,9 @@ def _pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(image[:, :, :3]), "RGB")
 
 
-def _back(img: Image.Image, like: np.ndarray) -> np.ndarray:
-    out = np.array(img)  # a writable copy, as OpenCV's results are
+def to_array(img: Image.Image, like: np.ndarray) -> np.ndarray:
+    """A writable array copy of ``img`` (as OpenCV's results are), with ``like``'s number of dimensions."""
+    out = np.array(img)
     return out if out.ndim == like.ndim else out[:, :, None]
 
 
@@ -35,9 +36,9 @@ def resize_linear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     img = _pil(image)
     if w >= iw and h >= ih:
         # enlarging: Pillow's bilinear filter is exactly this, and its fastest path
-        return _back(img.resize((w, h), Image.Resampling.BILINEAR), image)
+        return to_array(img.resize((w, h), Image.Resampling.BILINEAR), image)
     # shrinking: Pillow's resize would antialias; an affine map samples two pixels per axis
-    return _back(img.transform((w, h), Image.Transform.AFFINE, (iw / w, 0, 0, 0, ih / h, 0), Image.Resampling.BILINEAR),
+    return to_array(img.transform((w, h), Image.Transform.AFFINE, (iw / w, 0, 0, 0, ih / h, 0), Image.Resampling.BILINEAR),
                  image)
 
 
@@ -46,11 +47,11 @@ RESAMPLE = {"area": Image.Resampling.BOX, "cubic": Image.Resampling.BICUBIC, "ne
 
 def resize(image: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
     """Resize to ``(width, height)``: ``area`` (pixel averaging, for shrinking), ``cubic`` or ``nearest``."""
-    return _back(_pil(image).resize(size, RESAMPLE[method]), image)
+    return to_array(_pil(image).resize(size, RESAMPLE[method]), image)
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    return _back(_pil(image).filter(ImageFilter.GaussianBlur(radius=sigma)), image)
+    return to_array(_pil(image).filter(ImageFilter.GaussianBlur(radius=sigma)), image)
 
 
 def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -64,7 +65,7 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) ->
     a = half @ np.linalg.inv(m) @ np.linalg.inv(half)
     out = _pil(image).transform(size, Image.Transform.AFFINE, tuple(a[:2].ravel()), Image.Resampling.BILINEAR,
                                 fillcolor=0)
-    return _back(out, image)
+    return to_array(out, image)
 
 
 def fill_ellipse(mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
@@ -88,6 +89,6 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def canvas(image: np.ndarray) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     """A Pillow copy of a BGR array and its drawing context (colours given as BGR tuples land as
-    BGR); ``np.asarray`` of the image gives the array back."""
+    BGR); :func:`to_array` gives the array back."""
     img = _pil(image)
     return img, ImageDraw.Draw(img)

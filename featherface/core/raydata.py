@@ -20,13 +20,12 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from .batch import (Job, Listing, RunResult, Source, close_run, open_run, process_file, record_outcome)
+from .batch import PARQUET, Job, Listing, RunResult, Source, close_run, open_run, process_file, record_outcome, video_args
 from .files import is_video
 from .runners import require
 
 log = logging.getLogger(__name__)
 
-PARQUET = "run.parquet"
 #: files per call of an actor: small, so that records reach run.jsonl steadily
 BATCH_SIZE = 4
 
@@ -92,9 +91,7 @@ def run_batch_ray(job_factory: Callable[[], Job], listing: Listing, out_dir: Pat
             for row in progress(ds.iter_rows(), total=len(images)):
                 record_outcome(run, json.loads(row["record"]))
         if videos:
-            from .video import open_writer, read_frames
-
-            video = {"stream": run.stream, "video_writer": open_writer, "read_frames": read_frames, "progress": progress}
+            video = video_args(run, progress)
             for src in progress(videos, total=len(videos)):
                 record_outcome(run, process_file(job, src, out_dir, draw, max_pixels, **video))
     finally:

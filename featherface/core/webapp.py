@@ -15,7 +15,6 @@ What the page loads, by URL path:
 """
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import json
@@ -44,17 +43,14 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 
 def site_config() -> dict:
     """``config.json``: each model's URL, score threshold and mean (the graph's own metadata)."""
-    from .runners import read_graph_metadata, require
+    from .runners import OnnxRunner
 
-    ort = require("onnxruntime", None)
     models = {}
     for name, filename in MODELS.items():
         path = WEIGHTS_DIR / filename
-        meta = read_graph_metadata(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                                   .get_modelmeta().custom_metadata_map)
-        models[name] = {"url": f"models/{filename}", "score_threshold": meta["score_threshold"],
-                        "mean": list(meta["contract"]["mean"]),
-                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        runner = OnnxRunner(path)  # reads the graph's metadata as the Python detector does
+        models[name] = {"url": f"models/{filename}", "score_threshold": runner.score_threshold,
+                        "mean": list(runner.contract["mean"]), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return {"default_model": "nano", "models": models}
 
 
@@ -133,4 +129,4 @@ def make_server(host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServe
     (``server.server_address``)."""
     handler = type("Handler", (_Handler,), {"files": site_files(),
                                             "config": json.dumps(site_config()).encode()})
-    return ThreadingHTTPServer((host, port), functools.partial(handler))
+    return ThreadingHTTPServer((host, port), handler)

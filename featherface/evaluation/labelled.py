@@ -279,12 +279,14 @@ def predict_labelled(detect, images_dir, names, long_side: int | None = 640, pro
 
 
 def evaluate_on_labels(det, images: Path, labels_path: Path, long_side: int | None, classes: set[str] | None = None,
-                       progress: bool = True) -> tuple[LabelledResult, dict, list[str]]:
+                       progress: bool = True, labels: dict | None = None) -> tuple[LabelledResult, dict, list[str]]:
     """Run a :class:`FaceDetector` over a labelled set with the protocol of
-    :mod:`featherface.evaluation.labelled`. Returns ``(result, protocol, missing images)``."""
+    :mod:`featherface.evaluation.labelled`. Returns ``(result, protocol, missing images)``.
+    ``labels``: ``labels_path`` already read (``read_face_labels(labels_path, classes)``)."""
     from ..data.face_labels import read_face_labels
 
-    labels = read_face_labels(labels_path, classes)
+    if labels is None:
+        labels = read_face_labels(labels_path, classes)
     if not labels:
         raise ValueError(f"{labels_path}: no labelled images")
     threshold = det.cfg.score_threshold  # the model's own operating point

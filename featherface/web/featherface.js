@@ -163,6 +163,20 @@
     return union > 0 ? inter / union : 0;
   }
 
+  /** Greedy NMS over faces in decreasing score order: the indices kept (at most ``limit``). */
+  function greedyNms(faces, nmsIou, limit = Infinity) {
+    const keep = [];
+    const suppressed = new Uint8Array(faces.length);
+    for (let i = 0; i < faces.length && keep.length < limit; i++) {
+      if (suppressed[i]) continue;
+      keep.push(i);
+      for (let j = i + 1; j < faces.length; j++) {
+        if (!suppressed[j] && iou(faces[i].box, faces[j].box) > nmsIou) suppressed[j] = 1;
+      }
+    }
+    return keep;
+  }
+
   function postprocess(loc, conf, landms, nh, nw, scaleX, scaleY, cfg) {
     const anchors = priors(nh, nw);
     const count = anchors.length / 4;
@@ -189,17 +203,7 @@
       }
       return { box, score: scores[a], landmarks: pts };
     });
-    // greedy NMS: candidates are in decreasing score order
-    const keep = [];
-    const suppressed = new Uint8Array(cand.length);
-    for (let i = 0; i < cand.length && keep.length < cfg.keepTopK; i++) {
-      if (suppressed[i]) continue;
-      keep.push(i);
-      for (let j = i + 1; j < cand.length; j++) {
-        if (!suppressed[j] && iou(cand[i].box, cand[j].box) > cfg.nmsIou) suppressed[j] = 1;
-      }
-    }
-    return keep.map((i) => {
+    return greedyNms(cand, cfg.nmsIou, cfg.keepTopK).map((i) => {
       if (!cfg.boxVoting) return cand[i];
       // box voting: the score-weighted mean of every candidate overlapping the kept one
       const box = [0, 0, 0, 0], pts = [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]];
@@ -253,9 +257,7 @@
   function mergePasses(a, b, opt) {
     const nmsIou = opt.nmsIou ?? DEFAULTS.nmsIou;
     const all = [...a, ...b].sort((p, q) => q.score - p.score);
-    const kept = [];
-    for (const f of all) if (!kept.some((k) => iou(k.box, f.box) > nmsIou)) kept.push(f);
-    return kept;
+    return greedyNms(all, nmsIou).map((i) => all[i]);
   }
 
   /** Draw the masked faces of `faces` onto `ctx` (which already holds the image). */
