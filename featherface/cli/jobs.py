@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .common import add_detector_args, build_detector, int_at_least, long_side_value
+from .common import add_detector_args, build_detector, int_at_least, long_side_value, non_negative_float
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +120,6 @@ def cmd_crop(args: argparse.Namespace) -> int:
     return run_job(args, make, images_only=True)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
 def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None) -> None:
     p.add_argument("source", nargs="?", help="image, folder, quoted glob pattern, or video")
     p.add_argument("--example", action="store_true", help="run on the example photo inside the package")
@@ -162,7 +152,7 @@ def register_cli(sub) -> None:
     _batch_args(p, "anonymized", score=ANONYMIZE_THRESHOLD)
     p.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur", help="(default: %(default)s)")
     p.add_argument("--shape", choices=["ellipse", "box"], default="ellipse", help="(default: %(default)s)")
-    p.add_argument("--pad", type=_non_negative_float, default=ANONYMIZE_PAD,
+    p.add_argument("--pad", type=non_negative_float, default=ANONYMIZE_PAD,
                    help="mask growth on every side, as a share of the face box (default: %(default)s)")
     p.add_argument("--color", type=int, nargs=3, default=(0, 0, 0), metavar=("B", "G", "R"),
                    help="--mode solid fill colour (default: black)")
@@ -179,7 +169,7 @@ def register_cli(sub) -> None:
     _batch_args(p, "crops")
     p.add_argument("--align", action="store_true", help="align to the five-point ArcFace template")
     p.add_argument("--size", type=int_at_least(112), default=112, help="--align: crop size, a multiple of 112")
-    p.add_argument("--margin", type=_non_negative_float, default=0.2,
+    p.add_argument("--margin", type=non_negative_float, default=0.2,
                    help="plain crops: margin around the square face box, as a share of its size (default: %(default)s)")
     p.add_argument("--landmarks-model", metavar="MODEL",
                    help="--align with the landmarks of another detector (e.g. an official RetinaFace-MobileNet0.25 or V1 "
