@@ -177,3 +177,17 @@ def test_detect_and_anonymize_run_with_torch_blocked(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "torch-free ok" in r.stdout
+
+
+def test_the_command_line_does_not_import_torch_where_it_is_installed(tmp_path):
+    """Torch installed (the [train] extra) must not slow every command: building the parser, which
+    registers `train` and `distill`, and running `anonymize` leave torch and OpenCV unimported."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom featherface.cli import main\n"
+            f"assert main(['-q', 'anonymize', '--example', '--output', {str(tmp_path / 'out')!r}]) == 0\n"
+            "print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "[]"

@@ -203,12 +203,6 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     return entries, human
 
 
-def invalid_weights(weights: dict) -> dict:
-    """The entries of a sampling-weight mapping (source or photo -> weight) whose value is not a
-    number >= 0 (booleans, which Python counts as ints, are not numbers here)."""
-    return {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
-
-
 def no_face_image(size: int, rng: np.random.Generator) -> np.ndarray:
     """A ``(size, size, 3)`` uint8 BGR image with no face: uniform noise drawn at 1/4 to 3 times
     ``size`` (log-uniform) and resized (coarse grain when enlarged; fine, lower-contrast noise when

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..core.constants import MEAN_BGR
+from ..training.config import MASK_STYLES
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
 # Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).
@@ -133,7 +134,6 @@ EAR_POINT = np.array([-0.66, 0.45], np.float32)
 # "plain": the original masks (surgical outline, five colours, one pleat). "varied" adds cup-shaped
 # masks, masks worn higher or lower, any colour, striped cloth, one to three pleats or a centre
 # seam, and ear loops.
-MASK_STYLES = ("plain", "varied")
 
 
 def _mask_look(rng: np.random.Generator, w: float, varied: bool):

@@ -20,10 +20,17 @@ from typing import Any
 
 import yaml
 
-from ..data.pool import invalid_weights
-from ..data.transforms import MASK_STYLES
 
-# the accepted values of the string options, shared with the command line's choices
+
+def invalid_weights(weights: dict) -> dict:
+    """The entries of a sampling-weight mapping (source or photo -> weight) whose value is not a
+    number >= 0 (booleans, which Python counts as ints, are not numbers here)."""
+    return {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+
+
+# the accepted values of the string options, shared with the command line's choices (and
+# MASK_STYLES with data.transforms: defined here, so that the parser needs neither OpenCV nor torch)
+MASK_STYLES = ("plain", "varied")
 ARCHS = ("nano", "retinaface", "v1")
 MODES = ("train", "distill")
 LR_SCHEDULES = ("step", "cosine", "constant")
