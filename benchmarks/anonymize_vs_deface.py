@@ -101,7 +101,7 @@ def run_set(folder: Path, deface: str, tmp: Path, variants: dict[str, list[str]]
     print("\n".join(rows), flush=True)
 
 
-def run_video(folder: Path, deface: str, tmp: Path) -> None:
+def run_video(folder: Path, deface: str, tmp: Path, variants: dict[str, list[str]]) -> None:
     import imageio_ffmpeg
 
     labels = json.loads((folder / "labels.json").read_text())["images"]
@@ -127,18 +127,17 @@ def run_video(folder: Path, deface: str, tmp: Path) -> None:
     subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-framerate", "10", "-i", str(frames_dir / "%04d.png"), "-f", "lavfi",
                     "-i", "sine=frequency=440:duration=10", "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", "-shortest", str(video)], check=True)
-    ff_out, df_out = tmp / "video_ff", tmp / "video_df.mp4"
-    seconds = {
-        "featherface": timed([sys.executable, "-m", "featherface.cli", "-q", "anonymize", str(video), "--output", str(ff_out),
-                              "--mode", "solid"]),
-        "deface": timed([deface, str(video), "--replacewith", "solid", "--keep-audio", "-o", str(df_out)]),
-    }
+    df_out = tmp / "video_df.mp4"
+    seconds = {"deface": timed([deface, str(video), "--replacewith", "solid", "--keep-audio", "-o", str(df_out)])}
+    for tool, extra in variants.items():
+        seconds[tool] = timed([sys.executable, "-m", "featherface.cli", "-q", "anonymize", str(video), "--output",
+                               str(tmp / f"video_{tool}"), "--mode", "solid", *extra])
     originals = list(_frames(video))
     print(f"\nvideo: 100 frames, a camera panning over 4 photos of {folder.name} (4 shots), 10 fps 640x480 H.264 "
           f"with an AAC tone\n")
     print("| tool | frames out | audio kept | faces visible % | masked outside % | frames/s (whole command) |")
     print("|---|---:|---|---:|---:|---:|")
-    for tool, path in (("featherface", ff_out / "dev.mp4"), ("deface", df_out)):
+    for tool, path in [*((t, tmp / f"video_{t}" / "dev.mp4") for t in variants), ("deface", df_out)]:
         out_frames = list(_frames(path))
         vis, outside = [], []
         for o, r, gt in zip(originals, out_frames, gts):
@@ -164,7 +163,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sets", nargs="+", type=Path)
     ap.add_argument("--deface", required=True, help="the deface executable (deface 1.5.0)")
-    ap.add_argument("--video", action="store_true")
+    ap.add_argument("--video", action="store_true", help="also a video made from the first SET's photos")
+    ap.add_argument("--video-only", action="store_true", help="only the video")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                     help="also run `featherface anonymize` with these extra options, e.g. 'one pass=--second-pass 0'")
     a = ap.parse_args()
@@ -173,10 +173,10 @@ def main() -> None:
         name, _, extra = v.partition("=")
         variants[name] = extra.split()
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in a.sets:
+        for folder in [] if a.video_only else a.sets:
             run_set(folder, a.deface, Path(tmp), variants)
-        if a.video:
-            run_video(a.sets[0], a.deface, Path(tmp))
+        if a.video or a.video_only:
+            run_video(a.sets[0], a.deface, Path(tmp), variants)
 
 
 if __name__ == "__main__":

@@ -200,3 +200,30 @@ def test_detect_takes_a_file_path_as_an_image():
     assert len(det.detect(str(path))) >= 18 and len(det.detect_passes(path, (640,))) == len(direct)
     with pytest.raises(ValueError, match="missing"):
         det.detect("no_such_photo.jpg")
+
+
+def test_detect_passes_caps_grow_with_the_area():
+    """A detector capped at 10 faces finds more than 10 in a frame of four crowd photos when the
+    pass is larger than 640x640: the caps grow with the pass's area."""
+    img = cv2.imread(str(shared_file("images/crowd_baseball.jpg")))
+    frame = np.concatenate([np.concatenate([img, img], 1)] * 2, 0)
+    det = FaceDetector.from_pretrained("nano", keep_top_k=10)
+    assert len(det.detect_arrays(frame, long_side=None)) == 10
+    assert len(det.detect_passes(frame, (None,))) > 40
+
+
+def test_detect_passes_trust_a_coarse_pass_only_for_faces_it_resolves(monkeypatch):
+    """With a pass at 1.5 times its resolution or more, a pass keeps faces of 24 px or more at its
+    own scale only; with a pass at 1.25 times, it keeps all of them."""
+    from featherface.core.postprocess import Detections
+
+    det = FaceDetector.from_pretrained("nano")
+    image = np.zeros((1000, 2000, 3), np.uint8)
+    coarse = np.array([[0, 0, 31, 31], [500, 500, 600, 600]], np.float32)  # 10 and 32 px at scale 0.32
+
+    def fake(img, long_side=None, **kwargs):
+        boxes = coarse if long_side == 640 else np.zeros((0, 4), np.float32)
+        return Detections(boxes, np.full(len(boxes), 0.9, np.float32), np.zeros((len(boxes), 5, 2), np.float32))
+    monkeypatch.setattr(det, "detect_arrays", fake)
+    assert det.detect_passes(image, (640, None)).boxes.tolist() == [[500, 500, 600, 600]]
+    assert len(det.detect_passes(image, (640, 800))) == 2

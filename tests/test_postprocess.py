@@ -156,3 +156,21 @@ def test_numpy_postprocessing_gives_the_torch_paths_faces(arch, photo, official_
     np.testing.assert_allclose(got.scores, scores, atol=1e-6)
     np.testing.assert_allclose(got.boxes, boxes, atol=1e-3)
     np.testing.assert_allclose(got.landmarks, lms, atol=1e-3)
+
+
+def test_box_vote_in_blocks_equals_all_at_once(monkeypatch):
+    """Voting block by block (bounded memory on crowded 4K frames) gives the all-at-once result."""
+    import featherface.core.postprocess as pp
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 300, (400, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 40, (400, 2))], axis=1).astype(np.float32)
+    scores = rng.uniform(0.1, 1, 400).astype(np.float32)
+    landmarks = rng.uniform(0, 300, (400, 5, 2)).astype(np.float32)
+    keep = nms(boxes, scores, 0.4)
+    whole = box_vote(boxes, scores, landmarks, keep, 0.4)
+    monkeypatch.setattr(pp, "VOTE_BLOCK", 7)
+    blocks = box_vote(boxes, scores, landmarks, keep, 0.4)
+    assert len(keep) > 7
+    for a, b in zip(whole, blocks):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)

@@ -56,6 +56,11 @@ def long_side_value(text: str) -> int:
     return value
 
 
+def second_pass_value(text: str) -> int | str:
+    """argparse type for ``anonymize --second-pass``: ``full``, 0 (none) or a long side >= 32."""
+    return "full" if text == "full" else long_side_value(text)
+
+
 def default_shared() -> Path:
     """The project's shared inputs: ``$FEATHERFACE_SHARED`` or ``../shared`` from the current folder."""
     return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))

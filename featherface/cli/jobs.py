@@ -7,20 +7,20 @@ import os
 import sys
 from pathlib import Path
 
-from .common import add_detector_args, build_detector, int_at_least, long_side_value, non_negative_float
+from .common import add_detector_args, build_detector, int_at_least, non_negative_float, second_pass_value
 
 log = logging.getLogger(__name__)
 
-#: Anonymisation's defaults: recall first, at deface 1.5.0's speed on the photos they were chosen on:
-#: 300 human-labelled TRAINING pool photos of 612x408 (benchmarks/anonymize_vs_deface.py on a pool
-#: sample, solid fill, never the benchmarks; 2026-12-06, when the core still resized with OpenCV):
-#: faces of 10 px or more left visible, masked share outside the faces, photos/s of the whole command:
-#:   one pass at 640, threshold 0.1: 7.8 %, 1.33 %, 50.8   | + second pass 800, threshold 0.05: 3.9 %, 2.76 %, 27.0
-#:   one pass at 640, threshold 0.05: 5.6 %, 2.33 %, 51.2  | + second pass 960, threshold 0.05: 3.6 %, 2.64 %, 23.6
-#:   + mirrored pass, threshold 0.1: 6.9 %, 1.62 %, 32.4   | + second pass 1280, threshold 0.05: 3.6 %, 3.14 %, 16.1
-#:   deface 1.5.0 (defaults, solid): 4.5 %, 4.48 %, 21.5-27.1
-ANONYMIZE_THRESHOLD = 0.05
-ANONYMIZE_SECOND_PASS = 800
+#: Anonymisation's defaults, recall first, chosen on 600 human-labelled TRAINING pool photos
+#: (groupselfies) at their own 612x408 and shrunk to 400 px, never on the benchmarks
+#: (benchmarks/anonymize_operating_point.py, then benchmarks/anonymize_vs_deface.py on both samples,
+#: 2026-12-06). One pass at 640 with threshold 0.025 left 1.9 % / 1.9 % of the faces visible,
+#: masked 3.11 % / 3.30 % of the image outside them and ran at 51 / 56 photos/s; deface 1.5.0 at
+#: its defaults: 2.9 % / 3.6 %, 4.75 % / 4.82 %, 31 / 47 photos/s; a second pass at 800 with
+#: threshold 0.05: 2.5 % / 2.2 %, 2.04 % / 2.28 %, 27 / 29 photos/s. Images over 960 px also get a
+#: pass at their own size (core.jobs.FULL_PASS_ABOVE), for the small faces of large frames.
+ANONYMIZE_THRESHOLD = 0.025
+ANONYMIZE_SECOND_PASS = "full"
 ANONYMIZE_PAD = 0.15
 ANONYMIZE_FLIP = False
 #: images processed at once in a batch run: across files, not inside one inference, which keeps a
@@ -114,10 +114,30 @@ def cmd_crop(args: argparse.Namespace) -> int:
         raise ValueError("--landmarks-model aligns faces: it needs --align")
 
     def make(det):
-        other = build_detector(args, model_override=args.landmarks_model) if args.landmarks_model else None
+        other = _landmark_detector(args) if args.landmarks_model else None
         return CropJob(det, str(args.model), align=args.align, size=args.size, margin=args.margin,
                        landmark_detector=other, landmark_model=str(args.landmarks_model) if other else None)
     return run_job(args, make, images_only=True)
+
+
+def _landmark_detector(args: argparse.Namespace):
+    """``--landmarks-model``: one of our models (or an official RetinaFace/V1 .pth), or an SCRFD
+    (``_kps``) / YuNet graph, the most precise landmarks measured (benchmarks/landmark_error.py)."""
+    path = Path(args.landmarks_model)
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # some graphs list their weights as inputs: no warnings for reading outputs
+        outputs = {o.name for o in ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_outputs()}
+        if outputs != {"loc", "conf", "landms"}:  # another detector's graph
+            from ..core.runners import require
+
+            require("cv2", "opencv")
+            from ..peers.runners import landmark_runner
+
+            return landmark_runner(path, num_threads=args.threads or None)
+    return build_detector(args, model_override=args.landmarks_model)
 
 
 def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None) -> None:
@@ -157,10 +177,12 @@ def register_cli(sub) -> None:
     p.add_argument("--color", type=int, nargs=3, default=(0, 0, 0), metavar=("B", "G", "R"),
                    help="--mode solid fill colour (default: black)")
     p.add_argument("--hold", type=int_at_least(0), default=5,
-                   help="videos: keep a face masked this many frames after it was last detected (default: %(default)s)")
-    p.add_argument("--second-pass", type=long_side_value, default=ANONYMIZE_SECOND_PASS, metavar="LONG_SIDE",
+                   help="videos: keep a face seen in two frames or more masked this many frames after it was last "
+                        "detected (default: %(default)s)")
+    p.add_argument("--second-pass", type=second_pass_value, default=ANONYMIZE_SECOND_PASS, metavar="LONG_SIDE",
                    help="detect again at this long side and mask the faces of both passes: small faces the first "
-                        "pass misses (0: one pass; default: %(default)s)")
+                        "pass misses. 'full': at the image's own size, for images over 1.5 times --long-side "
+                        "(0: one pass; default: %(default)s)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=ANONYMIZE_FLIP,
                    help="also detect on the mirrored image (default: %(default)s)")
     p.set_defaults(func=cmd_anonymize)
@@ -172,6 +194,7 @@ def register_cli(sub) -> None:
     p.add_argument("--margin", type=non_negative_float, default=0.2,
                    help="plain crops: margin around the square face box, as a share of its size (default: %(default)s)")
     p.add_argument("--landmarks-model", metavar="MODEL",
-                   help="--align with the landmarks of another detector (e.g. an official RetinaFace-MobileNet0.25 or V1 "
-                        ".pth, whose landmarks are more precise than Nano's), matched to each face by its box")
+                   help="--align with the landmarks of another detector, matched to each face by its box: an SCRFD "
+                        "*_kps.onnx or YuNet graph (the [opencv] extra), an official RetinaFace-MobileNet0.25 or V1 .pth, "
+                        "or one of our models (README, 'Landmark error')")
     p.set_defaults(func=cmd_crop)

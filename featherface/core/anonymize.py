@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .imageops import fill_ellipse, gaussian_blur, resize
+from .imageops import fill_ellipse, fill_ellipses, gaussian_blur, resize
 
 MODES = ("blur", "pixelate", "solid")
 SHAPES = ("ellipse", "box")
@@ -62,24 +62,30 @@ def anonymize(image: np.ndarray, faces, mode: str = "blur", shape: str = "ellips
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError("image must be an H x W (x C) uint8 array")
     out = image.copy()
-    for cx1, cy1, cx2, cy2, gx1, gy1, gx2, gy2 in mask_regions(_boxes_of(faces), image.shape[:2], pad):
+    regions = mask_regions(_boxes_of(faces), image.shape[:2], pad)
+    if mode == "solid":
+        # one colour: the union of the masks, drawn at once (the same pixels as face by face)
+        fill = np.asarray(color, np.uint8)[: out.shape[2]] if out.ndim == 3 else color[0]
+        if shape == "box":
+            for cx1, cy1, cx2, cy2, *_ in regions:
+                out[cy1:cy2, cx1:cx2] = fill
+        else:
+            out[fill_ellipses(image.shape[:2], [r[4:] for r in regions])] = fill
+        return out
+    for cx1, cy1, cx2, cy2, gx1, gy1, gx2, gy2 in regions:
         if cx2 <= cx1 or cy2 <= cy1:
             continue
         roi = out[cy1:cy2, cx1:cx2]
         rh, rw = roi.shape[:2]
-        if mode == "solid":
-            filled = np.empty_like(roi)
-            filled[...] = np.asarray(color, np.uint8)[: roi.shape[2]] if roi.ndim == 3 else color[0]
+        # the face's own size (not the clipped region's) sets the strength
+        n = max(1, min(detail, gx2 - gx1, gy2 - gy1))
+        sw, sh = max(1, round(n * rw / (gx2 - gx1))), max(1, round(n * rh / (gy2 - gy1)))
+        small = resize(roi, (sw, sh), "area")
+        if mode == "blur":
+            small = gaussian_blur(small, 0.8)
+            filled = resize(small, (rw, rh), "cubic")
         else:
-            # the face's own size (not the clipped region's) sets the strength
-            n = max(1, min(detail, gx2 - gx1, gy2 - gy1))
-            sw, sh = max(1, round(n * rw / (gx2 - gx1))), max(1, round(n * rh / (gy2 - gy1)))
-            small = resize(roi, (sw, sh), "area")
-            if mode == "blur":
-                small = gaussian_blur(small, 0.8)
-                filled = resize(small, (rw, rh), "cubic")
-            else:
-                filled = resize(small, (rw, rh), "nearest")
+            filled = resize(small, (rw, rh), "nearest")
         if shape == "box":
             roi[...] = filled
             continue
@@ -93,10 +99,10 @@ def anonymize(image: np.ndarray, faces, mode: str = "blur", shape: str = "ellips
 
 def masked_fraction(image_hw: tuple[int, int], boxes: Iterable, pad: float, shape: str) -> np.ndarray:
     """Boolean ``H x W`` map of the pixels :func:`anonymize` changes for these boxes (benchmarks)."""
-    m = np.zeros(image_hw, np.uint8)
-    for cx1, cy1, cx2, cy2, gx1, gy1, gx2, gy2 in mask_regions(_boxes_of(boxes), image_hw, pad):
-        if shape == "box":
-            m[cy1:cy2, cx1:cx2] = 1
-        else:
-            fill_ellipse(m, (gx1, gy1, gx2, gy2))
-    return m > 0
+    regions = mask_regions(_boxes_of(boxes), image_hw, pad)
+    if shape != "box":
+        return fill_ellipses(image_hw, [r[4:] for r in regions])
+    m = np.zeros(image_hw, bool)
+    for cx1, cy1, cx2, cy2, *_ in regions:
+        m[cy1:cy2, cx1:cx2] = True
+    return m

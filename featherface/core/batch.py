@@ -322,7 +322,7 @@ def close_run(run: OpenRun, out_dir: Path) -> RunResult:
     """Close the records and write ``run.json`` (also after an interruption)."""
     run.stream.close()
     run.result.summary = summarise(out_dir / RECORDS)
-    write_json(out_dir / SUMMARY, run.result.summary)
+    write_json(out_dir / SUMMARY, run.result.summary, indent=None)  # every face of every file: megabytes
     return run.result
 
 

@@ -98,6 +98,15 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     return x, scale
 
 
+#: detect_passes: candidate caps (top_k, keep_top_k) hold for this input area and grow beyond it
+PASS_AREA = 640 * 640
+#: detect_passes: a pass with another at this many times its resolution keeps only faces of
+#: COARSE_MIN_FACE px or more at its own scale (chosen on 4K frames of training-pool photos: it
+#: removed all of the coarse pass's false masks and none of its faces)
+FINER_PASS = 1.5
+COARSE_MIN_FACE = 24
+
+
 class FaceDetector:
     """Face detector with explicit thresholds and resize policy (see module docstring)."""
 
@@ -180,7 +189,9 @@ class FaceDetector:
         for hw, idxs in groups.items():
             for start in range(0, len(idxs), self.max_batch):
                 chunk = idxs[start:start + self.max_batch]
-                outputs = self.runner(np.stack([prepared[i][0] for i in chunk]))
+                # one image: a view with a batch axis, not a copy
+                x = prepared[chunk[0]][0][None] if len(chunk) == 1 else np.stack([prepared[i][0] for i in chunk])
+                outputs = self.runner(x)
                 for j, i in enumerate(chunk):
                     results[i] = postprocess_image(outputs.image(j), hw, prepared[i][1], cfg)
         return results[0] if single else results  # type: ignore[return-value]
@@ -190,21 +201,37 @@ class FaceDetector:
         """One image detected at several sizes (``long_sides``; ``None``: the image's own), and with
         ``flip`` also mirrored, merged: every pass's faces, then NMS at the detector's IoU (the
         highest-scoring box of each face wins). For recall first, as anonymisation needs: a 12 px
-        face that the 640 px pass misses is 24 px at 1280."""
+        face that the 640 px pass misses is 24 px at 1280.
+
+        Two rules keep large images right. ``top_k`` and ``keep_top_k`` grow with a pass's input
+        area beyond 640x640 (a crowd in a 4K frame holds more than 750 faces). A pass keeps only
+        faces of :data:`COARSE_MIN_FACE` px or more at its own scale when another pass runs at
+        :data:`FINER_PASS` times its resolution or more: below that size its guesses are what the
+        finer pass sees properly, and scaled up they would mask large stretches of background."""
         if isinstance(image, (str, os.PathLike)):
             image, color = read_image(image), "bgr"
+        h, w = image.shape[:2]
+        scales = [1.0 if ls is None else ls / max(h, w) for ls in long_sides]
         found = []
-        for ls in long_sides:
-            found.append(self.detect_arrays(image, color=color, long_side=ls, score_threshold=score_threshold))
-            if flip:
-                d = self.detect_arrays(np.ascontiguousarray(image[:, ::-1]), color=color, long_side=ls,
-                                       score_threshold=score_threshold)
-                w = image.shape[1]
-                boxes = np.stack([w - d.boxes[:, 2], d.boxes[:, 1], w - d.boxes[:, 0], d.boxes[:, 3]], axis=1)
-                # mirrored landmarks: x flipped, and left/right swapped (eyes, mouth corners)
-                lm = d.landmarks[:, [1, 0, 2, 4, 3]].copy()
-                lm[..., 0] = w - lm[..., 0]
-                found.append(Detections(boxes.astype(np.float32), d.scores, lm))
+        for ls, scale in zip(long_sides, scales):
+            grow = max(1.0, h * w * scale * scale / PASS_AREA)
+            caps = {"top_k": int(self.cfg.top_k * grow), "keep_top_k": int(self.cfg.keep_top_k * grow)}
+            coarse = max(scales) >= FINER_PASS * scale
+            for mirrored in (False, True) if flip else (False,):
+                src = np.ascontiguousarray(image[:, ::-1]) if mirrored else image
+                d = self.detect_arrays(src, color=color, long_side=ls, score_threshold=score_threshold, **caps)
+                if mirrored:
+                    boxes = np.stack([w - d.boxes[:, 2], d.boxes[:, 1], w - d.boxes[:, 0], d.boxes[:, 3]], axis=1)
+                    # mirrored landmarks: x flipped, and left/right swapped (eyes, mouth corners)
+                    lm = d.landmarks[:, [1, 0, 2, 4, 3]].copy()
+                    lm[..., 0] = w - lm[..., 0]
+                    d = Detections(boxes.astype(np.float32), d.scores, lm)
+                if coarse:
+                    big = (d.boxes[:, 2] - d.boxes[:, 0]) * scale >= COARSE_MIN_FACE
+                    d = Detections(d.boxes[big], d.scores[big], d.landmarks[big])
+                found.append(d)
+        if len(found) == 1:
+            return found[0]
         boxes = np.concatenate([d.boxes for d in found])
         scores = np.concatenate([d.scores for d in found])
         landmarks = np.concatenate([d.landmarks for d in found])

@@ -79,6 +79,17 @@ def fill_ellipse(mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
     mask[...] = np.asarray(img)
 
 
+def fill_ellipses(image_hw: tuple[int, int], boxes) -> np.ndarray:
+    """Boolean ``H x W`` map of the pixels inside any of the ellipses inscribed in the pixel boxes
+    (as :func:`fill_ellipse` draws them, all at once)."""
+    img = Image.new("L", (image_hw[1], image_hw[0]))
+    draw = ImageDraw.Draw(img)
+    for x1, y1, x2, y2 in boxes:
+        if x2 > x1 and y2 > y1:
+            draw.ellipse([x1, y1, x2 - 1, y2 - 1], fill=255)
+    return np.asarray(img) > 0
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """BGR -> grey (ITU-R 601 luma, as OpenCV), uint8."""
     if image.ndim == 2:

@@ -27,7 +27,12 @@ def file_sha256(path: str) -> str:
 
 
 def detector_settings(det: FaceDetector, model: str) -> dict:
-    """Every detector setting that shapes results (compared when a run is resumed)."""
+    """Every detector setting that shapes results (compared when a run is resumed). A runner of
+    another detector's graph (``crop --landmarks-model``: a ``path``, a ``name`` and its authors'
+    ``input_rule``) gives its file and input rule."""
+    if not hasattr(det, "cfg"):  # a peer runner, not a FaceDetector
+        return {"model": model, "model_sha256": file_sha256(str(det.path)), "engine": type(det).__name__,
+                "input": det.input_rule}
     source = getattr(det.runner, "source", None)
     return {"model": model, "model_sha256": file_sha256(str(source)) if source else None, "arch": det.arch,
             "engine": type(det.runner).__name__, "score_threshold": det.cfg.score_threshold, "nms_iou": det.cfg.nms_iou,
@@ -65,27 +70,32 @@ class DetectJob:
 
 
 class FaceTracks:
-    """Keeps a face masked through short misses in a video: every detection of the last ``hold``
-    frames that no current detection overlaps (IoU >= ``iou``) is masked again, at its last box.
-    Detections are what they are; only the mask carries over."""
+    """Keeps a face masked through short misses in a video: a face detected in ``min_hits``
+    frames running or more that no current detection overlaps (IoU >= ``iou``) is masked again,
+    at its last box, for up to ``hold`` frames. A one-frame detection is not held: most of those
+    are false positives, and holding them would multiply their masks. Detections are what they
+    are; only the mask carries over."""
 
-    def __init__(self, hold: int, iou: float = 0.3) -> None:
-        self.hold, self.iou = hold, iou
-        self.tracks: list[tuple[np.ndarray, int]] = []  # (box, frames since last seen)
+    def __init__(self, hold: int, iou: float = 0.3, min_hits: int = 2) -> None:
+        self.hold, self.iou, self.min_hits = hold, iou, min_hits
+        self.tracks: list[tuple[np.ndarray, int, int]] = []  # (box, frames since last seen, frames seen)
 
     def update(self, boxes: np.ndarray) -> np.ndarray:
         """The boxes to mask in this frame: the detections plus the held ones."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        hits = np.ones(len(boxes), int)
         held = []
         survivors = []
         if self.tracks:
-            old = np.stack([b for b, _ in self.tracks])
-            matched = (iou_matrix(old, boxes) >= self.iou).any(axis=1) if len(boxes) else np.zeros(len(old), bool)
-            for (b, age), m in zip(self.tracks, matched):
-                if not m and age + 1 <= self.hold:
+            old = np.stack([b for b, _, _ in self.tracks])
+            overlap = iou_matrix(old, boxes) >= self.iou if len(boxes) else np.zeros((len(old), 0), bool)
+            for (b, age, seen), row in zip(self.tracks, overlap):
+                if row.any():  # seen again: its detections carry its count on
+                    hits[row] = np.maximum(hits[row], seen + 1)
+                elif seen >= self.min_hits and age + 1 <= self.hold:
                     held.append(b)
-                    survivors.append((b, age + 1))
-        self.tracks = [(b, 0) for b in boxes] + survivors
+                    survivors.append((b, age + 1, seen))
+        self.tracks = [(b, 0, int(n)) for b, n in zip(boxes, hits)] + survivors
         return np.concatenate([boxes, np.asarray(held).reshape(-1, 4)]) if held else boxes
 
 
@@ -102,6 +112,23 @@ def scene_cut(previous: np.ndarray | None, current: np.ndarray) -> bool:
     return previous is not None and float(np.abs(previous - current).mean()) > SCENE_CUT
 
 
+#: ``second_pass="full"`` adds a pass at the image's own size when its long side is more than this
+#: many times the first pass's. Up to there one pass costs less than deface's single pass at the
+#: full size (CenterFace costs more per pixel than Nano); above it, 12-24 px faces shrink below
+#: what the first pass resolves (README, "Anonymise")
+FULL_PASS_ABOVE = 1.5
+
+
+def anonymize_passes(image_hw: tuple[int, int], first: int | None, second: int | str | None) -> tuple:
+    """The long sides an anonymiser detects at (``None``: the image's own size): ``first``, then
+    ``second`` when given; ``"full"`` is the image's own size, only when that is more than
+    :data:`FULL_PASS_ABOVE` times ``first``."""
+    if second == "full":
+        large = first is not None and max(image_hw) > FULL_PASS_ABOVE * first
+        return (first, None) if large else (first,)
+    return (first, second) if second else (first,)
+
+
 @dataclass
 class AnonymizeJob:
     """Faces masked (blur, pixelate or solid), the masked boxes recorded."""
@@ -113,8 +140,9 @@ class AnonymizeJob:
     pad: float = 0.15
     color: tuple[int, int, int] = (0, 0, 0)
     hold: int = 5
-    #: long side of a second detection pass (None: none): small faces the first pass misses
-    second_pass: int | None = None
+    #: a second detection pass for small faces the first pass misses: a long side, ``"full"`` (the
+    #: image's own size, for images larger than :data:`FULL_PASS_ABOVE` times the first pass), or None
+    second_pass: int | str | None = None
     #: also detect on the mirrored image
     flip: bool = False
     kind: str = "anonymize"
@@ -128,9 +156,7 @@ class AnonymizeJob:
         self._thumb: np.ndarray | None = None
 
     def detect(self, image: np.ndarray) -> Detections:
-        if self.second_pass is None and not self.flip:
-            return self.detector.detect_arrays(image)
-        sides = (self.detector.long_side,) + ((self.second_pass,) if self.second_pass else ())
+        sides = anonymize_passes(image.shape[:2], self.detector.long_side, self.second_pass)
         return self.detector.detect_passes(image, sides, flip=self.flip)
 
     def _mask(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -128,19 +128,29 @@ class PostProcessConfig:
             raise ValueError("top_k and keep_top_k must be >= 1")
 
 
+#: kept boxes voted at once (bounds box_vote's memory to VOTE_BLOCK x candidates)
+VOTE_BLOCK = 256
+
+
 def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, keep: np.ndarray, iou_threshold: float
              ) -> tuple[np.ndarray, np.ndarray]:
     """Box voting after NMS. ``boxes (N, 4)`` xyxy, ``scores (N,)``, ``landmarks (N, 5, 2)`` are
     all candidates, ``keep (K,)`` the indices NMS kept. Returns ``(boxes (K, 4), landmarks
     (K, 5, 2))``: for each kept box, the mean of the candidates whose IoU with it exceeds
     ``iou_threshold`` (always including itself), weighted by their scores."""
-    overlap = iou_matrix(boxes[keep], boxes) > iou_threshold  # (K, N)
-    overlap[np.arange(len(keep)), keep] = True  # itself, even for a degenerate (zero-area) box
-    w = overlap * np.asarray(scores, np.float64)[None, :]
-    w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-    voted_boxes = w @ boxes.astype(np.float64)
-    voted_landmarks = (w @ landmarks.reshape(len(boxes), -1).astype(np.float64)).reshape(-1, *landmarks.shape[1:])
-    return voted_boxes.astype(np.float32), voted_landmarks.astype(np.float32)
+    b64, s64 = boxes.astype(np.float64), np.asarray(scores, np.float64)
+    l64 = landmarks.reshape(len(boxes), -1).astype(np.float64)
+    voted_boxes, voted_landmarks = np.empty((len(keep), 4)), np.empty((len(keep), l64.shape[1]))
+    # in blocks of kept boxes: a (K, N) matrix of a crowded 4K frame would take gigabytes
+    for start in range(0, len(keep), VOTE_BLOCK):
+        k = keep[start:start + VOTE_BLOCK]
+        overlap = iou_matrix(boxes[k], boxes) > iou_threshold  # (block, N)
+        overlap[np.arange(len(k)), k] = True  # itself, even for a degenerate (zero-area) box
+        w = overlap * s64[None, :]
+        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        voted_boxes[start:start + len(k)] = w @ b64
+        voted_landmarks[start:start + len(k)] = w @ l64
+    return voted_boxes.astype(np.float32), voted_landmarks.reshape(-1, *landmarks.shape[1:]).astype(np.float32)
 
 
 def face_scores(conf: np.ndarray) -> np.ndarray:

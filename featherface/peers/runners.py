@@ -225,6 +225,22 @@ PEER_FILES: dict[str, tuple[type[PeerRunner], str]] = {
 }
 
 
+def landmark_runner(path: str | Path, num_threads: int | None = None) -> PeerRunner:
+    """A peer graph with five landmarks (SCRFD ``*_kps``, YuNet), recognised by its outputs
+    rather than its file name; ValueError for any other graph."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    outputs = [o.name for o in ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_outputs()]
+    if len(outputs) == 9:  # scores, boxes, keypoints at strides 8, 16, 32
+        return SCRFD(path, num_threads, name=Path(path).name)
+    if {"kps_8", "kps_16", "kps_32"} <= set(outputs):
+        return YuNet(path, num_threads, name=Path(path).name)
+    raise ValueError(f"{path}: not a FeatherFace/RetinaFace model, nor an SCRFD (_kps) or YuNet graph "
+                     f"(outputs {', '.join(outputs)})")
+
+
 def load_peers(folder: str | Path, num_threads: int | None = None) -> list[PeerRunner]:
     """Every known peer model found in ``folder`` (missing files are logged and skipped)."""
     folder = Path(folder)

@@ -27,9 +27,13 @@
   const VARIANCES = [0.1, 0.2];
   // the defaults of the Python package; `threshold` comes from the model (config.json)
   const DEFAULTS = { longSide: 640, nmsIou: 0.4, topK: 5000, keepTopK: 750, boxVoting: true };
-  // the Python anonymiser's defaults (featherface anonymize): recall first, a second pass at 800
-  const ANONYMIZE = { mode: "blur", shape: "ellipse", pad: 0.15, detail: 8, color: "#000000", scoreThreshold: 0.05,
-                      secondPass: 800 };
+  // the Python anonymiser's defaults (featherface anonymize): recall first; images over 1.5 times
+  // the first pass also get a pass at their own size
+  const ANONYMIZE = { mode: "blur", shape: "ellipse", pad: 0.15, detail: 8, color: "#000000", scoreThreshold: 0.025,
+                      secondPass: "full" };
+  // detect_passes' rules (featherface/core/detector.py): caps grow beyond this area; a pass with
+  // another at FINER_PASS times its resolution keeps faces of COARSE_MIN_FACE px or more only
+  const PASS_AREA = 640 * 640, FINER_PASS = 1.5, COARSE_MIN_FACE = 24, FULL_PASS_ABOVE = 1.5;
 
   let runtime = null;  // onnxruntime-web, config.json and the thread count: set up once per page
   const sessions = new Map();  // model name -> Promise of its loaded session
@@ -227,6 +231,8 @@
     if (options.longSide !== undefined) cfg.longSide = options.longSide;
     if (options.nmsIou !== undefined) cfg.nmsIou = options.nmsIou;
     if (options.boxVoting !== undefined) cfg.boxVoting = options.boxVoting;
+    if (options.topK !== undefined) cfg.topK = options.topK;
+    if (options.keepTopK !== undefined) cfg.keepTopK = options.keepTopK;
     if (!(cfg.threshold >= 0 && cfg.threshold <= 1)) throw new RangeError(`scoreThreshold must be in [0, 1], got ${cfg.threshold}`);
     if (!(cfg.nmsIou > 0 && cfg.nmsIou <= 1)) throw new RangeError(`nmsIou must be in (0, 1], got ${cfg.nmsIou}`);
     if (cfg.longSide && !(cfg.longSide >= 32)) throw new RangeError(`longSide must be >= 32 or 0 (full size), got ${cfg.longSide}`);
@@ -253,11 +259,29 @@
     }
   }
 
-  /** Two passes' faces as one list: greedy NMS over both, highest score first (Python: detect_passes). */
-  function mergePasses(a, b, opt) {
-    const nmsIou = opt.nmsIou ?? DEFAULTS.nmsIou;
-    const all = [...a, ...b].sort((p, q) => q.score - p.score);
-    return greedyNms(all, nmsIou).map((i) => all[i]);
+  /** The long sides an anonymiser detects at (0: the image's own size); Python: anonymize_passes. */
+  function anonymizePasses(h, w, first, second) {
+    if (second === "full") return first && Math.max(h, w) > FULL_PASS_ABOVE * first ? [first, 0] : [first];
+    return second ? [first, second] : [first];
+  }
+
+  /** One image detected at several long sides, merged by greedy NMS (Python: detect_passes). */
+  async function detectPasses(bitmap, sides, opt) {
+    const h = bitmap.height, w = bitmap.width;
+    const scales = sides.map((ls) => (ls ? ls / Math.max(h, w) : 1));
+    let all = [];
+    for (let k = 0; k < sides.length; k++) {
+      const grow = Math.max(1, (h * w * scales[k] * scales[k]) / PASS_AREA);
+      let faces = await detectBitmap(bitmap, { ...opt, longSide: sides[k], topK: Math.floor(DEFAULTS.topK * grow),
+                                               keepTopK: Math.floor(DEFAULTS.keepTopK * grow) });
+      if (Math.max(...scales) >= FINER_PASS * scales[k]) {
+        faces = faces.filter((f) => (f.box[2] - f.box[0]) * scales[k] >= COARSE_MIN_FACE);
+      }
+      all.push(...faces);
+    }
+    if (sides.length === 1) return all;
+    all = all.sort((p, q) => q.score - p.score);
+    return greedyNms(all, opt.nmsIou ?? DEFAULTS.nmsIou).map((i) => all[i]);
   }
 
   /** Draw the masked faces of `faces` onto `ctx` (which already holds the image). */
@@ -301,8 +325,9 @@
   /**
    * The source with every face masked. options: mode "blur" | "pixelate" | "solid", shape
    * "ellipse" | "box", pad (0.15 of the box on each side), detail (8), color (CSS colour for
-   * solid), scoreThreshold (0.05: an anonymiser misses as few faces as it can), secondPass (800: the
-   * long side of a second detection pass whose faces are masked too; 0: none), output "canvas"
+   * solid), scoreThreshold (0.025: an anonymiser misses as few faces as it can), secondPass ("full":
+   * a second detection pass at the image's own size for images over 1.5 times longSide; a number:
+   * a pass at that long side; 0: none), output "canvas"
    * (default) | "blob", type and quality for the Blob ("image/png" default). Also resolves
    * `faces` on the canvas (`canvas.faces`).
    */
@@ -316,8 +341,8 @@
     try {
       let faces = options.faces;
       if (!faces) {
-        faces = await detectBitmap(bitmap, opt);
-        if (opt.secondPass) faces = mergePasses(faces, await detectBitmap(bitmap, { ...opt, longSide: opt.secondPass }), opt);
+        const first = opt.longSide ?? DEFAULTS.longSide;
+        faces = await detectPasses(bitmap, anonymizePasses(bitmap.height, bitmap.width, first, opt.secondPass), opt);
       }
       const canvas = document.createElement("canvas");
       canvas.width = bitmap.width;

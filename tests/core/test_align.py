@@ -80,3 +80,34 @@ def test_crop_with_another_detectors_landmarks(tmp_path):
     settings = json.loads((out / "run.json").read_text())["settings"]
     assert settings["landmarks_from"]["model"] == str(retina)
     assert main(["crop", str(photo), "--output", str(tmp_path / "plain"), "--landmarks-model", str(retina)]) == 2
+
+
+def test_crop_with_scrfd_landmarks(tmp_path):
+    """`--landmarks-model scrfd_2.5g_kps.onnx` (the most precise landmarks measured): recognised
+    by its graph, its landmarks align the faces it matches, its file recorded in the settings; a
+    graph of no known detector is refused in one line (exit 2)."""
+    import json
+
+    import numpy as np
+
+    from featherface import read_image
+    from featherface.cli import main
+    from featherface.core.geometry import iou_matrix
+    from featherface.peers.runners import SCRFD
+    from tests.conftest import shared_file
+
+    photo = shared_file("images/crowd_baseball.jpg")
+    scrfd = shared_file("peers/scrfd_2.5g_kps.onnx")
+    out = tmp_path / "crops"
+    assert main(["crop", str(photo), "--output", str(out), "--align", "--landmarks-model", str(scrfd)]) == 0
+    (rec,) = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines() if '"image"' in line]
+    assert [f["landmarks_from"] for f in rec["faces"]].count(str(scrfd)) >= 15
+    other = SCRFD(scrfd).detect_arrays(read_image(photo), score_threshold=0.1)
+    for face in rec["faces"]:
+        if face["landmarks_from"] == str(scrfd):
+            j = int(iou_matrix(np.array([face["box"]]), other.boxes).argmax())
+            np.testing.assert_allclose(np.array(list(face["landmarks"].values())), other.landmarks[j], atol=0.01)
+    settings = json.loads((out / "run.json").read_text())["settings"]["landmarks_from"]
+    assert settings["engine"] == "SCRFD" and len(settings["model_sha256"]) == 64
+    ultra = shared_file("peers/version-RFB-320.onnx")  # boxes only
+    assert main(["crop", str(photo), "--output", str(tmp_path / "u"), "--align", "--landmarks-model", str(ultra)]) == 2

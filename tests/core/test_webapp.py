@@ -140,16 +140,20 @@ def test_page_finds_the_python_packages_faces(server, tmp_path):
             assert len(f["landmarks"]) == 5 and 0 <= f["score"] <= 1
     crowd = result["results"][0]
     assert len(crowd["faces"]) >= 18
-    # the anonymised crowd photo: the faces it masked are the Python anonymiser's (threshold 0.05,
-    # passes at 640 and 800; within 1), and the changed pixels lie inside their grown boxes (pad 0.15, + 3 px)
+    # the anonymised crowd photo (1024 px: passes at 640 and at its own size): the faces it masked
+    # are the Python anonymiser's (within 1), and the changed pixels lie inside their grown boxes
+    # (pad 0.15, + 3 px)
     original = read_image(images[0])
     masked = result["anonymized"][0]
     anonymised = read_image(Path(masked["path"]))
     assert anonymised.shape == original.shape
     from featherface.cli.jobs import ANONYMIZE_SECOND_PASS, ANONYMIZE_THRESHOLD
+    from featherface.core.jobs import anonymize_passes
 
+    passes = anonymize_passes(original.shape[:2], 640, ANONYMIZE_SECOND_PASS)
+    assert passes == (640, None)
     python_masked = FaceDetector.from_pretrained("nano", score_threshold=ANONYMIZE_THRESHOLD).detect_passes(
-        original, (640, ANONYMIZE_SECOND_PASS))
+        original, passes)
     assert abs(len(masked["faces"]) - len(python_masked)) <= 1
     changed = np.abs(anonymised.astype(int) - original.astype(int)).max(axis=2) > 8
     allowed = np.zeros(changed.shape, bool)

@@ -1,0 +1,86 @@
+"""Landmark error against human-marked points: how well each detector's five points would align a face.
+
+    python benchmarks/landmark_error.py CALTECH_DIR GROUND_TRUTH [--photos 1000] [--peers ../shared/peers]
+
+CALTECH_DIR holds the Caltech 10k WebFaces photos (``pic*.jpg``), GROUND_TRUTH is their
+``WebFaces_GroundThruth.txt``: per face, human-marked image-left eye, image-right eye, nose tip and
+mouth centre (both in the PigeonDan1/face_reco snapshot that ``../shared/data/SOURCES.md`` names).
+Every detector runs on the same random photos (seed 0) at its own input rule; a labelled face is
+found when a detection (score >= 0.3) holds the labelled eyes' midpoint, the one whose eyes are
+nearest taken. The error of a face is the mean distance of the four points (the mouth centre is
+the mean of the two mouth corners) divided by the labelled inter-ocular distance; the means and
+medians are over the faces every detector found, faces with an inter-ocular distance of 10 px or more.
+"""
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from featherface import FaceDetector, read_image
+from featherface.cli.common import default_shared
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("images", type=Path)
+ap.add_argument("ground_truth", type=Path)
+ap.add_argument("--photos", type=int, default=1000)
+ap.add_argument("--peers", type=Path, default=default_shared() / "peers")
+a = ap.parse_args()
+
+faces: dict[str, list[np.ndarray]] = {}
+for line in a.ground_truth.read_text().splitlines():
+    parts = line.split()
+    if len(parts) == 9:
+        faces.setdefault(parts[0], []).append(np.array(parts[1:], np.float64).reshape(4, 2))
+names = sorted(n for n in faces if (a.images / n).is_file())
+if not names:
+    sys.exit(f"no photo of {a.ground_truth} found in {a.images}")
+random.Random(0).shuffle(names)
+names = names[: a.photos]
+
+detectors = {"FeatherFace Nano": FaceDetector.from_pretrained("nano", score_threshold=0.3).detect_arrays}
+v1 = default_shared() / "weights" / "featherface_v1_official.pth"
+retina = a.peers / "retinaface_mnet0.25_biubug6.pth"
+for label, path in (("FeatherFace V1", v1), ("RetinaFace-MobileNet0.25", retina)):
+    if path.is_file():  # official checkpoints: PyTorch (the [torch] extra)
+        detectors[label] = FaceDetector.from_pretrained(path, score_threshold=0.3).detect_arrays
+from featherface.peers.runners import load_peers  # noqa: E402
+
+for peer in load_peers(a.peers):
+    if peer.has_landmarks:
+        detectors[peer.name] = lambda img, peer=peer: peer.detect_arrays(img, score_threshold=0.3)
+
+
+def error(points: np.ndarray, landmarks: np.ndarray) -> float:
+    ours = np.stack([landmarks[0], landmarks[1], landmarks[2], landmarks[3:5].mean(axis=0)])
+    return float(np.linalg.norm(ours - points, axis=1).mean() / np.linalg.norm(points[1] - points[0]))
+
+
+errors: dict[str, list[float]] = {k: [] for k in detectors}  # NaN: not found
+labelled = 0
+for n in names:
+    img = read_image(a.images / n)
+    gts = [p for p in faces[n] if np.linalg.norm(p[1] - p[0]) >= 10]
+    labelled += len(gts)
+    for label, detect in detectors.items():
+        d = detect(img)
+        for p in gts:
+            mid = p[:2].mean(axis=0)
+            inside = ((d.boxes[:, 0] <= mid[0]) & (mid[0] <= d.boxes[:, 2]) & (d.boxes[:, 1] <= mid[1])
+                      & (mid[1] <= d.boxes[:, 3]))
+            if not inside.any():
+                errors[label].append(np.nan)
+                continue
+            eyes = d.landmarks[inside][:, :2].mean(axis=1)
+            errors[label].append(error(p, d.landmarks[inside][np.argmin(np.linalg.norm(eyes - mid, axis=1))]))
+
+table = {k: np.array(v) for k, v in errors.items()}
+common = np.all([~np.isnan(v) for v in table.values()], axis=0)
+print(f"{len(names)} photos, {labelled} labelled faces (inter-ocular distance >= 10 px); "
+      f"{int(common.sum())} found by every detector\n")
+print("| detector | faces found % | mean error (x inter-ocular) | median | error > 0.25 % |")
+print("|---|---:|---:|---:|---:|")
+for label, v in sorted(table.items(), key=lambda kv: np.mean(kv[1][common])):
+    c = v[common]
+    print(f"| {label} | {np.mean(~np.isnan(v)) * 100:.1f} | {c.mean():.3f} | {np.median(c):.3f} | {np.mean(c > 0.25) * 100:.1f} |")
