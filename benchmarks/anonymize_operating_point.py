@@ -1,6 +1,6 @@
 """Choose anonymisation's defaults on the TRAINING pool's human labels (never the benchmarks).
 
-    python benchmarks/anonymize_operating_point.py POOL [--photos 600] [--shrink-to 400]
+    python benchmarks/anonymize_operating_point.py POOL [--photos 600] [--shrink-to 400] [--write-sample DIR]
 
 For random photos of POOL/labels/groupselfies.json (human face boxes), at their own size or shrunk
 to a long side of ``--shrink-to`` px (the small photos people often anonymise): per detection
@@ -8,17 +8,20 @@ setting (passes at several long sides, a mirrored pass) and threshold, the share
 of 10 px or more left visible (under half of the face box masked) by face width, the share of the
 image masked outside the labelled faces (pad 0.15, ellipse), and the detection time per photo (1
 thread). The settings that look best are then run as whole commands against deface with
-``benchmarks/anonymize_vs_deface.py`` on the same kind of pool sample.
+``benchmarks/anonymize_vs_deface.py DIR``, on the same photos written by ``--write-sample DIR``
+(``images/`` and ``labels.json``; training photos: never commit them).
 """
 import argparse
 import json
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 
 from featherface import FaceDetector, read_image
 from featherface.core.anonymize import masked_fraction
+from featherface.core.files import atomic_write_image, write_json
 from featherface.core.imageops import resize
 from featherface.core.postprocess import nms
 
@@ -26,6 +29,7 @@ ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("pool")
 ap.add_argument("--photos", type=int, default=600)
 ap.add_argument("--shrink-to", type=int, help="shrink every photo to this long side first")
+ap.add_argument("--write-sample", type=Path, metavar="DIR", help="write the photos and their labels as a SET and stop")
 a = ap.parse_args()
 labels = json.load(open(f"{a.pool}/labels/groupselfies.json"))["images"]
 names = sorted(labels)
@@ -37,6 +41,13 @@ for n in names[: a.photos]:
         s = a.shrink_to / max(img.shape[:2])
         img, gt = resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), "area"), gt * s
     photos.append((img, gt))
+if a.write_sample:
+    (a.write_sample / "images").mkdir(parents=True, exist_ok=True)
+    for n, (img, _) in zip(names, photos):
+        atomic_write_image(a.write_sample / "images" / Path(n).name, img)
+    write_json(a.write_sample / "labels.json", {"name": f"pool sample of {len(photos)}", "images": {
+        Path(n).name: {"boxes": gt.round(2).tolist()} for n, (_, gt) in zip(names, photos)}})
+    raise SystemExit(0)
 det = FaceDetector.from_pretrained("nano", score_threshold=0.01, num_threads=1)
 BANDS = ((10, 20), (20, 40), (40, 1e9))
 PASSES = {"640": ((640,), False), "560": ((560,), False), "720": ((720,), False), "800": ((800,), False),

@@ -24,12 +24,14 @@ SHAPES = ("ellipse", "box")
 
 #: Recall-first detection for anonymising (``featherface anonymize`` and ``anonymize(image)``),
 #: chosen on 600 human-labelled TRAINING pool photos (groupselfies) at their own 612x408 and shrunk
-#: to 400 px, never on the benchmarks (benchmarks/anonymize_operating_point.py, then
-#: benchmarks/anonymize_vs_deface.py on both samples, 2026-12-06). One pass at 640 with threshold
-#: 0.025 left 1.9 % / 1.9 % of the faces visible, masked 3.11 % / 3.30 % of the image outside them
-#: and ran at 51 / 56 photos/s; deface 1.5.0 at its defaults: 2.9 % / 3.6 %, 4.75 % / 4.82 %,
-#: 31 / 47 photos/s; a second pass at 800 with threshold 0.05: 2.5 % / 2.2 %, 2.04 % / 2.28 %,
-#: 27 / 29 photos/s. Large images also get a pass at their own size (:func:`anonymize_passes`).
+#: to 400 px, never on the benchmarks (benchmarks/results/anonymize_operating_point.md, 2026-12-06).
+#: One pass at 640 with threshold 0.025 left 1.8 % / 1.9 % of the faces visible, masked 3.30 % /
+#: 3.54 % of the image outside them and ran at 64 / 72 photos/s; deface 1.5.0 at its defaults:
+#: 3.0 % / 3.5 %, 4.64 % / 4.74 %, 31 / 53 photos/s; threshold 0.03: 2.0 % / 2.2 %, 2.65 % / 3.01 %;
+#: threshold 0.05 with a second pass at 800: 2.4 % / 2.4 %, 2.13 % / 2.42 %, 31 / 33 photos/s.
+#: Privacy first: the threshold leaving the fewest faces visible whose background masking stays
+#: clearly under deface's (in the sweep of anonymize_operating_point.py, 0.02 masked 4.59 % / 5.01 %
+#: outside, as much as deface). Large images also get a pass at their own size (:func:`anonymize_passes`).
 THRESHOLD = 0.025
 SECOND_PASS = "full"
 PAD = 0.15
