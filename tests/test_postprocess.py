@@ -158,9 +158,11 @@ def test_numpy_postprocessing_gives_the_torch_paths_faces(arch, photo, official_
     np.testing.assert_allclose(got.landmarks, lms, atol=1e-3)
 
 
-def test_box_vote_in_blocks_equals_all_at_once(monkeypatch):
-    """Voting block by block (bounded memory on crowded 4K frames) gives the all-at-once result."""
+def test_box_vote_in_blocks_equals_the_dense_weighted_mean(monkeypatch):
+    """Voting block by block over the overlapping candidates (bounded memory, no BLAS call) gives
+    the dense score-weighted mean, with a block of 256 and of 7."""
     import featherface.core.postprocess as pp
+    from featherface.core.geometry import iou_matrix
 
     rng = np.random.default_rng(3)
     xy = rng.uniform(0, 300, (400, 2))
@@ -168,9 +170,11 @@ def test_box_vote_in_blocks_equals_all_at_once(monkeypatch):
     scores = rng.uniform(0.1, 1, 400).astype(np.float32)
     landmarks = rng.uniform(0, 300, (400, 5, 2)).astype(np.float32)
     keep = nms(boxes, scores, 0.4)
-    whole = box_vote(boxes, scores, landmarks, keep, 0.4)
-    monkeypatch.setattr(pp, "VOTE_BLOCK", 7)
-    blocks = box_vote(boxes, scores, landmarks, keep, 0.4)
+    w = (iou_matrix(boxes[keep], boxes) > 0.4) * scores.astype(np.float64)[None, :]
+    w /= w.sum(axis=1, keepdims=True)
+    dense = (w @ boxes.astype(np.float64), (w @ landmarks.reshape(400, -1).astype(np.float64)).reshape(-1, 5, 2))
     assert len(keep) > 7
-    for a, b in zip(whole, blocks):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    for block in (256, 7):
+        monkeypatch.setattr(pp, "VOTE_BLOCK", block)
+        for got, want in zip(box_vote(boxes, scores, landmarks, keep, 0.4), dense):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)

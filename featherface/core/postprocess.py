@@ -138,18 +138,23 @@ def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, keep:
     all candidates, ``keep (K,)`` the indices NMS kept. Returns ``(boxes (K, 4), landmarks
     (K, 5, 2))``: for each kept box, the mean of the candidates whose IoU with it exceeds
     ``iou_threshold`` (always including itself), weighted by their scores."""
-    b64, s64 = boxes.astype(np.float64), np.asarray(scores, np.float64)
-    l64 = landmarks.reshape(len(boxes), -1).astype(np.float64)
-    voted_boxes, voted_landmarks = np.empty((len(keep), 4)), np.empty((len(keep), l64.shape[1]))
-    # in blocks of kept boxes: a (K, N) matrix of a crowded 4K frame would take gigabytes
+    s64 = np.asarray(scores, np.float64)
+    values = np.concatenate([boxes.reshape(len(boxes), 4), landmarks.reshape(len(boxes), -1)], axis=1).astype(np.float64)
+    voted = np.empty((len(keep), values.shape[1]))
+    # in blocks of kept boxes: a (K, N) matrix of a crowded 4K frame would take gigabytes. The
+    # weighted means are sums over the few overlapping candidates (reduceat), not a matrix product:
+    # `@` goes to OpenBLAS, whose threaded gemm can deadlock when two detector threads call it at
+    # once (numpy/numpy#17752)
     for start in range(0, len(keep), VOTE_BLOCK):
         k = keep[start:start + VOTE_BLOCK]
         overlap = iou_matrix(boxes[k], boxes) > iou_threshold  # (block, N)
         overlap[np.arange(len(k)), k] = True  # itself, even for a degenerate (zero-area) box
-        w = overlap * s64[None, :]
-        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-        voted_boxes[start:start + len(k)] = w @ b64
-        voted_landmarks[start:start + len(k)] = w @ l64
+        rows, cols = np.nonzero(overlap)  # row-major: each row's candidates together, every row present
+        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        w = s64[cols]
+        sums = np.add.reduceat(w[:, None] * values[cols], first, axis=0)
+        voted[start:start + len(k)] = sums / np.maximum(np.add.reduceat(w, first), 1e-12)[:, None]
+    voted_boxes, voted_landmarks = voted[:, :4], voted[:, 4:]
     return voted_boxes.astype(np.float32), voted_landmarks.reshape(-1, *landmarks.shape[1:]).astype(np.float32)
 
 
