@@ -115,18 +115,14 @@ def _landmark_detector(args: argparse.Namespace):
     (``_kps``) / YuNet graph, the most precise landmarks measured (benchmarks/landmark_error.py)."""
     path = Path(args.landmarks_model)
     if path.suffix.lower() == ".onnx" and path.is_file():
-        import onnxruntime as ort
+        from ..core.runners import graph_output_names, require
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # some graphs list their weights as inputs: no warnings for reading outputs
-        outputs = {o.name for o in ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_outputs()}
-        if outputs != {"loc", "conf", "landms"}:  # another detector's graph
-            from ..core.runners import require
-
+        outputs = graph_output_names(path)
+        if set(outputs) != {"loc", "conf", "landms"}:  # another detector's graph
             require("cv2", "opencv")
             from ..peers.runners import landmark_runner
 
-            return landmark_runner(path, num_threads=args.threads or None)
+            return landmark_runner(path, outputs, num_threads=args.threads or None)
     return build_detector(args, model_override=args.landmarks_model)
 
 

@@ -120,11 +120,7 @@ def anonymize(image: np.ndarray, faces=None, mode: str = "blur", shape: str = "e
     if mode == "solid":
         # one colour: the union of the masks, drawn at once (the same pixels as face by face)
         fill = np.asarray(color, np.uint8)[: out.shape[2]] if out.ndim == 3 else color[0]
-        if shape == "box":
-            for cx1, cy1, cx2, cy2, *_ in regions:
-                out[cy1:cy2, cx1:cx2] = fill
-        else:
-            out[fill_ellipses(image.shape[:2], [r[4:] for r in regions])] = fill
+        out[_union(regions, image.shape[:2], shape)] = fill
         return out
     for cx1, cy1, cx2, cy2, gx1, gy1, gx2, gy2 in regions:
         if cx2 <= cx1 or cy2 <= cy1:
@@ -153,7 +149,11 @@ def anonymize(image: np.ndarray, faces=None, mode: str = "blur", shape: str = "e
 
 def masked_fraction(image_hw: tuple[int, int], boxes: Iterable, pad: float, shape: str) -> np.ndarray:
     """Boolean ``H x W`` map of the pixels :func:`anonymize` changes for these boxes (benchmarks)."""
-    regions = mask_regions(_boxes_of(boxes), image_hw, pad)
+    return _union(mask_regions(_boxes_of(boxes), image_hw, pad), image_hw, shape)
+
+
+def _union(regions: list, image_hw: tuple[int, int], shape: str) -> np.ndarray:
+    """Boolean ``H x W`` union of the masks of :func:`mask_regions`' regions."""
     if shape != "box":
         return fill_ellipses(image_hw, [r[4:] for r in regions])
     m = np.zeros(image_hw, bool)

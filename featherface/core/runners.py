@@ -57,6 +57,14 @@ def _wrap(outs: list[np.ndarray], decoded: bool) -> RawOutputs | DecodedOutputs:
     return DecodedOutputs(*outs[:3]) if decoded else RawOutputs(*outs[:3])
 
 
+def graph_output_names(path: str | Path) -> list[str]:
+    """The output names of an ONNX graph (to tell our graphs from other detectors')."""
+    ort = require("onnxruntime", None)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # some graphs list their weights as inputs: no warnings for a look at the outputs
+    return [o.name for o in ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_outputs()]
+
+
 class OnnxRunner:
     """Runs a graph (a path, or the bytes of an ``.onnx`` file) with onnxruntime."""
 

@@ -225,14 +225,10 @@ PEER_FILES: dict[str, tuple[type[PeerRunner], str]] = {
 }
 
 
-def landmark_runner(path: str | Path, num_threads: int | None = None) -> PeerRunner:
-    """A peer graph with five landmarks (SCRFD ``*_kps``, YuNet), recognised by its outputs
-    rather than its file name; ValueError for any other graph."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    outputs = [o.name for o in ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_outputs()]
+def landmark_runner(path: str | Path, outputs: list[str], num_threads: int | None = None) -> PeerRunner:
+    """A peer graph with five landmarks (SCRFD ``*_kps``, YuNet), recognised by its ``outputs``
+    (:func:`featherface.core.runners.graph_output_names`) rather than its file name; ValueError
+    for any other graph."""
     if len(outputs) == 9:  # scores, boxes, keypoints at strides 8, 16, 32
         return SCRFD(path, num_threads, name=Path(path).name)
     if {"kps_8", "kps_16", "kps_32"} <= set(outputs):
