@@ -1,11 +1,14 @@
 """Landmark error against human-marked points: how well each detector's five points would align a face.
 
-    python benchmarks/landmark_error.py CALTECH_DIR GROUND_TRUTH [--photos 1000] [--peers ../shared/peers]
+    python benchmarks/landmark_error.py CALTECH_DIR GROUND_TRUTH [--peers ../shared/peers] [--model LABEL=FILE ...]
 
 CALTECH_DIR holds the Caltech 10k WebFaces photos (``pic*.jpg``), GROUND_TRUTH is their
 ``WebFaces_GroundThruth.txt``: per face, human-marked image-left eye, image-right eye, nose tip and
 mouth centre (both in the PigeonDan1/face_reco snapshot that ``../shared/data/SOURCES.md`` names).
-Every detector runs on the same random photos (seed 0) at its own input rule; a labelled face is
+The photos are the landmark dev set, ``featherface/data/landmark_dev.txt`` (held out of every
+training run); ``--all`` takes every labelled photo instead (``--photos N``: a random N of them).
+Every detector runs on the same photos at its own input rule (``--model``: more FeatherFace
+checkpoints or graphs, e.g. a candidate, beside the bundled Nano and its INT8 graph); a labelled face is
 found when a detection (score >= 0.3) holds the labelled eyes' midpoint, the one whose eyes are
 nearest taken. The error of a face is the mean distance of the four points (the mouth centre is
 the mean of the two mouth corners) divided by the labelled inter-ocular distance; the means and
@@ -20,12 +23,15 @@ import numpy as np
 
 from featherface import FaceDetector, read_image
 from featherface.cli.common import default_shared
+from featherface.data.pool import held_out_photos
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("images", type=Path)
 ap.add_argument("ground_truth", type=Path)
-ap.add_argument("--photos", type=int, default=1000)
+ap.add_argument("--all", action="store_true", help="every labelled photo, not only the landmark dev set")
+ap.add_argument("--photos", type=int, default=0, help="a random N of the photos (seed 0; 0: all)")
 ap.add_argument("--peers", type=Path, default=default_shared() / "peers")
+ap.add_argument("--model", action="append", default=[], metavar="LABEL=FILE", help="another FeatherFace .pt or .onnx")
 a = ap.parse_args()
 
 faces: dict[str, list[np.ndarray]] = {}
@@ -33,13 +39,19 @@ for line in a.ground_truth.read_text().splitlines():
     parts = line.split()
     if len(parts) == 9:
         faces.setdefault(parts[0], []).append(np.array(parts[1:], np.float64).reshape(4, 2))
-names = sorted(n for n in faces if (a.images / n).is_file())
+dev = {Path(p).name for p in held_out_photos()}
+names = sorted(n for n in faces if (a.images / n).is_file() and (a.all or n in dev))
 if not names:
     sys.exit(f"no photo of {a.ground_truth} found in {a.images}")
-random.Random(0).shuffle(names)
-names = names[: a.photos]
+if a.photos:
+    random.Random(0).shuffle(names)
+    names = sorted(names[: a.photos])
 
-detectors = {"FeatherFace Nano": FaceDetector.from_pretrained("nano", score_threshold=0.3).detect_arrays}
+detectors = {"FeatherFace Nano": FaceDetector.from_pretrained("nano", score_threshold=0.3).detect_arrays,
+             "FeatherFace Nano INT8": FaceDetector.from_pretrained("nano-int8", score_threshold=0.3).detect_arrays}
+for spec in a.model:
+    label, _, path = spec.partition("=")
+    detectors[label] = FaceDetector.from_pretrained(path, score_threshold=0.3).detect_arrays
 v1 = default_shared() / "weights" / "featherface_v1_official.pth"
 retina = a.peers / "retinaface_mnet0.25_biubug6.pth"
 for label, path in (("FeatherFace V1", v1), ("RetinaFace-MobileNet0.25", retina)):

@@ -180,6 +180,17 @@ def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[
     return boxes, summary
 
 
+#: the landmark dev set (Caltech WebFaces photos with human points), never trained on
+LANDMARK_DEV = Path(__file__).with_name("landmark_dev.txt")
+
+
+def held_out_photos() -> frozenset[str]:
+    """Pool-relative paths of the photos no training run may use: the landmark dev set
+    (:data:`LANDMARK_DEV`, one path a line, ``#`` comments)."""
+    lines = LANDMARK_DEV.read_text().splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
 def read_pool(root: str | Path, labels: str | Path | list | None = None,
               source_weights: dict[str, float] | None = None,
               min_score: float = 0.5) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -187,10 +198,11 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     and read the boxes of ``labels`` (:func:`read_pool_labels`: one or more labels.json files,
     already in the teacher's convention).
 
-    The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
+    The photos of :func:`held_out_photos` are left out. The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
     copy of a deterministic ``frac(w)`` share of them."""
     root = Path(root)
-    files = list_images(root)
+    held = held_out_photos()
+    files = [f for f in list_images(root) if f not in held]
     weights = DEFAULT_SOURCE_WEIGHTS if source_weights is None else source_weights
     entries: list[str] = []
     for i, rel in enumerate(files):
@@ -198,8 +210,8 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
         copies = int(w) + (1 if (i * 0.6180339887) % 1.0 < w - int(w) else 0)
         entries.extend([rel] * copies)
     human = read_pool_labels(labels, min_score)[0] if labels else {}
-    log.info("pool %s: %d photos -> %d samples per pass (source weights %s); "
-             "labelled boxes on %d photos", root, len(files), len(entries), weights, len(human))
+    log.info("pool %s: %d photos (%d held out) -> %d samples per pass (source weights %s); "
+             "labelled boxes on %d photos", root, len(files), len(held), len(entries), weights, len(human))
     return entries, human
 
 
