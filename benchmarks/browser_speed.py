@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 
 from featherface import FaceDetector
-from featherface.core.webapp import make_server
+from featherface.apps.webapp import make_server
 
 REPO = Path(__file__).resolve().parent.parent
 

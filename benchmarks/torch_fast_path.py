@@ -15,7 +15,7 @@ import cv2
 import torch
 
 from featherface.benchmarks.speed import interleaved_times
-from featherface.loading import load_any, checkpoint_path
+from featherface.models.loading import load_any, checkpoint_path
 from featherface.models.fuse import fold_batchnorm
 
 ap = argparse.ArgumentParser()

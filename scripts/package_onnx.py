@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from featherface.core.weights import WEIGHTS_DIR
-from featherface.export import check_parity, export_onnx
-from featherface.loading import checkpoint_path, load_any, recommended_threshold
-from featherface.quantize import calibration_inputs, calibration_photos, quantize_int8
+from featherface.export.graph import check_parity, export_onnx
+from featherface.models.loading import checkpoint_path, load_any, recommended_threshold
+from featherface.export.quantize import calibration_inputs, calibration_photos, quantize_int8
 
 
 def main() -> int:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from featherface.checkpoint import atomic_save, load_model, make_checkpoint, read_checkpoint
+from featherface.models.checkpoint import atomic_save, load_model, make_checkpoint, read_checkpoint
 from featherface.core.detector import FaceDetector
-from featherface.torch_runner import TorchRunner
+from featherface.export.torch_runner import TorchRunner
 from featherface.evaluation.agreement import match_image
 from featherface.core.files import read_images
 

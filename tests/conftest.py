@@ -35,7 +35,7 @@ def official_v1_path() -> Path:
 @pytest.fixture(scope="session")
 def v1_checkpoint(tmp_path_factory, official_v1_path) -> Path:
     """The official V1 weights converted to this project's format (once per session)."""
-    from featherface.convert import convert_official_v1
+    from featherface.models.convert import convert_official_v1
 
     dst = tmp_path_factory.mktemp("ckpt") / "v1.pt"
     convert_official_v1(official_v1_path, dst)
@@ -44,7 +44,7 @@ def v1_checkpoint(tmp_path_factory, official_v1_path) -> Path:
 
 @pytest.fixture(scope="session")
 def v1_model(v1_checkpoint):
-    from featherface.checkpoint import load_model
+    from featherface.models.checkpoint import load_model
 
     return load_model(v1_checkpoint)[0]
 

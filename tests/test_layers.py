@@ -7,31 +7,34 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "featherface"
 
-# module prefix -> layer; a module may import only modules of its own layer or lower ones.
+# package (or root module) -> layer; a module may import only modules of its own layer or lower ones.
 LAYERS = {
-    "core": 0,  # the torch-free inference core; its own modules are layered by CORE_LAYERS
-    "models": 1,
-    "anchors": 2,
-    "losses": 3,
-    "checkpoint": 4, "convert": 4, "loading": 4, "profiling": 4, "peers": 4,
-    "export": 5, "quantize": 5, "torch_runner": 5,
-    "data": 6, "evaluation": 6, "training": 6,
-    "benchmarks": 7,
-    "cli": 8,
+    "core": 0,  # the torch-free detector library; its own modules are layered by SUB_LAYERS
+    "apps": 1,  # torch-free applications on it: batch runs, jobs, video, Ray, the web and HTTP servers
+    "models": 2,  # the torch side from here on: networks, anchors, checkpoints, conversion, loading
+    "export": 3,  # ONNX export, INT8 quantisation, the PyTorch runner
+    "peers": 4,
+    "data": 5,
+    "evaluation": 6,
+    "training": 7,
+    "benchmarks": 8,
+    "cli": 9,
 }
-# inside the core, as fractions of its layer 0
-CORE_LAYERS = {
-    "constants": 0.0, "geometry": 0.0, "files": 0.0, "imageops": 0.0, "priors": 0.1, "weights": 0.0,
-    "postprocess": 0.2,
-    "runners": 0.3, "drawing": 0.3, "align": 0.3,
-    "detector": 0.4, "video": 0.4,
-    "anonymize": 0.45,  # anonymize(image) without faces detects with the detector
-    "jobs": 0.5, "batch": 0.5, "webapp": 0.5,
-    "raydata": 0.6,
+# inside a package, as fractions of its layer
+SUB_LAYERS = {
+    "core": {
+        "constants": 0.0, "geometry": 0.0, "files": 0.0, "imageops": 0.0, "priors": 0.1, "weights": 0.0, "errors": 0.0,
+        "settings": 0.05,
+        "postprocess": 0.2,
+        "runners": 0.3, "drawing": 0.3, "align": 0.3,
+        "detector": 0.4,
+        "anonymize": 0.45,  # anonymize(image) without faces detects with the detector
+    },
+    "apps": {"video": 0.0, "jobs": 0.1, "batch": 0.1, "webapp": 0.1, "raydata": 0.2, "serve": 0.2},
 }
 # The one import from the core up to the torch side: FaceDetector.from_pretrained hands a .pt
 # checkpoint to the torch runner, inside the function and after checking that torch is installed.
-ALLOWED_UP = {("featherface.core.detector", "featherface.torch_runner")}
+ALLOWED_UP = {("featherface.core.detector", "featherface.export.torch_runner")}
 
 
 def _module_name(path: Path) -> str:
@@ -80,9 +83,13 @@ def _graph() -> dict[str, set[str]]:
 
 def _layer(module: str) -> float | None:
     parts = module.split(".")
-    if len(parts) > 2 and parts[1] == "core":
-        return CORE_LAYERS.get(parts[2])
-    return LAYERS.get(parts[1]) if len(parts) > 1 else None  # the root __init__ is the public facade
+    if len(parts) < 2:
+        return None  # the root __init__ is the public facade
+    layer = LAYERS.get(parts[1])
+    if layer is None or len(parts) < 3 or parts[1] not in SUB_LAYERS:
+        return layer
+    sub = SUB_LAYERS[parts[1]].get(parts[2])
+    return None if sub is None else layer + sub
 
 
 def test_every_module_has_a_layer():
@@ -121,10 +128,10 @@ def test_no_import_circles():
 def test_the_checker_sees_lazy_and_relative_imports():
     """The checker itself: imports inside functions and ``from . import x`` are edges."""
     graph = _graph()
-    assert "featherface.core.detector" in graph["featherface.core.jobs"]
+    assert "featherface.core.detector" in graph["featherface.apps.jobs"]
     assert "featherface.models.featherface" in graph["featherface.training.engine"]
     assert "featherface.cli.train" in graph["featherface.cli"]  # from . import ... inside a function
-    assert "featherface.torch_runner" in graph["featherface.core.detector"]  # lazy import in from_pretrained
+    assert "featherface.export.torch_runner" in graph["featherface.core.detector"]  # lazy import in from_pretrained
 
 
 def _names_package(path: Path, package: str) -> bool:
@@ -136,14 +143,19 @@ def _names_package(path: Path, package: str) -> bool:
     return False
 
 
-def test_core_never_imports_torch_or_the_torch_side():
-    """No core module names torch or OpenCV (neither is in the base install), and none imports a
-    module outside the core except through ALLOWED_UP (which checks that torch is installed first)."""
-    core = PKG / "core"
-    assert not [p.name for p in core.glob("*.py") if _names_package(p, "torch") or _names_package(p, "cv2")]
+TORCH_FREE = ("featherface.core", "featherface.apps")
+
+
+def test_core_and_apps_never_import_torch_or_the_torch_side():
+    """No module of the core or the applications names torch or OpenCV (neither is in the base
+    install), and none imports a module outside them except through ALLOWED_UP (which checks that
+    torch is installed first)."""
+    named = [p.name for d in ("core", "apps") for p in (PKG / d).glob("*.py")
+             if _names_package(p, "torch") or _names_package(p, "cv2")]
+    assert not named
     graph = _graph()
-    outside = [(m, d) for m, deps in graph.items() if m.startswith("featherface.core")
-               for d in deps if not d.startswith("featherface.core") and (m, d) not in ALLOWED_UP]
+    outside = [(m, d) for m, deps in graph.items() if m.startswith(TORCH_FREE)
+               for d in deps if not d.startswith(TORCH_FREE) and (m, d) not in ALLOWED_UP]
     assert not outside, outside
 
 
@@ -152,10 +164,11 @@ import sys
 sys.modules["torch"] = None  # any import of torch now raises ImportError
 sys.modules["cv2"] = None  # and of OpenCV: the base install has neither
 import importlib, pkgutil
-import featherface, featherface.core, featherface.cli
-for m in pkgutil.iter_modules(featherface.core.__path__):
-    if m.name != "raydata":  # the ray extra's module (its workers run the same core)
-        importlib.import_module("featherface.core." + m.name)
+import featherface, featherface.core, featherface.apps, featherface.cli
+for package in (featherface.core, featherface.apps):
+    for m in pkgutil.iter_modules(package.__path__):
+        if m.name not in ("raydata", "serve"):  # the ray and serve extras' modules (on the same core)
+            importlib.import_module(package.__name__ + "." + m.name)
 from featherface import FaceDetector
 from featherface.core.files import read_image
 from featherface.core.weights import EXAMPLE_IMAGE

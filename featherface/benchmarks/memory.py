@@ -17,7 +17,7 @@ def _status(key: str) -> int:  # kB values from /proc/self/status
 def measure(weights: Path, height: int, width: int) -> tuple[int, int]:
     import torch
 
-    from ..loading import load_any
+    from ..models.loading import load_any
 
     torch.set_num_threads(1)
     model = load_any(weights)[0]

@@ -31,7 +31,7 @@ import torch
 
 from .speed import SIZES, interleaved_times, machine_description, p90
 from ..core.detector import FaceDetector, resize_long_side
-from ..loading import checkpoint_path
+from ..models.loading import checkpoint_path
 from ..evaluation.agreement import agreement_ap
 from ..evaluation.labelled import BOOTSTRAP_RESAMPLES, bootstrap_ap, interval
 from ..core.drawing import draw_detections
@@ -63,9 +63,9 @@ class Entry:
 def _our_entries(models: dict[str, str], backend: str, box_voting: bool = True) -> list[Entry]:
     """Entries for our detectors (FeatherFace, and RetinaFace-MobileNet0.25 through the same
     pipeline) on ``backend``; ``box_voting=False`` gives greedy NMS alone, named so in the label."""
-    from ..loading import load_any, recommended_threshold
-    from ..torch_runner import TorchRunner
-    from ..export import export_onnx
+    from ..models.loading import load_any, recommended_threshold
+    from ..export.torch_runner import TorchRunner
+    from ..export.graph import export_onnx
     from ..models import count_parameters
 
     entries = []

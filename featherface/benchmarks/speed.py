@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ..core.detector import preprocess
-from ..loading import load_any, recommended_threshold, checkpoint_path
+from ..models.loading import load_any, recommended_threshold, checkpoint_path
 from ..core.postprocess import PostProcessConfig, postprocess_image
 from ..core.runners import OnnxRunner
-from ..torch_runner import TorchRunner
+from ..export.torch_runner import TorchRunner
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
                      command: str = "featherface benchmark") -> dict:
     """Measure every model in ``models`` (label -> weights name/path) and write
     ``benchmark.md``, ``benchmark.json`` and ``latency.png`` into ``out_dir``."""
-    from ..export import export_onnx
+    from ..export.graph import export_onnx
     from ..models import parameter_breakdown
-    from ..profiling import count_flops
+    from ..models.profiling import count_flops
 
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ log = logging.getLogger("featherface")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..profiling import info_table
+    from ..models.profiling import info_table
 
     if min(args.size) < 32:
         raise ValueError(f"--size must be at least 32 x 32, got {args.size[0]} x {args.size[1]}")
@@ -26,7 +26,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from ..convert import convert_official
+    from ..models.convert import convert_official
 
     meta = convert_official(args.src, args.dst, args.arch)
     print(f"wrote {args.dst} (arch {meta['arch']}, source sha256 {meta['source_sha256'][:12]}...)")

@@ -57,9 +57,9 @@ ROOFLINE_PEERS = {"yunet_n_dynamic.onnx": "YuNet-n", "scrfd_500m_kps.onnx": "SCR
 
 def _roofline(args: argparse.Namespace, models: dict[str, Path | str], command: str) -> int:
     from ..benchmarks.roofline import measure_roofline, plot_roofline, render_roofline_markdown
-    from ..export import export_onnx
+    from ..export.graph import export_onnx
     from ..core.files import write_json
-    from ..loading import load_any, checkpoint_path
+    from ..models.loading import load_any, checkpoint_path
 
     peers_dir = args.peers_dir or default_shared() / "peers"
     work = args.output / "roofline_graphs"

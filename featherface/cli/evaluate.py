@@ -84,7 +84,7 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..core.batch import check_writable
+    from ..apps.batch import check_writable
 
     check_writable(args.output)  # before any work, not after it
     if args.labels is not None:

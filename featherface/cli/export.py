@@ -4,17 +4,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..quantize import DEFAULT_KEEP_FP32
+from ..export.quantize import DEFAULT_KEEP_FP32
 from .common import int_at_least
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..core.batch import check_writable
+    from ..apps.batch import check_writable
     from ..core.runners import require
 
     require("torch", "torch")
-    from ..export import DECODED_OUTPUTS, RAW_OUTPUTS, check_parity, export_onnx
-    from ..loading import checkpoint_path, load_any, recommended_threshold
+    from ..export.graph import DECODED_OUTPUTS, RAW_OUTPUTS, check_parity, export_onnx
+    from ..models.loading import checkpoint_path, load_any, recommended_threshold
 
     check_writable(args.output.parent)
     model, ckpt = load_any(checkpoint_path(args.model))
@@ -25,7 +25,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({arch}, exported at {h}x{w}, outputs: {', '.join(DECODED_OUTPUTS if args.decode else RAW_OUTPUTS)})")
     if args.int8:
 
-        from ..quantize import calibration_inputs, calibration_photos, quantize_int8
+        from ..export.quantize import calibration_inputs, calibration_photos, quantize_int8
 
         if not args.calibration_images:
             raise ValueError("--int8 needs --calibration-images (training photos; never the benchmark sets)")

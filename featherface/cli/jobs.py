@@ -1,4 +1,4 @@
-"""``featherface detect``, ``anonymize`` and ``crop``: thin wrappers over :mod:`featherface.core.batch`."""
+"""``featherface detect``, ``anonymize`` and ``crop``: thin wrappers over :mod:`featherface.apps.batch`."""
 from __future__ import annotations
 
 import argparse
@@ -42,7 +42,7 @@ def _source(args: argparse.Namespace) -> str:
 
 
 def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> int:
-    from ..core.batch import Listing, list_sources, run_batch
+    from ..apps.batch import Listing, list_sources, run_batch
     from ..core.files import is_video
 
     listing = list_sources(_source(args))  # a bad SOURCE fails before any model loads
@@ -52,13 +52,13 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
                           listing.skipped + [(str(s.path), f"{args.command} works on images") for s in videos])
         if not listing.sources:
             raise ValueError(f"{args.command} works on images; no image in {args.source!r}")
-    from ..core.batch import check_writable
+    from ..apps.batch import check_writable
 
     check_writable(args.output)  # before the model loads
     common = dict(draw=not getattr(args, "no_draw", False), resume=args.resume, overwrite=args.overwrite,
                   max_pixels=args.max_pixels, retry_failed=args.retry_failed, progress=_progress(args.quiet))
     if args.ray is not None:
-        from ..core.raydata import run_batch_ray
+        from ..apps.raydata import run_batch_ray
 
         # built in the driver and in every Ray actor (pickled with its arguments)
         result = run_batch_ray(lambda: make_job(build_detector(args)), listing, args.output,
@@ -78,13 +78,13 @@ def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> in
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from ..core.jobs import DetectJob
+    from ..apps.jobs import DetectJob
 
     return run_job(args, lambda det: DetectJob(det, str(args.model)))
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
-    from ..core.jobs import AnonymizeJob
+    from ..apps.jobs import AnonymizeJob
 
     def make(det):
         return AnonymizeJob(det, str(args.model), mode=args.mode, shape=args.shape, pad=args.pad,
@@ -96,7 +96,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
-    from ..core.jobs import CropJob
+    from ..apps.jobs import CropJob
 
     if args.align and (args.size < 112 or args.size % 112):
         raise ValueError(f"--size: aligned crops are 112 px or a multiple of it, got {args.size}")

@@ -10,11 +10,77 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import types
+import typing
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
+from typing import Any
 
-from ..training.config import TrainConfig, add_arguments, config_from_flags
+from ..training.config import SECTIONS, TrainConfig
 
 log = logging.getLogger(__name__)
+
+
+def _source_weight(text: str) -> tuple[str, float]:
+    """``SOURCE=W`` (a pool source folder and its sampling multiplicity) for ``--source-weights``."""
+    name, sep, value = text.partition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not sep or not name or weight < 0 or not math.isfinite(weight):
+        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT with WEIGHT >= 0, got {text!r}")
+    return name, weight
+
+
+def _base_type(hint: Any) -> tuple[type, bool]:
+    """The scalar type of a field's type hint (``float | None`` -> float) and whether it is a list."""
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is list:
+        return typing.get_args(hint)[0], True
+    return hint, False
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """One flag per config field of ``command`` ("train" or "distill"), in one argument group per
+    section. Every flag defaults to None (``SUPPRESS`` would hide the default from ``--help``): only
+    the flags a user gives override ``--config`` (see :func:`config_from_flags`)."""
+    for section in SECTIONS:
+        hints = typing.get_type_hints(section)
+        group = parser.add_argument_group(section.__name__.removesuffix("Settings").lower(), section.__doc__)
+        for f in fields(section):
+            meta = f.metadata
+            if not meta.get("flag", True) or (meta["distill_only"] and command != "distill"):
+                continue
+            default = f.default if f.default is not MISSING else f.default_factory()
+            kw: dict[str, Any] = {"default": None, "dest": f.name, "metavar": meta["metavar"],
+                                  "help": f"{meta['help']} (default: {default})"}
+            scalar, many = _base_type(hints[f.name])
+            if f.name == "source_weights":
+                kw.update(type=_source_weight, nargs="+")
+            elif scalar is bool:
+                kw.update(action=argparse.BooleanOptionalAction)
+                kw.pop("metavar")
+            else:
+                kw.update(type=scalar, choices=meta["choices"])
+                if many:
+                    kw["nargs"] = "*" if f.name == "milestones" else "+"
+            group.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def config_from_flags(args: argparse.Namespace, base: TrainConfig, mode: str) -> TrainConfig:
+    """``base`` with ``mode`` and every flag the user gave (not None) applied."""
+    values = asdict(base)
+    values["mode"] = mode
+    for f in fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = dict(v) if f.name == "source_weights" else v
+    if values["grad_clip"] == 0:
+        values["grad_clip"] = None
+    return TrainConfig(**values)
 
 
 def _config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:

@@ -8,7 +8,7 @@ from .common import int_at_least
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from ..core.webapp import make_server, write_site
+    from ..apps.webapp import make_server, write_site
 
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)

@@ -157,7 +157,7 @@ class FaceDetector:
         else:
             # a checkpoint: the torch side loads it (and exports it in memory for a graph engine)
             require("torch", "torch")
-            from ..torch_runner import runner_from_checkpoint
+            from ..export.torch_runner import runner_from_checkpoint
 
             runner = runner_from_checkpoint(path, backend or "torch", device=device, num_threads=num_threads)
         kwargs.setdefault("contract", runner.contract)

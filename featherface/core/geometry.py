@@ -1,6 +1,6 @@
 """Box geometry shared by training, post-processing and evaluation: one IoU implementation for
 NumPy arrays (the torch one, for training, is
-:func:`featherface.anchors.box_iou`).
+:func:`featherface.models.anchors.box_iou`).
 
 Boxes are ``(N, 4)`` ``x1, y1, x2, y2`` in continuous coordinates (no +1 pixel; the WIDER FACE
 protocol's +1 variant lives in :mod:`featherface.evaluation.widerface` because that protocol

@@ -1,6 +1,6 @@
 """Anchors ("priors") and the RetinaFace box/landmark decoding, in numpy.
 
-Conventions (the same as the torch side's :mod:`featherface.anchors`, which training and export use):
+Conventions (the same as the torch side's :mod:`featherface.models.anchors`, which training and export use):
 
 * priors are ``(A, 4)`` float32 ``(cx, cy, w, h)`` in INPUT pixels; order: level (strides 8, 16,
   32), row i, column j, anchor size;

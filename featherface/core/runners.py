@@ -1,6 +1,6 @@
 """Engines for exported graphs: onnxruntime and OpenVINO.
 
-The runner contract (every runner, the torch one in :mod:`featherface.torch_runner` included): a
+The runner contract (every runner, the torch one in :mod:`featherface.export.torch_runner` included): a
 callable from a float32 ``(N, 3, H, W)`` batch (the model's colour order minus its mean) to
 :class:`~featherface.core.postprocess.RawOutputs` (or :class:`DecodedOutputs` for graphs exported
 with decoding inside), numpy arrays; plus the attributes ``arch``, ``score_threshold`` (the weights'
@@ -44,7 +44,7 @@ def require(module: str, extra: str | None):
 
 def read_graph_metadata(meta: dict[str, str]) -> dict:
     """``arch``, ``decoded``, ``score_threshold`` and the input ``contract`` from the metadata
-    :func:`featherface.export.export_onnx` writes (graphs without it: BGR minus the mean)."""
+    :func:`featherface.export.graph.export_onnx` writes (graphs without it: BGR minus the mean)."""
     mean = meta.get("mean")
     return {"arch": meta.get("featherface_arch", "?"),
             "decoded": meta.get("decoded", "false") == "true",

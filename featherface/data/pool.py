@@ -117,7 +117,7 @@ def measure_convention(reference: list[np.ndarray], other: list[np.ndarray],
     when none)."""
     from scipy.optimize import linear_sum_assignment
 
-    from ..anchors import box_iou
+    from ..models.anchors import box_iou
 
     ref_m, oth_m = [], []
     for r, o in zip(reference, other):
@@ -198,7 +198,8 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
     and read the boxes of ``labels`` (:func:`read_pool_labels`: one or more labels.json files,
     already in the teacher's convention).
 
-    The photos of :func:`held_out_photos` are left out. The source of a photo is its first path component. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
+    The photos of :func:`held_out_photos` are left out. The source of a photo is its first path
+    component. A weight ``w`` keeps ``floor(w)`` copies of every photo plus one more
     copy of a deterministic ``frac(w)`` share of them."""
     root = Path(root)
     held = held_out_photos()
@@ -210,8 +211,8 @@ def read_pool(root: str | Path, labels: str | Path | list | None = None,
         copies = int(w) + (1 if (i * 0.6180339887) % 1.0 < w - int(w) else 0)
         entries.extend([rel] * copies)
     human = read_pool_labels(labels, min_score)[0] if labels else {}
-    log.info("pool %s: %d photos (%d held out) -> %d samples per pass (source weights %s); "
-             "labelled boxes on %d photos", root, len(files), len(held), len(entries), weights, len(human))
+    log.info("pool %s: %d photos -> %d samples per pass (source weights %s); labelled boxes on %d photos; "
+             "the %d photos of the landmark dev set are held out", root, len(files), len(entries), weights, len(human), len(held))
     return entries, human
 
 

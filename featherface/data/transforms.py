@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..core.constants import MEAN_BGR
-from ..training.config import MASK_STYLES
+from . import MASK_STYLES
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
 # Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).

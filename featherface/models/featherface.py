@@ -5,7 +5,7 @@ Contract shared by every model here:
 * input ``(N, 3, H, W)`` float32, BGR, minus the mean (104, 117, 123), no std division; any H, W;
 * ``forward`` returns ``(loc, conf, landmark_deltas)``: box regressions ``(N, A, 4)``, class LOGITS
   ``(N, A, 2)`` (index 1 = face; apply softmax for scores) and landmark regressions ``(N, A, 10)``,
-  concatenated over strides 8, 16, 32 in anchor order (see :mod:`featherface.anchors`);
+  concatenated over strides 8, 16, 32 in anchor order (see :mod:`featherface.models.anchors`);
 * ``forward(x, return_features=True)`` also returns the three 64-channel feature maps that feed
   the context modules (post-BiFPN attention), the maps aligned during distillation (a keyword
   argument, so DistributedDataParallel passes it through);

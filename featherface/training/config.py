@@ -3,22 +3,21 @@
 Each option is one dataclass field in one of four sections (:class:`RunSettings`,
 :class:`OptimiserSettings`, :class:`DataSettings`, :class:`DistillationSettings`), declared with
 :func:`option`, whose ``help`` text is what ``featherface train --help`` and ``featherface distill
---help`` print: the command line is generated from these fields (:func:`add_arguments`), so an
+--help`` print: the command line is generated from these fields (``featherface.cli.train``), so an
 option has one name in the config, on the command line (``--snake-case`` becomes
 ``--snake-case`` with dashes), in the loss and in the logs. :class:`TrainConfig` is all four sections
 as one flat dataclass (``cfg.alpha``, ``cfg.images``), written as YAML next to the checkpoints.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import types
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..data import MASK_STYLES
 
 
 
@@ -28,9 +27,7 @@ def invalid_weights(weights: dict) -> dict:
     return {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
 
 
-# the accepted values of the string options, shared with the command line's choices (and
-# MASK_STYLES with data.transforms: defined here, so that the parser needs neither OpenCV nor torch)
-MASK_STYLES = ("plain", "varied")
+# the accepted values of the string options, shared with the command line's choices
 ARCHS = ("nano", "retinaface", "v1")
 MODES = ("train", "distill")
 LR_SCHEDULES = ("step", "cosine", "constant")
@@ -126,7 +123,7 @@ class DataSettings:
 
 @dataclass
 class DistillationSettings:
-    """The teacher and the knowledge-distillation loss (:class:`featherface.losses.DistillationLoss`)."""
+    """The teacher and the knowledge-distillation loss (:class:`featherface.training.losses.DistillationLoss`)."""
 
     teacher: str | None = option(None, "teacher: FeatherFace checkpoint, official V1 .pth or RetinaFace-MobileNet0.25 "
                                  ".pth (loaded strictly and checked)", distill_only=True)
@@ -211,69 +208,6 @@ class TrainConfig(DistillationSettings, DataSettings, OptimiserSettings, RunSett
             raise ValueError("online_labels needs distill mode on a photo folder (no --labels)")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be >= 1")
-
-
-# ------------------------------------------------------------------ the command line, generated
-
-def _source_weight(text: str) -> tuple[str, float]:
-    """``SOURCE=W`` (a pool source folder and its sampling multiplicity) for ``--source-weights``."""
-    name, sep, value = text.partition("=")
-    try:
-        weight = float(value)
-    except ValueError:
-        weight = -1.0
-    if not sep or not name or weight < 0 or not math.isfinite(weight):
-        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT with WEIGHT >= 0, got {text!r}")
-    return name, weight
-
-
-def _base_type(hint: Any) -> tuple[type, bool]:
-    """The scalar type of a field's type hint (``float | None`` -> float) and whether it is a list."""
-    if isinstance(hint, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    if typing.get_origin(hint) is list:
-        return typing.get_args(hint)[0], True
-    return hint, False
-
-
-def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """One flag per config field of ``command`` ("train" or "distill"), in one argument group per
-    section. Every flag defaults to None (``SUPPRESS`` would hide the default from ``--help``): only
-    the flags a user gives override ``--config`` (see :func:`config_from_flags`)."""
-    for section in SECTIONS:
-        hints = typing.get_type_hints(section)
-        group = parser.add_argument_group(section.__name__.removesuffix("Settings").lower(), section.__doc__)
-        for f in fields(section):
-            meta = f.metadata
-            if not meta.get("flag", True) or (meta["distill_only"] and command != "distill"):
-                continue
-            default = f.default if f.default is not MISSING else f.default_factory()
-            kw: dict[str, Any] = {"default": None, "dest": f.name, "metavar": meta["metavar"],
-                                  "help": f"{meta['help']} (default: {default})"}
-            scalar, many = _base_type(hints[f.name])
-            if f.name == "source_weights":
-                kw.update(type=_source_weight, nargs="+")
-            elif scalar is bool:
-                kw.update(action=argparse.BooleanOptionalAction)
-                kw.pop("metavar")
-            else:
-                kw.update(type=scalar, choices=meta["choices"])
-                if many:
-                    kw["nargs"] = "*" if f.name == "milestones" else "+"
-            group.add_argument("--" + f.name.replace("_", "-"), **kw)
-
-
-def config_from_flags(args: argparse.Namespace, base: TrainConfig, mode: str) -> TrainConfig:
-    """``base`` with ``mode`` and every flag the user gave (not None) applied."""
-    values = asdict(base)
-    values["mode"] = mode
-    for f in fields(TrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = dict(v) if f.name == "source_weights" else v
-    if values["grad_clip"] == 0:
-        values["grad_clip"] = None
-    return TrainConfig(**values)
 
 
 def lr_factor(epoch_float: float, cfg: TrainConfig, total_epochs: float | None = None) -> float:

@@ -24,14 +24,14 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from ..anchors import priors
-from ..checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint, save_checkpoint
+from ..models.anchors import priors
+from ..models.checkpoint import atomic_save, load_state_strict, make_checkpoint, read_checkpoint, save_checkpoint
 from ..data.dataset import PseudoLabelDataset, WiderFaceDataset, collate, pseudo_label
 from ..core.files import list_images
 from ..core.detector import FaceDetector
-from ..loading import load_any
-from ..torch_runner import TorchRunner
-from ..losses import DistillationLoss, MultiBoxLoss
+from ..models.loading import load_any
+from ..export.torch_runner import TorchRunner
+from .losses import DistillationLoss, MultiBoxLoss
 from ..models import build_model
 from ..models.featherface import backbone_of
 from .config import TrainConfig, lr_factor
@@ -174,7 +174,7 @@ def copy_backbone(model: torch.nn.Module, path: str) -> str:
     """Initialise ``model``'s MobileNetV1-0.25 from ``path``: a detector checkpoint (ours, or an
     official V1 / RetinaFace state_dict), whose backbone is copied, or the ImageNet weights.
     Returns which kind it was. Strict either way: a file that is neither raises ValueError."""
-    from ..checkpoint import CheckpointError
+    from ..models.checkpoint import CheckpointError
     from ..models.backbone import load_imagenet_weights
 
     try:
@@ -371,10 +371,10 @@ def save_state(st: RunState, epoch: int, step_in_epoch: int) -> None:
 
 
 def openvino_teacher(teacher: torch.nn.Module, out: Path, size: int):
-    """The teacher as an OpenVINO graph (outputs and feature maps; :func:`featherface.export.
+    """The teacher as an OpenVINO graph (outputs and feature maps; :func:`featherface.export.graph.
     export_onnx` with ``features=True``), written to ``out/teacher.onnx``, compiled once per batch shape.
     Checked here against the PyTorch teacher on one random batch before training starts."""
-    from ..export import export_onnx
+    from ..export.graph import export_onnx
     from ..core.runners import OpenVinoRunner
 
     path = export_onnx(teacher, out / "teacher.onnx", getattr(teacher, "name", "?"), size, size, features=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..anchors import box_iou
+from ..models.anchors import box_iou
 from ..core.postprocess import PostProcessConfig, RawOutputs, postprocess_image
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from featherface.benchmarks.roofline import input_shape, measure_roofline, onnx_flops
-from featherface.export import export_onnx
+from featherface.export.graph import export_onnx
 from featherface.models import build_model
-from featherface.profiling import count_flops
+from featherface.models.profiling import count_flops
 
 pytest.importorskip("onnxruntime")
 

@@ -26,7 +26,7 @@ def test_benchmark_v1_vs_nano(tmp_path, v1_checkpoint):
     assert rc == 0
     res = json.loads((out / "benchmark.json").read_text())
     assert res["models"]["v1"]["parameters"] == 592_371 and res["models"]["nano"]["parameters"] == 344_254
-    from featherface.loading import load_any, recommended_threshold, checkpoint_path
+    from featherface.models.loading import load_any, recommended_threshold, checkpoint_path
 
     assert res["models"]["nano"]["score_threshold"] == recommended_threshold(load_any(checkpoint_path("nano"))[1])
     rows = {(t["model"], t["backend"], t["size"]) for t in res["timings"]}

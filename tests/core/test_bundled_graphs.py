@@ -11,7 +11,7 @@ from tests.conftest import shared_file
 def test_fp32_graph_equals_the_checkpoint():
     torch = pytest.importorskip("torch")
     from featherface.core.runners import OnnxRunner
-    from featherface.loading import checkpoint_path, load_any
+    from featherface.models.loading import checkpoint_path, load_any
 
     model = load_any(checkpoint_path("nano"))[0].eval()
     graph = OnnxRunner(WEIGHTS_DIR / "nano.onnx")

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from featherface.data.pool import BoxConvention, PoolDataset, measure_convention, no_face_image, read_pool, read_pool_labels
+from featherface.data.pool import (BoxConvention, PoolDataset, held_out_photos, measure_convention, no_face_image, read_pool,
+                                   read_pool_labels)
 
 
 @pytest.fixture
@@ -34,6 +35,18 @@ def test_source_weights_repeat_and_thin(pool):
     assert sum(e.startswith("group/") for e in entries) == 6
     assert sum(e.startswith("crops/") for e in entries) == 2
     assert len(human) == 7
+
+
+def test_the_landmark_dev_set_is_never_sampled(tmp_path):
+    """The photos of featherface/data/landmark_dev.txt are in the pool folder but not in its samples."""
+    held = sorted(held_out_photos())
+    assert len(held) == 1156 and all(h.startswith("caltech_webfaces/") for h in held)
+    kept = "caltech_webfaces/Caltech_WebFaces/not_held.jpg"
+    for rel in (held[0], held[-1], kept):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / rel), np.zeros((8, 8, 3), np.uint8))
+    entries, _ = read_pool(tmp_path, None, {})
+    assert entries == [kept]
 
 
 def test_box_convention_hand_computed():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from featherface.anchors import num_anchors
+from featherface.models.anchors import num_anchors
 from featherface.models import build_model, parameter_breakdown
 
 V1 = {"backbone": 213_072, "backbone CBAM": 11_528, "BiFPN": 112_606, "BiFPN CBAM": 2_040,

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from featherface import FaceDetector
-from featherface.checkpoint import CheckpointError, load_model
-from featherface.convert import clean_official_state_dict, convert_official, load_official
+from featherface.models.checkpoint import CheckpointError, load_model
+from featherface.models.convert import clean_official_state_dict, convert_official, load_official
 from featherface.models import build_model, parameter_breakdown
 from tests.conftest import shared_file
 
@@ -23,7 +23,7 @@ def test_parameter_count():
 
 @pytest.mark.parametrize("hw", [(640, 640), (312, 512), (479, 641)])
 def test_output_shapes_match_priors(hw):
-    from featherface.anchors import priors
+    from featherface.models.anchors import priors
 
     with torch.no_grad():
         loc, conf, landmark_deltas = build_model("retinaface").eval()(torch.zeros(1, 3, *hw))

@@ -5,7 +5,8 @@ from dataclasses import fields
 import pytest
 
 from featherface.models import ARCHITECTURES
-from featherface.training.config import ARCHS, SECTIONS, TrainConfig, add_arguments, config_from_flags
+from featherface.cli.train import add_arguments, config_from_flags
+from featherface.training.config import ARCHS, SECTIONS, TrainConfig
 
 
 def _parse(command: str, argv: list[str]) -> argparse.Namespace:

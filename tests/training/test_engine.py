@@ -13,7 +13,7 @@ import pytest
 import yaml
 import torch
 
-from featherface.checkpoint import read_checkpoint, save_checkpoint
+from featherface.models.checkpoint import read_checkpoint, save_checkpoint
 from featherface.cli import main
 from featherface.core.files import read_image
 from featherface.models import build_model
@@ -137,7 +137,7 @@ def test_init_backbone_copies_a_detector_backbone(official_v1_path, tmp_path):
 
     student = build_model("nano")
     assert copy_backbone(student, str(official_v1_path)) == "detector"
-    from featherface.convert import load_official
+    from featherface.models.convert import load_official
 
     v1, _ = load_official(official_v1_path)
     for (k, a), (_, b) in zip(backbone_of(student).state_dict().items(), backbone_of(v1).state_dict().items()):
@@ -226,7 +226,7 @@ def test_online_label_distillation_smoke(tmp_path, official_v1_path, caplog):
     the teacher's detections become targets (faces logged) and the frozen backbone stays V1's."""
     import shutil
 
-    from featherface.convert import load_official
+    from featherface.models.convert import load_official
     from featherface.models.featherface import backbone_of
 
     pool = tmp_path / "pool" / "groups"

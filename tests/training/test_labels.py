@@ -1,7 +1,7 @@
 """Online pseudo-labels: the teacher's own output decoded into targets, merged with human boxes."""
 import torch
 
-from featherface.anchors import encode, priors
+from featherface.models.anchors import encode, priors
 from featherface.training.labels import decode_teacher, merge_online_targets
 
 

@@ -1,7 +1,7 @@
-"""Batch runs on Ray Data: the same jobs, records and guarantees as :func:`featherface.core.batch.run_batch`,
+"""Batch runs on Ray Data: the same jobs, records and guarantees as :func:`featherface.apps.batch.run_batch`,
 spread over the CPUs of one machine or of a cluster.
 
-The driver lists the files once and checks the output folder (:func:`~featherface.core.batch.open_run`:
+The driver lists the files once and checks the output folder (:func:`~featherface.apps.batch.open_run`:
 refusals, ``--resume`` settings check). Image paths then stream through ``map_batches`` into a pool
 of actors, each holding one detector (the light, torch-free core): the actor reads and decodes each
 file, runs the job, writes its output images into the output folder (which must be a path that every
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from .batch import PARQUET, Job, Listing, RunResult, Source, close_run, open_run, process_file, record_outcome, video_args
-from .files import is_video
-from .runners import require
+from ..core.files import is_video
+from ..core.runners import require
 
 log = logging.getLogger(__name__)
 

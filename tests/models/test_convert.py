@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from featherface.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from featherface.models.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from featherface.core.constants import MEAN_BGR
-from featherface.convert import clean_official_state_dict, load_official_v1
+from featherface.models.convert import clean_official_state_dict, load_official_v1
 from featherface.models import build_model
 from tests.conftest import shared_file
 

@@ -34,8 +34,8 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from .runners import MissingExtra
-from .files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
+from ..core.runners import MissingExtra
+from ..core.files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
                     write_json)
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def summarise(records_path: Path) -> dict:
             "skipped": list(skipped.values())}
 
 
-#: one row per file, written by Ray runs (featherface.core.raydata)
+#: one row per file, written by Ray runs (featherface.apps.raydata)
 PARQUET = "run.parquet"
 #: what a run writes besides its outputs
 RUN_FILES = (RECORDS, SUMMARY, PARQUET)
@@ -349,7 +349,7 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
 
 def video_args(run: OpenRun, progress: Callable, video_writer: Callable | None = None) -> dict:
     """What :func:`process_file` needs for videos besides the job: the run's records, a writer
-    (default: :func:`featherface.core.video.open_writer`), the frame reader, the progress wrapper."""
+    (default: :func:`featherface.apps.video.open_writer`), the frame reader, the progress wrapper."""
     from .video import open_writer, read_frames
 
     return {"stream": run.stream, "video_writer": video_writer or open_writer, "read_frames": read_frames,
@@ -364,7 +364,7 @@ def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, r
     ``draw=False`` writes only the records. ``max_pixels``: images whose header states more pixels
     are refused before decoding. ``resume`` skips the files the earlier run recorded, failed ones
     included unless ``retry_failed``. ``video_writer(path, fps, size, source)`` opens a writer for
-    output videos (default: :func:`featherface.core.video.open_writer`). ``progress(iterable,
+    output videos (default: :func:`featherface.apps.video.open_writer`). ``progress(iterable,
     total)`` wraps loops (a progress bar in the CLI). ``workers``: images processed at once, in
     threads sharing the job (decoding, encoding and onnxruntime release the GIL); used only with a
     runner that takes concurrent calls (``thread_safe``), one otherwise. Records keep the listing's

@@ -1,4 +1,4 @@
-"""The jobs a batch run does (:mod:`featherface.core.batch`): detect, anonymise, crop.
+"""The jobs a batch run does (:mod:`featherface.apps.batch`): detect, anonymise, crop.
 
 Each job turns an image (or a video frame) into a record and output images; the record's ``faces``
 hold boxes x1, y1, x2, y2 and landmarks in pixels of the original image.
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import align_face, crop_face
-from .anonymize import anonymize, anonymize_passes
-from .detector import FaceDetector
-from .drawing import draw_detections
-from .geometry import iou_matrix
-from .imageops import resize, to_gray
-from .postprocess import Detections
+from ..core.align import align_face, crop_face
+from ..core.anonymize import anonymize, anonymize_passes
+from ..core.detector import FaceDetector
+from ..core.drawing import draw_detections
+from ..core.geometry import iou_matrix
+from ..core.imageops import resize, to_gray
+from ..core.postprocess import Detections
 
 
 @lru_cache(maxsize=8)

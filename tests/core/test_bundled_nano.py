@@ -23,7 +23,7 @@ def nano():
 
 
 def test_threshold_is_recommended_by_the_weights(nano):
-    from featherface.loading import load_any, recommended_threshold, checkpoint_path
+    from featherface.models.loading import load_any, recommended_threshold, checkpoint_path
 
     assert nano.cfg.score_threshold == recommended_threshold(load_any(checkpoint_path("nano"))[1]) is not None
 

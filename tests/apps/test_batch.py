@@ -177,7 +177,7 @@ def test_anonymized_video_keeps_frames_and_audio(tmp_path, small_crowd):
     out = tmp_path / "out"
     assert main(["anonymize", str(clip), "--output", str(out)]) == 0
     (rec,) = json.loads((out / "run.json").read_text())["results"]
-    from featherface.core.video import has_audio
+    from featherface.apps.video import has_audio
 
     cap = cv2.VideoCapture(rec["output"])
     n = 0

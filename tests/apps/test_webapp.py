@@ -17,7 +17,7 @@ import pytest
 from featherface import FaceDetector
 from featherface.core.files import read_image
 from featherface.core.runners import OnnxRunner
-from featherface.core.webapp import ISOLATION_HEADERS, WASM, WEB_DIR, make_server, site_config, write_site
+from featherface.apps.webapp import ISOLATION_HEADERS, WASM, WEB_DIR, make_server, site_config, write_site
 from featherface.core.weights import WEIGHTS_DIR
 from tests.conftest import REPO, shared_file
 
@@ -50,7 +50,7 @@ def test_every_response_is_cross_origin_isolated(server):
 
 
 def test_only_the_pages_files_are_served(server):
-    for path in ("pyproject.toml", "../pyproject.toml", "%2e%2e/core/webapp.py", "vendor/", "models/nano.pt", "core/webapp.py"):
+    for path in ("pyproject.toml", "../pyproject.toml", "%2e%2e/apps/webapp.py", "vendor/", "models/nano.pt", "apps/webapp.py"):
         with pytest.raises(urllib.error.HTTPError) as err:
             _get(server + path)
         assert err.value.code == 404, path

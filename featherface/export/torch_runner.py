@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core.constants import MEAN_BGR
-from .core.postprocess import RawOutputs
-from .core.runners import OnnxRunner, OpenVinoRunner, Runner
+from ..core.constants import MEAN_BGR
+from ..core.postprocess import RawOutputs
+from ..core.runners import OnnxRunner, OpenVinoRunner, Runner
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class TorchRunner:
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu", fuse: bool = True,
                  num_threads: int | None = None, channels_last: bool | None = None, arch: str = "?",
                  score_threshold: float | None = None, contract: dict | None = None) -> None:
-        from .models.fuse import fold_batchnorm, fold_channel_shuffle
+        from ..models.fuse import fold_batchnorm, fold_channel_shuffle
 
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
@@ -79,7 +79,7 @@ def runner_from_checkpoint(path: str | Path, backend: str = "torch", device: str
                            num_threads: int | None = None) -> Runner:
     """A runner for a checkpoint or released state_dict: PyTorch, or (``backend`` onnxruntime /
     openvino) the graph exported in memory; the temporary file is removed before returning."""
-    from .loading import load_any, preprocess_contract, recommended_threshold
+    from ..models.loading import load_any, preprocess_contract, recommended_threshold
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: this PyTorch build sees no CUDA device (use 'cpu')")
@@ -95,7 +95,7 @@ def runner_from_checkpoint(path: str | Path, backend: str = "torch", device: str
                              contract=contract)
         runner.source = Path(path)
         return runner
-    from .export import export_onnx
+    from .graph import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="featherface_") as tmp:
         graph = export_onnx(model.cpu(), Path(tmp) / "model.onnx", arch=arch, score_threshold=threshold).read_bytes()

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from featherface.core.anonymize import anonymize_passes
-from featherface.core.jobs import AnonymizeJob, FaceTracks, scene_cut, scene_thumbnail
+from featherface.apps.jobs import AnonymizeJob, FaceTracks, scene_cut, scene_thumbnail
 from featherface.core.postprocess import Detections, PostProcessConfig
 
 BOX = [40.0, 40.0, 80.0, 90.0]

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import torch
 
-from .core.constants import MIN_SIZES, STEPS, VARIANCES
+from ..core.constants import MIN_SIZES, STEPS, VARIANCES
 
 
 def feature_map_sizes(height: int, width: int, steps: tuple[int, ...] = STEPS) -> list[tuple[int, int]]:

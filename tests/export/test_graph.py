@@ -5,10 +5,10 @@ import onnx
 import pytest
 
 from featherface import FaceDetector
-from featherface.checkpoint import load_model, save_checkpoint
-from featherface.export import check_parity, export_onnx
+from featherface.models.checkpoint import load_model, save_checkpoint
+from featherface.export.graph import check_parity, export_onnx
 from featherface.core.runners import OnnxRunner
-from featherface.torch_runner import TorchRunner
+from featherface.export.torch_runner import TorchRunner
 from featherface.models import build_model
 from tests.conftest import shared_file
 
@@ -42,7 +42,7 @@ def test_nano_parity_other_sizes_batch2(nano_model, tmp_path):
 
 
 def test_retinaface_parity_other_sizes_batch2(tmp_path):
-    from featherface.convert import load_official
+    from featherface.models.convert import load_official
 
     model, _ = load_official(shared_file("peers/retinaface_mnet0.25_biubug6.pth"))
     path = export_onnx(model, tmp_path / "retina.onnx", "retinaface", 320, 320)

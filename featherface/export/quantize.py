@@ -23,7 +23,7 @@ def calibration_photos(folder: str | Path, count: int) -> list[np.ndarray]:
     """``count`` readable photos of ``folder``, a fixed, spread-out sample (shuffled with seed 0)."""
     import random
 
-    from .core.files import list_images, read_image
+    from ..core.files import list_images, read_image
 
     names = list_images(folder)
     random.Random(0).shuffle(names)
@@ -40,7 +40,7 @@ def calibration_photos(folder: str | Path, count: int) -> list[np.ndarray]:
 
 def calibration_inputs(images: list[np.ndarray], long_side: int = 640) -> list[np.ndarray]:
     """Network inputs ``(1, 3, H, W)`` float32 for the calibration photos."""
-    from .core.detector import preprocess
+    from ..core.detector import preprocess
 
     return [preprocess(img, long_side=long_side)[0][None] for img in images]
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .core.runners import OnnxRunner
-from .anchors import decode, decode_landmarks, pixel_priors
-from .core.constants import LANDMARK_NAMES, MEAN_BGR, VARIANCES
+from ..core.runners import OnnxRunner
+from ..models.anchors import decode, decode_landmarks, pixel_priors
+from ..core.constants import LANDMARK_NAMES, MEAN_BGR, VARIANCES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def export_onnx(model: nn.Module, path: str | Path, arch: str, height: int = 640
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .models.fuse import fold_channel_shuffle
+    from ..models.fuse import fold_channel_shuffle
 
     # Nano's channel shuffles folded into the heads' first convs: same outputs, three copies fewer
     model = fold_channel_shuffle(model.eval().cpu())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from featherface.anchors import encode, encode_landmarks, priors
+from featherface.models.anchors import encode, encode_landmarks, priors
 from featherface.core.postprocess import PostProcessConfig, RawOutputs, box_vote, nms, postprocess_image
 
 
@@ -89,7 +89,7 @@ def test_thresholds_validated():
 def test_boxes_are_clipped_to_the_image():
     import torch
 
-    from featherface.anchors import encode, priors
+    from featherface.models.anchors import encode, priors
 
     anchors = priors(64, 64)
     loc = torch.zeros(anchors.shape[0], 4)
@@ -112,8 +112,8 @@ def test_numpy_priors_equal_the_torch_priors():
 
 def _torch_reference(outputs, hw, scale, cfg):
     """The post-processing as the package did it in torch before the core moved to numpy: softmax,
-    threshold, decode with featherface.anchors, NMS and voting (numpy, as then)."""
-    from featherface.anchors import decode, decode_landmarks
+    threshold, decode with featherface.models.anchors, NMS and voting (numpy, as then)."""
+    from featherface.models.anchors import decode, decode_landmarks
 
     loc, conf, lm = (torch.from_numpy(o) for o in outputs)
     h, w = hw
@@ -139,8 +139,8 @@ def test_numpy_postprocessing_gives_the_torch_paths_faces(arch, photo, official_
     import cv2
 
     from featherface.core.detector import preprocess
-    from featherface.loading import checkpoint_path, load_any
-    from featherface.torch_runner import TorchRunner
+    from featherface.models.loading import checkpoint_path, load_any
+    from featherface.export.torch_runner import TorchRunner
     from tests.conftest import shared_file
 
     weights = {"nano": checkpoint_path("nano"), "v1": official_v1_path,

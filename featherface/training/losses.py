@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .anchors import encode, encode_landmarks
-from .anchors import box_iou
+from ..models.anchors import encode, encode_landmarks
+from ..models.anchors import box_iou
 
 
 def point_form(anchors: torch.Tensor) -> torch.Tensor:

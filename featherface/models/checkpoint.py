@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core.constants import LANDMARK_NAMES, MEAN_BGR
-from .core.files import atomic_write
-from .models import build_model
+from ..core.constants import LANDMARK_NAMES, MEAN_BGR
+from ..core.files import atomic_write
+from . import build_model
 
 FORMAT = "featherface"
 FORMAT_VERSION = 1

@@ -13,8 +13,8 @@ from pathlib import Path
 from torch import nn
 
 from .checkpoint import CheckpointError, load_model, read_checkpoint
-from .core.constants import LANDMARK_NAMES, MEAN_BGR
-from .core.weights import resolve_weights
+from ..core.constants import LANDMARK_NAMES, MEAN_BGR
+from ..core.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runners import require
+from ..core.runners import require
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from featherface.anchors import (decode, decode_landmarks, encode, encode_landmarks, feature_map_sizes,
+from featherface.models.anchors import (decode, decode_landmarks, encode, encode_landmarks, feature_map_sizes,
                                  num_anchors, priors)
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import ARCHITECTURES, build_model, parameter_breakdown
+from . import ARCHITECTURES, build_model, parameter_breakdown
 
 
 def count_flops(model: nn.Module, height: int = 640, width: int = 640) -> int:

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from featherface.export import export_onnx
-from featherface.loading import load_any, checkpoint_path
+from featherface.export.graph import export_onnx
+from featherface.models.loading import load_any, checkpoint_path
 from featherface.core.runners import OpenVinoRunner
-from featherface.torch_runner import TorchRunner
+from featherface.export.torch_runner import TorchRunner
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed")
 

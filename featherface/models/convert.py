@@ -17,7 +17,7 @@ import torch
 from .checkpoint import CheckpointError, load_state_strict, save_checkpoint
 from torch import nn
 
-from .models import FeatherFaceV1, build_model
+from . import FeatherFaceV1, build_model
 
 log = logging.getLogger(__name__)
 

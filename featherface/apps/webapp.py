@@ -24,7 +24,7 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .weights import WEIGHTS_DIR
+from ..core.weights import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 
 def site_config() -> dict:
     """``config.json``: each model's URL, score threshold and mean (the graph's own metadata)."""
-    from .runners import OnnxRunner
+    from ..core.runners import OnnxRunner
 
     models = {}
     for name, filename in MODELS.items():

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from featherface.anchors import priors
-from featherface.losses import DistillationLoss, MultiBoxLoss, added_positives, box_iou, match
+from featherface.models.anchors import priors
+from featherface.training.losses import DistillationLoss, MultiBoxLoss, added_positives, box_iou, match
 
 
 def _target(boxes, landmarks=None, has=None):

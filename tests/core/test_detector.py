@@ -5,7 +5,7 @@ import pytest
 
 from featherface import FaceDetector, LANDMARK_NAMES
 from featherface.core.detector import preprocess
-from featherface.torch_runner import TorchRunner
+from featherface.export.torch_runner import TorchRunner
 from featherface.models import build_model
 from tests.conftest import shared_file
 
@@ -89,8 +89,8 @@ def test_preprocess_scale_and_mean():
 def test_bundled_nano_uses_its_recommended_threshold(tmp_path):
     import cv2
 
-    from featherface.checkpoint import read_checkpoint
-    from featherface.loading import checkpoint_path
+    from featherface.models.checkpoint import read_checkpoint
+    from featherface.models.loading import checkpoint_path
 
     ck = read_checkpoint(checkpoint_path("nano"))
     assert ck["arch"] == "nano" and 0 < ck["meta"]["score_threshold"] < 1 and ck["meta"]["score_threshold"] != 0.5
@@ -144,8 +144,8 @@ def test_detector_reads_the_input_contract_from_the_weights(tmp_path):
     channels reversed and declared RGB (mean 123, 117, 104) is the same detector as Nano."""
     import torch
 
-    from featherface.checkpoint import load_model, save_checkpoint
-    from featherface.loading import checkpoint_path
+    from featherface.models.checkpoint import load_model, save_checkpoint
+    from featherface.models.loading import checkpoint_path
 
     model, ckpt = load_model(checkpoint_path("nano"))
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels == 3)
