@@ -4,6 +4,8 @@ The public surface. Importing it loads no deep-learning framework and no OpenCV:
 numpy, Pillow and onnxruntime (or OpenVINO). ``build_model`` (the PyTorch networks) needs the ``[torch]``
 extra and is imported on first use.
 """
+from importlib.metadata import version
+
 from .core.align import align_face, crop_face
 from .core.anonymize import anonymize
 from .core.constants import LANDMARK_NAMES
@@ -13,7 +15,7 @@ from .core.postprocess import Detection, Detections
 
 __all__ = ["FaceDetector", "Detection", "Detections", "LANDMARK_NAMES", "anonymize", "align_face", "crop_face", "read_image",
            "build_model"]
-__version__ = "0.2.0"
+__version__ = version("featherface")  # the one version, pyproject.toml's
 
 
 def __getattr__(name: str):

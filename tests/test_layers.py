@@ -19,6 +19,7 @@ LAYERS = {
     "training": 7,
     "benchmarks": 8,
     "cli": 9,
+    "__main__": 9,  # python -m featherface: the command line
 }
 # inside a package, as fractions of its layer
 SUB_LAYERS = {

@@ -35,8 +35,9 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from ..core.runners import MissingExtra
+from ..core.errors import InputError, UsageError
 from ..core.files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
-                    write_json)
+                          write_json)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ RECORDS = "run.jsonl"
 SUMMARY = "run.json"
 
 
-class RunError(ValueError):
+class RunError(UsageError):
     """A run that cannot start (refused output folder, settings that differ from the run resumed)."""
 
 
@@ -343,6 +344,8 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
         if is_video(src.path):
             return _run_video(job, src, out_dir, draw, **video)
         return _run_image(job, src, out_dir, draw, max_pixels)
+    except UsageError:
+        raise  # a bad call (options, model, output folder) stops the run: it is never a per-file failure
     except (ValueError, MemoryError, OSError, MissingExtra) as exc:  # MissingExtra: a video without [video]
         return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
 
@@ -401,7 +404,7 @@ def run_batch(job: Job, listing: Listing, out_dir: Path, *, draw: bool = True, r
 def _run_image(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: int) -> dict:
     w, h = read_image_size(src.path)
     if w * h > max_pixels:
-        raise ValueError(f"{src.path}: {w}x{h} = {w * h:,} pixels (from its header), above the limit of "
+        raise InputError(f"{src.path}: {w}x{h} = {w * h:,} pixels (from its header), above the limit of "
                          f"{max_pixels:,} (raise it with --max-pixels)")
     img = read_image(src.path)
     fields, outputs = job.image(img)

@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from ..core.align import align_face, crop_face
-from ..core.anonymize import anonymize, anonymize_passes
+from ..core.anonymize import anonymize, anonymize_passes, check_mask_options
 from ..core.detector import FaceDetector
 from ..core.drawing import draw_detections
+from ..core.errors import InputError, UsageError
 from ..core.geometry import iou_matrix
 from ..core.imageops import resize, to_gray
 from ..core.postprocess import Detections
+from ..core.settings import ANONYMIZE
 
 
 @lru_cache(maxsize=8)
@@ -118,29 +120,43 @@ class AnonymizeJob:
 
     detector: FaceDetector
     model: str
-    mode: str = "blur"
-    shape: str = "ellipse"
-    pad: float = 0.15
-    color: tuple[int, int, int] = (0, 0, 0)
-    hold: int = 5
+    mode: str = ANONYMIZE.mode
+    shape: str = ANONYMIZE.shape
+    pad: float = ANONYMIZE.pad
+    color: tuple[int, int, int] = ANONYMIZE.color
+    hold: int = ANONYMIZE.hold
     #: a second detection pass for small faces the first pass misses: a long side, ``"full"`` (the
     #: image's own size, for large images: :func:`anonymize_passes`), or None
-    second_pass: int | str | None = None
+    second_pass: int | str | None = ANONYMIZE.second_pass
     #: also detect on the mirrored image
-    flip: bool = False
+    flip: bool = ANONYMIZE.flip
+    #: the faces masked: recall first, as the command line and ``anonymize(image)``; None: the
+    #: detector's own threshold (0.65 for the bundled Nano, which leaves many more faces visible)
+    score_threshold: float | None = ANONYMIZE.score_threshold
     kind: str = "anonymize"
     settings: dict = field(init=False)
 
     def __post_init__(self) -> None:
+        check_mask_options(self.mode, self.shape, self.pad, color=self.color)
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
+            raise UsageError(f"score_threshold must be in [0, 1] or None, got {self.score_threshold}")
+        if self.hold < 0:
+            raise UsageError(f"hold must be >= 0, got {self.hold}")
+        if not (self.second_pass in (None, "full") or (isinstance(self.second_pass, int) and self.second_pass >= 32)):
+            raise UsageError(f"second_pass must be 'full', None or a long side >= 32, got {self.second_pass!r}")
         self.settings = {**detector_settings(self.detector, self.model), "mode": self.mode, "shape": self.shape,
                          "pad": self.pad, "color": list(self.color), "hold_frames": self.hold,
                          "second_pass": self.second_pass, "flip": self.flip}
+        if self.score_threshold is not None:
+            self.settings["score_threshold"] = self.score_threshold
         self._tracks = FaceTracks(self.hold)
         self._thumb: np.ndarray | None = None
 
     def detect(self, image: np.ndarray) -> Detections:
         sides = anonymize_passes(image.shape[:2], self.detector.long_side, self.second_pass)
-        return self.detector.detect_passes(image, sides, flip=self.flip)
+        if self.score_threshold is None:
+            return self.detector.detect_passes(image, sides, flip=self.flip)
+        return self.detector.detect_passes(image, sides, flip=self.flip, score_threshold=self.score_threshold)
 
     def _mask(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         return anonymize(image, boxes, mode=self.mode, shape=self.shape, pad=self.pad, color=self.color)
@@ -211,4 +227,4 @@ class CropJob:
         return record, crops
 
     def frame(self, frame: np.ndarray, index: int, detections: Detections | None = None):
-        raise ValueError("crop works on images, not videos")
+        raise InputError("crop works on images, not videos")

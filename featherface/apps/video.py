@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import InputError
 from ..core.runners import require
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class FrameReader:
             meta = next(self._gen)
         except (OSError, RuntimeError, StopIteration):
             self._gen.close()
-            raise ValueError(f"{path}: cannot be opened as a video") from None
+            raise InputError(f"{path}: cannot be opened as a video") from None
         fps = meta.get("fps")
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0
         self.size = tuple(meta["size"])
@@ -65,10 +66,10 @@ class FrameReader:
     def check_complete(self, decoded: int) -> None:
         """Raise when fewer frames decoded than the header states (a truncated or damaged file)."""
         if decoded == 0:
-            raise ValueError(f"{self.path}: no frames could be decoded")
+            raise InputError(f"{self.path}: no frames could be decoded")
         # containers may state a count one off (rounded durations); more than that is damage
         if self.total is not None and decoded < self.total - 1:
-            raise ValueError(f"{self.path}: truncated or damaged video: decoded {decoded} of the {self.total} "
+            raise InputError(f"{self.path}: truncated or damaged video: decoded {decoded} of the {self.total} "
                              "frames its header states")
 
     def close(self) -> None:

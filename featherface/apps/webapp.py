@@ -21,9 +21,12 @@ import json
 import logging
 import shutil
 from http import HTTPStatus
+from importlib.metadata import version
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ..core.constants import MIN_SIZES, STEPS, VARIANCES
+from ..core.settings import page_settings
 from ..core.weights import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 
 
 def site_config() -> dict:
-    """``config.json``: each model's URL, score threshold and mean (the graph's own metadata)."""
+    """``config.json``: each model's URL, score threshold and mean (the graph's own metadata), and
+    the detector's and anonymiser's defaults (:func:`featherface.core.settings.page_settings`)."""
     from ..core.runners import OnnxRunner
 
     models = {}
@@ -51,7 +55,8 @@ def site_config() -> dict:
         runner = OnnxRunner(path)  # reads the graph's metadata as the Python detector does
         models[name] = {"url": f"models/{filename}", "score_threshold": runner.score_threshold,
                         "mean": list(runner.contract["mean"]), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {"default_model": "nano", "models": models}
+    return {"version": version("featherface"), "default_model": "nano", "models": models, "settings": page_settings(),
+            "anchors": {"minSizes": [list(s) for s in MIN_SIZES], "steps": list(STEPS), "variances": list(VARIANCES)}}
 
 
 def site_files() -> dict[str, Path]:

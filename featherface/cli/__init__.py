@@ -56,6 +56,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _CommandParser(_Parser):
+    """A command's parser: ``-v`` / ``-q`` work after the command too (``featherface detect x -q``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: not given here leaves the value given before the command (or its default)
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="featherface", description="Tiny face detectors: FeatherFace V1 and Nano.")
     from importlib.metadata import version
@@ -63,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"featherface {version('featherface')}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors (no progress bars or summaries)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     p = sub.add_parser("info", help="parameter breakdown and FLOPs of V1, Nano and the RetinaFace-MobileNet0.25 baseline")
     p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"))

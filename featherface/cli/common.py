@@ -5,6 +5,9 @@ import argparse
 import os
 from pathlib import Path
 
+# the defaults every detector flag starts from (a module of dataclasses: cheap to import)
+from ..core.settings import DETECTOR, DetectorSettings, help_of
+
 
 #: CPU threads by default. One: on a busy 2-core machine the engines' all-core default made a folder
 #: run several times slower (README, "Threads"), and batch runs parallelise across files instead.
@@ -48,6 +51,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def byte(text: str) -> int:
+    """argparse type: an integer in 0..255 (a colour channel)."""
+    value = int_at_least(0)(text)
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"must be in 0..255, got {value}")
+    return value
+
+
 def long_side_value(text: str) -> int:
     """argparse type for ``--long-side``: 0 (original size) or >= 32, as the library accepts."""
     value = int_at_least(0)(text)
@@ -87,7 +98,12 @@ def model_weights(name: str) -> str:
         raise
 
 
-def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = 640) -> None:
+def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = DETECTOR.long_side) -> None:
+    """The detector's flags; defaults and help from :class:`featherface.core.settings.DetectorSettings`
+    (``score``: another default threshold, e.g. anonymisation's; ``long_side``: evaluation's None)."""
+    def helped(name: str) -> str:
+        return help_of(DetectorSettings, name)
+
     p.add_argument("--model", default="nano", help="'nano', 'nano-int8', 'v1', an .onnx graph, a checkpoint (.pt), "
                    "or an official V1 / RetinaFace-MobileNet0.25 .pth (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="(default: %(default)s)")
@@ -96,17 +112,13 @@ def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, lo
     p.add_argument("--threads", type=int_at_least(0), default=DEFAULT_THREADS,
                    help="CPU threads (0 = the engine's default: all cores; default: %(default)s)")
     p.add_argument("--score-threshold", type=probability, default=score,
-                   help="minimum face score (default: the model's recommended value, else 0.5)" if score is None
-                   else "minimum face score (default: %(default)s)")
-    p.add_argument("--nms-iou", type=probability, default=0.4, help="(default: %(default)s)")
-    p.add_argument("--top-k", type=int_at_least(1), default=5000, help="candidates kept before NMS (default: %(default)s)")
-    p.add_argument("--keep-top-k", type=int_at_least(1), default=750,
-                   help="detections kept after NMS (default: %(default)s)")
-    p.add_argument("--no-box-voting", dest="box_voting", action="store_false",
-                   help="plain greedy NMS: kept boxes are not replaced by the score-weighted mean of the boxes they "
-                        "suppress (the released FeatherFace/RetinaFace behaviour)")
-    p.add_argument("--long-side", type=long_side_value, default=long_side,
-                   help="resize so the long side has this many pixels (>= 32); 0 = original size (default: %(default)s)")
+                   help=helped("score_threshold") if score is None else "minimum face score (default: %(default)s)")
+    p.add_argument("--nms-iou", type=probability, default=DETECTOR.nms_iou, help=helped("nms_iou"))
+    p.add_argument("--top-k", type=int_at_least(1), default=DETECTOR.top_k, help=helped("top_k"))
+    p.add_argument("--keep-top-k", type=int_at_least(1), default=DETECTOR.keep_top_k, help=helped("keep_top_k"))
+    p.add_argument("--box-voting", default=DETECTOR.box_voting, action=argparse.BooleanOptionalAction,
+                   help=helped("box_voting"))
+    p.add_argument("--long-side", type=long_side_value, default=long_side, help=helped("long_side"))
 
 
 def build_detector(args: argparse.Namespace, model_override: str | None = None, **overrides):

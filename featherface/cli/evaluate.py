@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..core.settings import DETECTOR
 from .common import add_detector_args, build_detector
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
         raise ValueError(f"--bootstrap must be >= 0 (0: no interval), got {args.bootstrap}")
     if args.compare is not None and str(args.compare) == str(args.model):
         raise ValueError(f"--compare {args.compare} is the --model itself")
-    long_side = 640 if args.long_side is None else (None if args.long_side <= 0 else args.long_side)
+    long_side = DETECTOR.long_side if args.long_side is None else (None if args.long_side <= 0 else args.long_side)
     classes = set(args.classes.split(",")) if args.classes else None
     from ..data.face_labels import read_face_labels
 

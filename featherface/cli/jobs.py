@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-# anonymise's detection and mask defaults (core/anonymize.py says where they were chosen)
-from ..core.anonymize import PAD, SECOND_PASS, THRESHOLD
-from .common import add_detector_args, build_detector, int_at_least, non_negative_float, second_pass_value
+# anonymise's detection and mask defaults (core/settings.py says where they were chosen)
+from ..core.settings import ANONYMIZE, MODES, SHAPES, AnonymizeSettings, help_of
+from .common import add_detector_args, build_detector, byte, int_at_least, non_negative_float, second_pass_value
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ def _source(args: argparse.Namespace) -> str:
 
 def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> int:
     from ..apps.batch import Listing, list_sources, run_batch
+    from ..core.errors import UsageError
+
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --output and --overwrite replaces it: give one of them")
+    if args.retry_failed and not args.resume:
+        raise UsageError("--retry-failed applies to a resumed run: add --resume")
     from ..core.files import is_video
 
     listing = list_sources(_source(args))  # a bad SOURCE fails before any model loads
@@ -89,9 +95,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     def make(det):
         return AnonymizeJob(det, str(args.model), mode=args.mode, shape=args.shape, pad=args.pad,
                             color=tuple(args.color), hold=args.hold, second_pass=args.second_pass or None,
-                            flip=args.flip)
-    if args.no_draw:
-        raise ValueError("anonymize writes the masked files; --no-draw does not apply")
+                            flip=args.flip, score_threshold=args.score_threshold)
     return run_job(args, make)
 
 
@@ -126,7 +130,7 @@ def _landmark_detector(args: argparse.Namespace):
     return build_detector(args, model_override=args.landmarks_model)
 
 
-def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None) -> None:
+def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None, draw: bool = True) -> None:
     p.add_argument("source", nargs="?", help="image, folder, quoted glob pattern, or video")
     p.add_argument("--example", action="store_true", help="run on the example photo inside the package")
     p.add_argument("--output", "-o", type=Path, default=Path(out_default), help="output folder (default: %(default)s)")
@@ -137,7 +141,8 @@ def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | Non
                    help="allow an --output that holds other files or an earlier run (which is replaced)")
     p.add_argument("--max-pixels", type=int_at_least(1), default=100_000_000,
                    help="refuse images whose header states more pixels (default: %(default)s)")
-    p.add_argument("--no-draw", action="store_true", help="write only the records, no images or videos")
+    if draw:
+        p.add_argument("--no-draw", action="store_true", help="write only the records, no images or videos")
     p.add_argument("--workers", type=int_at_least(1), default=DEFAULT_WORKERS,
                    help="images processed at once, each on one --threads engine thread (default: the CPUs, at most 4: "
                         "%(default)s here)")
@@ -155,22 +160,18 @@ def register_cli(sub) -> None:
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("anonymize", help="blur, pixelate or fill the faces of images, folders, globs or videos")
-    _batch_args(p, "anonymized", score=THRESHOLD)
-    p.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur", help="(default: %(default)s)")
-    p.add_argument("--shape", choices=["ellipse", "box"], default="ellipse", help="(default: %(default)s)")
-    p.add_argument("--pad", type=non_negative_float, default=PAD,
-                   help="mask growth on every side, as a share of the face box (default: %(default)s)")
-    p.add_argument("--color", type=int, nargs=3, default=(0, 0, 0), metavar=("B", "G", "R"),
-                   help="--mode solid fill colour (default: black)")
-    p.add_argument("--hold", type=int_at_least(0), default=5,
-                   help="videos: keep a face seen in two frames or more masked this many frames after it was last "
-                        "detected (default: %(default)s)")
-    p.add_argument("--second-pass", type=second_pass_value, default=SECOND_PASS, metavar="LONG_SIDE",
-                   help="detect again at this long side and mask the faces of both passes: small faces the first "
-                        "pass misses. 'full': at the image's own size, for images over 1.5 times --long-side "
-                        "(0: one pass; default: %(default)s)")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
-                   help="also detect on the mirrored image (default: %(default)s)")
+    _batch_args(p, "anonymized", score=ANONYMIZE.score_threshold, draw=False)  # the masked files are the point
+
+    def helped(name: str) -> str:
+        return help_of(AnonymizeSettings, name)
+    p.add_argument("--mode", choices=MODES, default=ANONYMIZE.mode, help=helped("mode"))
+    p.add_argument("--shape", choices=SHAPES, default=ANONYMIZE.shape, help=helped("shape"))
+    p.add_argument("--pad", type=non_negative_float, default=ANONYMIZE.pad, help=helped("pad"))
+    p.add_argument("--color", type=byte, nargs=3, default=ANONYMIZE.color, metavar=("B", "G", "R"), help=helped("color"))
+    p.add_argument("--hold", type=int_at_least(0), default=ANONYMIZE.hold, help=helped("hold"))
+    p.add_argument("--second-pass", type=second_pass_value, default=ANONYMIZE.second_pass, metavar="LONG_SIDE",
+                   help=helped("second_pass"))
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=ANONYMIZE.flip, help=helped("flip"))
     p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("crop", help="one crop per face: aligned to the 112x112 ArcFace template, or plain")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UsageError
 from .imageops import warp_affine
 
 #: ArcFace's five-point template for a 112x112 crop (left eye, right eye, nose, mouth corners).
@@ -40,10 +41,11 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def alignment_matrix(landmarks: np.ndarray, size: int = 112) -> np.ndarray:
     """``2 x 3`` matrix taking image pixels to a ``size x size`` aligned crop (``size`` a multiple of 112)."""
     if size < 112 or size % 112:
-        raise ValueError(f"aligned crops are 112 px or a multiple of it, got {size}")
-    pts = np.asarray(landmarks, np.float64).reshape(5, 2)
-    if not np.isfinite(pts).all():
-        raise ValueError("landmarks must be five finite (x, y) points")
+        raise UsageError(f"aligned crops are 112 px or a multiple of it, got {size}")
+    pts = np.asarray(landmarks, np.float64)
+    if pts.size != 10 or not np.isfinite(pts).all():
+        raise UsageError(f"landmarks must be five finite (x, y) points, got an array of shape {pts.shape}")
+    pts = pts.reshape(5, 2)
     return similarity_transform(pts, ARCFACE_TEMPLATE * (size / 112))
 
 
@@ -72,6 +74,6 @@ def crop_box(box: np.ndarray, image_hw: tuple[int, int], margin: float = 0.2, sq
 def crop_face(image: np.ndarray, box: np.ndarray, margin: float = 0.2, square: bool = True) -> np.ndarray:
     """A plain (unaligned) crop around ``box`` with ``margin`` (see :func:`crop_box`); a copy."""
     if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+        raise UsageError(f"margin must be >= 0, got {margin}")
     x1, y1, x2, y2 = crop_box(box, image.shape[:2], margin, square)
     return image[y1:y2, x1:x2].copy()

@@ -13,41 +13,20 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
+from .errors import UsageError
 from .imageops import fill_ellipse, fill_ellipses, gaussian_blur, resize
+from .settings import ANONYMIZE, MODES, PASSES, SHAPES
 
 if TYPE_CHECKING:
     from .detector import FaceDetector
     from .postprocess import Detections
 
-MODES = ("blur", "pixelate", "solid")
-SHAPES = ("ellipse", "box")
-
-#: Recall-first detection for anonymising (``featherface anonymize`` and ``anonymize(image)``),
-#: chosen on 600 human-labelled TRAINING pool photos (groupselfies) at their own 612x408 and shrunk
-#: to 400 px, never on the benchmarks (benchmarks/results/anonymize_operating_point.md, 2026-12-06).
-#: One pass at 640 with threshold 0.025 left 1.8 % / 1.9 % of the faces visible, masked 3.30 % /
-#: 3.54 % of the image outside them and ran at 64 / 72 photos/s; deface 1.5.0 at its defaults:
-#: 3.0 % / 3.5 %, 4.64 % / 4.74 %, 31 / 53 photos/s; threshold 0.03: 2.0 % / 2.2 %, 2.65 % / 3.01 %;
-#: threshold 0.05 with a second pass at 800: 2.4 % / 2.4 %, 2.13 % / 2.42 %, 31 / 33 photos/s.
-#: Privacy first: the threshold leaving the fewest faces visible whose background masking stays
-#: clearly under deface's (in the sweep of anonymize_operating_point.py, 0.02 masked 4.59 % / 5.01 %
-#: outside, as much as deface). Large images also get a pass at their own size (:func:`anonymize_passes`).
-THRESHOLD = 0.025
-SECOND_PASS = "full"
-PAD = 0.15
-#: ``second_pass="full"`` adds a pass at the image's own size when its long side is more than this
-#: many times the first pass's. Up to there one pass costs less than deface's single pass at the
-#: full size (CenterFace costs more per pixel than Nano); above it, 12-24 px faces shrink below
-#: what the first pass resolves (README, "Anonymise")
-FULL_PASS_ABOVE = 1.5
-
-
 def anonymize_passes(image_hw: tuple[int, int], first: int | None, second: int | str | None) -> tuple:
     """The long sides an anonymiser detects at (``None``: the image's own size): ``first``, then
     ``second`` when given; ``"full"`` is the image's own size, only when that is more than
-    :data:`FULL_PASS_ABOVE` times ``first``."""
+    ``PASSES.full_pass_above`` times ``first``."""
     if second == "full":
-        large = first is not None and max(image_hw) > FULL_PASS_ABOVE * first
+        large = first is not None and max(image_hw) > PASSES.full_pass_above * first
         return (first, None) if large else (first,)
     return (first, second) if second else (first,)
 
@@ -56,13 +35,13 @@ def anonymize_passes(image_hw: tuple[int, int], first: int | None, second: int |
 def _recall_first_nano() -> "FaceDetector":
     from .detector import FaceDetector
 
-    return FaceDetector.from_pretrained("nano", score_threshold=THRESHOLD)
+    return FaceDetector.from_pretrained("nano", score_threshold=ANONYMIZE.score_threshold)
 
 
 def detect_for_anonymizing(image: np.ndarray, detector: "FaceDetector | None" = None,
-                           second_pass: int | str | None = SECOND_PASS, flip: bool = False) -> "Detections":
+                           second_pass: int | str | None = ANONYMIZE.second_pass, flip: bool = ANONYMIZE.flip) -> "Detections":
     """The faces to mask in a BGR image, found recall first as ``featherface anonymize`` finds
-    them: bundled Nano at :data:`THRESHOLD` (or ``detector`` at its own settings), at its long
+    them: bundled Nano at ``ANONYMIZE.score_threshold`` (:mod:`featherface.core.settings`; or ``detector`` at its own settings), at its long
     side and, for a large image, at the image's own size (:func:`anonymize_passes`)."""
     det = detector if detector is not None else _recall_first_nano()
     return det.detect_passes(image, anonymize_passes(image.shape[:2], det.long_side, second_pass), flip=flip)
@@ -78,6 +57,21 @@ def _boxes_of(faces) -> np.ndarray:
     return np.asarray(items, np.float64).reshape(-1, 4)
 
 
+def check_mask_options(mode: str, shape: str, pad: float, detail: int = 1,
+                       color: Sequence[int] = (0, 0, 0)) -> None:
+    """:class:`UsageError` naming the first bad mask option (a bad call, not a bad image)."""
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if shape not in SHAPES:
+        raise UsageError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+    if not pad >= 0:
+        raise UsageError(f"pad must be >= 0, got {pad}")
+    if detail < 1:
+        raise UsageError(f"detail must be >= 1, got {detail}")
+    if len(color) != 3 or not all(0 <= int(c) <= 255 for c in color):
+        raise UsageError(f"color must be three values in 0..255, got {tuple(color)}")
+
+
 def mask_regions(boxes: np.ndarray, image_hw: tuple[int, int], pad: float) -> list[tuple[int, int, int, int]]:
     """Integer ``(x1, y1, x2, y2)`` of each face's grown box, clipped to the image (may be empty)."""
     h, w = image_hw
@@ -90,8 +84,8 @@ def mask_regions(boxes: np.ndarray, image_hw: tuple[int, int], pad: float) -> li
     return out
 
 
-def anonymize(image: np.ndarray, faces=None, mode: str = "blur", shape: str = "ellipse", pad: float = PAD,
-              color: Sequence[int] = (0, 0, 0), detail: int = 8) -> np.ndarray:
+def anonymize(image: np.ndarray, faces=None, mode: str = ANONYMIZE.mode, shape: str = ANONYMIZE.shape,
+              pad: float = ANONYMIZE.pad, color: Sequence[int] = ANONYMIZE.color, detail: int = ANONYMIZE.detail) -> np.ndarray:
     """A copy of ``image`` (``H x W x C`` uint8) with every face masked.
 
     Args:
@@ -103,14 +97,7 @@ def anonymize(image: np.ndarray, faces=None, mode: str = "blur", shape: str = "e
         pad: mask growth on every side, as a share of the face box's width / height.
         detail: samples (blur) or blocks (pixelate) across a face; lower hides more.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
-    if pad < 0:
-        raise ValueError(f"pad must be >= 0, got {pad}")
-    if detail < 1:
-        raise ValueError(f"detail must be >= 1, got {detail}")
+    check_mask_options(mode, shape, pad, detail)
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError("image must be an H x W (x C) uint8 array")
     if faces is None:

@@ -24,10 +24,12 @@ from typing import Sequence
 import numpy as np
 
 from .constants import MEAN_BGR
+from .errors import InputError, UsageError
 from .files import read_image
 from .imageops import resize_linear
 from .postprocess import Detection, Detections, PostProcessConfig, nms, postprocess_image
 from .runners import OnnxRunner, OpenVinoRunner, Runner, require
+from .settings import DETECTOR, FALLBACK_SCORE_THRESHOLD, PASSES
 from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -75,18 +77,18 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"image must be HxWx3 (or HxWx4 / HxW), got shape {image.shape}")
+        raise InputError(f"image must be HxWx3 (or HxWx4 / HxW), got shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
+        raise InputError(f"image is empty: shape {image.shape}")
     if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
+        raise InputError(f"image must be uint8, got {image.dtype}")
     color = color.lower()
     if color not in ("bgr", "rgb"):
-        raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        raise UsageError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if image.shape[2] == 4:
         image = image[:, :, :3]
     if long_side is not None and long_side < 32:
-        raise ValueError(f"long_side must be >= 32 or None, got {long_side}")
+        raise UsageError(f"long_side must be >= 32 or None, got {long_side}")
     image, scale = resize_long_side(image, long_side)
     # HWC -> CHW float32 minus the mean (given in the model's channel order), channels swapped
     # when the image's order is not the model's; one strided pass per channel (several times
@@ -98,13 +100,6 @@ def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 64
     return x, scale
 
 
-#: detect_passes: candidate caps (top_k, keep_top_k) hold for this input area and grow beyond it
-PASS_AREA = 640 * 640
-#: detect_passes: a pass with another at this many times its resolution keeps only faces of
-#: COARSE_MIN_FACE px or more at its own scale (chosen on 4K frames of training-pool photos: it
-#: removed all of the coarse pass's false masks and none of its faces)
-FINER_PASS = 1.5
-COARSE_MIN_FACE = 24
 
 
 class FaceDetector:
@@ -115,12 +110,12 @@ class FaceDetector:
         runner: Runner,
         *,
         arch: str | None = None,
-        score_threshold: float = 0.5,
-        nms_iou: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        box_voting: bool = True,
-        long_side: int | None = 640,
+        score_threshold: float = FALLBACK_SCORE_THRESHOLD,
+        nms_iou: float = DETECTOR.nms_iou,
+        top_k: int = DETECTOR.top_k,
+        keep_top_k: int = DETECTOR.keep_top_k,
+        box_voting: bool = DETECTOR.box_voting,
+        long_side: int | None = DETECTOR.long_side,
         max_batch: int = 8,
         contract: dict | None = None,
     ) -> None:
@@ -144,14 +139,14 @@ class FaceDetector:
         weights' recommended value when they state one (the bundled Nano does), else 0.5.
         """
         if backend is not None and backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+            raise UsageError(f"num_threads must be >= 1 or None, got {num_threads}")
         path = resolve_weights(name_or_path, torch_backend=backend == "torch")
         runner: Runner
         if path.suffix.lower() == ".onnx":
             if backend == "torch":
-                raise ValueError(f"{path}: an ONNX graph runs on onnxruntime or openvino, not torch")
+                raise UsageError(f"{path}: an ONNX graph runs on onnxruntime or openvino, not torch")
             runner = (OpenVinoRunner(path, num_threads=num_threads) if backend == "openvino"
                       else OnnxRunner(path, num_threads=num_threads, device=device))
         else:
@@ -162,7 +157,7 @@ class FaceDetector:
             runner = runner_from_checkpoint(path, backend or "torch", device=device, num_threads=num_threads)
         kwargs.setdefault("contract", runner.contract)
         if kwargs.get("score_threshold") is None:
-            kwargs["score_threshold"] = 0.5 if runner.score_threshold is None else runner.score_threshold
+            kwargs["score_threshold"] = FALLBACK_SCORE_THRESHOLD if runner.score_threshold is None else runner.score_threshold
         return cls(runner, arch=runner.arch, **kwargs)
 
     def _config(self, score_threshold, nms_iou, top_k, keep_top_k) -> PostProcessConfig:
@@ -205,8 +200,8 @@ class FaceDetector:
 
         Two rules keep large images right. ``top_k`` and ``keep_top_k`` grow with a pass's input
         area beyond 640x640 (a crowd in a 4K frame holds more than 750 faces). A pass keeps only
-        faces of :data:`COARSE_MIN_FACE` px or more at its own scale when another pass runs at
-        :data:`FINER_PASS` times its resolution or more: below that size its guesses are what the
+        faces of ``PASSES.coarse_min_face`` px or more at its own scale when another pass runs at
+        ``PASSES.finer_pass`` times its resolution or more (:data:`featherface.core.settings.PASSES`): below that size its guesses are what the
         finer pass sees properly, and scaled up they would mask large stretches of background."""
         if isinstance(image, (str, os.PathLike)):
             image, color = read_image(image), "bgr"
@@ -214,9 +209,9 @@ class FaceDetector:
         scales = [1.0 if ls is None else ls / max(h, w) for ls in long_sides]
         found = []
         for ls, scale in zip(long_sides, scales):
-            grow = max(1.0, h * w * scale * scale / PASS_AREA)
+            grow = max(1.0, h * w * scale * scale / PASSES.pass_area)
             caps = {"top_k": int(self.cfg.top_k * grow), "keep_top_k": int(self.cfg.keep_top_k * grow)}
-            coarse = max(scales) >= FINER_PASS * scale
+            coarse = max(scales) >= PASSES.finer_pass * scale
             for mirrored in (False, True) if flip else (False,):
                 src = np.ascontiguousarray(image[:, ::-1]) if mirrored else image
                 d = self.detect_arrays(src, color=color, long_side=ls, score_threshold=score_threshold, **caps)
@@ -227,7 +222,7 @@ class FaceDetector:
                     lm[..., 0] = w - lm[..., 0]
                     d = Detections(boxes.astype(np.float32), d.scores, lm)
                 if coarse:
-                    big = (d.boxes[:, 2] - d.boxes[:, 0]) * scale >= COARSE_MIN_FACE
+                    big = (d.boxes[:, 2] - d.boxes[:, 0]) * scale >= PASSES.coarse_min_face
                     d = Detections(d.boxes[big], d.scores[big], d.landmarks[big])
                 found.append(d)
         if len(found) == 1:

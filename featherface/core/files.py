@@ -18,6 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image as _Image
 
+from .errors import InputError, UsageError
+
 log = logging.getLogger(__name__)
 
 # Pillow refuses images above ~179 M pixels as decompression bombs; batch runs check the header
@@ -69,13 +71,13 @@ def read_image(path: str | Path) -> np.ndarray:
             im.load()
             return _to_bgr(ImageOps.exif_transpose(im))
     except FileNotFoundError:
-        raise ValueError(f"{path}: cannot be read as an image (missing)") from None
+        raise InputError(f"{path}: cannot be read as an image (missing)") from None
     except IsADirectoryError:
-        raise ValueError(f"{path}: cannot be read as an image (a folder)") from None
+        raise InputError(f"{path}: cannot be read as an image (a folder)") from None
     except UnidentifiedImageError:
-        raise ValueError(f"{path}: cannot be read as an image (corrupt or unsupported format)") from None
+        raise InputError(f"{path}: cannot be read as an image (corrupt or unsupported format)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path}: damaged image data ({exc})") from None
+        raise InputError(f"{path}: damaged image data ({exc})") from None
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
@@ -148,7 +150,7 @@ def atomic_write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 
     suffix = path.suffix.lower() or ".jpg"
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None:
-        raise ValueError(f"cannot encode image for {path}: unknown image type {suffix!r}")
+        raise UsageError(f"cannot encode image for {path}: unknown image type {suffix!r}")
     rgb = image if image.ndim == 2 else np.ascontiguousarray(image[:, :, 2::-1])
     pil = Image.fromarray(rgb)
     options = {"quality": jpeg_quality} if fmt == "JPEG" else {}

@@ -25,6 +25,8 @@ import numpy as np
 from .constants import LANDMARK_NAMES
 from .geometry import iou_matrix
 from .priors import decode_boxes, decode_landmarks, pixel_priors
+from .errors import UsageError
+from .settings import DETECTOR, FALLBACK_SCORE_THRESHOLD
 
 
 class RawOutputs(NamedTuple):
@@ -110,22 +112,22 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
 
 @dataclass(frozen=True)
 class PostProcessConfig:
-    """Thresholds. Defaults suit interactive use; WIDER FACE evaluation uses
-    ``score_threshold=0.02, top_k=5000, nms_iou=0.4, keep_top_k=750``."""
+    """Thresholds; defaults from :data:`featherface.core.settings.DETECTOR`. WIDER FACE
+    evaluation uses ``score_threshold=0.02, top_k=5000, nms_iou=0.4, keep_top_k=750``."""
 
-    score_threshold: float = 0.5
-    nms_iou: float = 0.4
-    top_k: int = 5000  # candidates kept (by score) before NMS
-    keep_top_k: int = 750  # detections kept after NMS
-    box_voting: bool = True  # kept boxes/landmarks = score-weighted mean of the boxes they overlap
+    score_threshold: float = FALLBACK_SCORE_THRESHOLD
+    nms_iou: float = DETECTOR.nms_iou
+    top_k: int = DETECTOR.top_k  # candidates kept (by score) before NMS
+    keep_top_k: int = DETECTOR.keep_top_k  # detections kept after NMS
+    box_voting: bool = DETECTOR.box_voting  # kept boxes/landmarks = score-weighted mean of the boxes they overlap
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+            raise UsageError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if not 0.0 < self.nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
+            raise UsageError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
         if self.top_k < 1 or self.keep_top_k < 1:
-            raise ValueError("top_k and keep_top_k must be >= 1")
+            raise UsageError("top_k and keep_top_k must be >= 1")
 
 
 #: kept boxes voted at once (bounds box_vote's memory to VOTE_BLOCK x candidates)

@@ -6,7 +6,7 @@
  *
  *   featherface.detect(source, options)    -> Promise<[{box: [x1, y1, x2, y2], score, landmarks: [[x, y] x5]}]>
  *   featherface.anonymize(source, options) -> Promise<HTMLCanvasElement | Blob>
- *   featherface.load(options)              -> Promise<{model, threads, threshold}>  (optional warm-up)
+ *   featherface.load(options)              -> Promise<{model, threads, threshold, version}>  (optional warm-up)
  *
  * `source`: an <img>, ImageBitmap, <canvas>, OffscreenCanvas, <video>, Blob/File, ImageData, or a URL
  * string (data: URLs included). Coordinates are pixels of the source image, x to the right, y down,
@@ -22,18 +22,11 @@
   "use strict";
 
   const here = new URL(".", document.currentScript ? document.currentScript.src : location.href);
-  const MIN_SIZES = [[16, 32], [64, 128], [256, 512]];
-  const STEPS = [8, 16, 32];
-  const VARIANCES = [0.1, 0.2];
-  // the defaults of the Python package; `threshold` comes from the model (config.json)
-  const DEFAULTS = { longSide: 640, nmsIou: 0.4, topK: 5000, keepTopK: 750, boxVoting: true };
-  // the Python anonymiser's defaults (featherface anonymize): recall first; images over 1.5 times
-  // the first pass also get a pass at their own size
-  const ANONYMIZE = { mode: "blur", shape: "ellipse", pad: 0.15, detail: 8, color: "#000000", scoreThreshold: 0.025,
-                      secondPass: "full" };
-  // detect_passes' rules (featherface/core/detector.py): caps grow beyond this area; a pass with
-  // another at FINER_PASS times its resolution keeps faces of COARSE_MIN_FACE px or more only
-  const PASS_AREA = 640 * 640, FINER_PASS = 1.5, COARSE_MIN_FACE = 24, FULL_PASS_ABOVE = 1.5;
+  // the anchors' contract (featherface/core/constants.py), from config.json
+  let MIN_SIZES, STEPS, VARIANCES;
+  // The defaults (detector, anonymize, passes) are the Python package's, declared once in
+  // featherface/core/settings.py and served in config.json; `threshold` comes from the model.
+  let SETTINGS = null;
 
   let runtime = null;  // onnxruntime-web, config.json and the thread count: set up once per page
   const sessions = new Map();  // model name -> Promise of its loaded session
@@ -51,6 +44,8 @@
       const asked = options.threads ?? Number(new URLSearchParams(location.search).get("threads") || 0);
       const threads = self.crossOriginIsolated ? (asked || Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
       ort.env.wasm.numThreads = threads;
+      SETTINGS = config.settings;
+      ({ minSizes: MIN_SIZES, steps: STEPS, variances: VARIANCES } = config.anchors);
       return { ort, config, threads };
     })();
     runtime.catch(() => { runtime = null; });
@@ -70,7 +65,8 @@
       sessions.set(name, session);
     }
     const session = await sessions.get(name);
-    return { ort, session, model: name, threads, threshold: entry.score_threshold, mean: entry.mean };
+    return { ort, session, model: name, threads, threshold: entry.score_threshold, mean: entry.mean,
+             version: config.version };
   }
 
   // ------------------------------------------------------------------ sources
@@ -226,7 +222,7 @@
   // ------------------------------------------------------------------ the API
 
   function settings(options, loaded) {
-    const cfg = { ...DEFAULTS, threshold: loaded.threshold };
+    const cfg = { ...SETTINGS.detector, threshold: loaded.threshold };
     if (options.scoreThreshold !== undefined) cfg.threshold = options.scoreThreshold;
     if (options.longSide !== undefined) cfg.longSide = options.longSide;
     if (options.nmsIou !== undefined) cfg.nmsIou = options.nmsIou;
@@ -261,7 +257,7 @@
 
   /** The long sides an anonymiser detects at (0: the image's own size); Python: anonymize_passes. */
   function anonymizePasses(h, w, first, second) {
-    if (second === "full") return first && Math.max(h, w) > FULL_PASS_ABOVE * first ? [first, 0] : [first];
+    if (second === "full") return first && Math.max(h, w) > SETTINGS.passes.fullPassAbove * first ? [first, 0] : [first];
     return second ? [first, second] : [first];
   }
 
@@ -271,17 +267,18 @@
     const scales = sides.map((ls) => (ls ? ls / Math.max(h, w) : 1));
     let all = [];
     for (let k = 0; k < sides.length; k++) {
-      const grow = Math.max(1, (h * w * scales[k] * scales[k]) / PASS_AREA);
-      let faces = await detectBitmap(bitmap, { ...opt, longSide: sides[k], topK: Math.floor(DEFAULTS.topK * grow),
-                                               keepTopK: Math.floor(DEFAULTS.keepTopK * grow) });
-      if (Math.max(...scales) >= FINER_PASS * scales[k]) {
-        faces = faces.filter((f) => (f.box[2] - f.box[0]) * scales[k] >= COARSE_MIN_FACE);
+      const { passes, detector } = SETTINGS;
+      const grow = Math.max(1, (h * w * scales[k] * scales[k]) / passes.passArea);
+      let faces = await detectBitmap(bitmap, { ...opt, longSide: sides[k], topK: Math.floor(detector.topK * grow),
+                                               keepTopK: Math.floor(detector.keepTopK * grow) });
+      if (Math.max(...scales) >= passes.finerPass * scales[k]) {
+        faces = faces.filter((f) => (f.box[2] - f.box[0]) * scales[k] >= passes.coarseMinFace);
       }
       all.push(...faces);
     }
     if (sides.length === 1) return all;
     all = all.sort((p, q) => q.score - p.score);
-    return greedyNms(all, opt.nmsIou ?? DEFAULTS.nmsIou).map((i) => all[i]);
+    return greedyNms(all, opt.nmsIou ?? SETTINGS.detector.nmsIou).map((i) => all[i]);
   }
 
   /** Draw the masked faces of `faces` onto `ctx` (which already holds the image). */
@@ -332,7 +329,8 @@
    * `faces` on the canvas (`canvas.faces`).
    */
   async function anonymize(source, options = {}) {
-    const opt = { ...ANONYMIZE, ...options };
+    await setUp(options);
+    const opt = { ...SETTINGS.anonymize, ...options };
     if (!["blur", "pixelate", "solid"].includes(opt.mode)) throw new RangeError(`mode must be blur, pixelate or solid, got ${opt.mode}`);
     if (!["ellipse", "box"].includes(opt.shape)) throw new RangeError(`shape must be ellipse or box, got ${opt.shape}`);
     if (!(opt.pad >= 0)) throw new RangeError(`pad must be >= 0, got ${opt.pad}`);
@@ -341,7 +339,7 @@
     try {
       let faces = options.faces;
       if (!faces) {
-        const first = opt.longSide ?? DEFAULTS.longSide;
+        const first = opt.longSide ?? SETTINGS.detector.longSide;
         faces = await detectPasses(bitmap, anonymizePasses(bitmap.height, bitmap.width, first, opt.secondPass), opt);
       }
       const canvas = document.createElement("canvas");
@@ -361,5 +359,5 @@
     }
   }
 
-  window.featherface = Object.freeze({ load, detect, anonymize, version: "0.2.0" });
+  window.featherface = Object.freeze({ load, detect, anonymize });
 })();

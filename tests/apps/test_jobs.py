@@ -47,7 +47,7 @@ class _Detector:
         boxes = np.array(next(self.per_frame), np.float32).reshape(-1, 4)
         return Detections(boxes, np.full(len(boxes), 0.9, np.float32), np.zeros((len(boxes), 5, 2), np.float32))
 
-    def detect_passes(self, image, sides, flip=False):
+    def detect_passes(self, image, sides, flip=False, score_threshold=None):
         assert sides == (640,) and not flip  # a 160x120 frame: one pass
         return self.detect_arrays(image)
 

@@ -147,9 +147,10 @@ def test_page_finds_the_python_packages_faces(server, tmp_path):
     masked = result["anonymized"][0]
     anonymised = read_image(Path(masked["path"]))
     assert anonymised.shape == original.shape
-    from featherface.core.anonymize import SECOND_PASS, anonymize_passes, detect_for_anonymizing
+    from featherface.core.anonymize import anonymize_passes, detect_for_anonymizing
+    from featherface.core.settings import ANONYMIZE
 
-    assert anonymize_passes(original.shape[:2], 640, SECOND_PASS) == (640, None)
+    assert anonymize_passes(original.shape[:2], 640, ANONYMIZE.second_pass) == (640, None)
     python_masked = detect_for_anonymizing(original)
     assert abs(len(masked["faces"]) - len(python_masked)) <= 1
     changed = np.abs(anonymised.astype(int) - original.astype(int)).max(axis=2) > 8

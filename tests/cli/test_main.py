@@ -214,3 +214,24 @@ def test_source_weights_flag_sets_the_sampling_table(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["distill", "--source-weights", bad])
         assert "expected SOURCE=WEIGHT" in capsys.readouterr().err
+
+
+def test_contradictory_batch_flags_are_refused(tmp_path, capsys):
+    """--resume with --overwrite, and --retry-failed without --resume, exit 2 in one line before any work."""
+    out = tmp_path / "out"
+    assert main(["detect", "--example", "--output", str(out), "--resume", "--overwrite"]) == 2
+    assert main(["detect", "--example", "--output", str(out), "--retry-failed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "give one of them" in err[0] and "add --resume" in err[1]
+    assert not out.exists()
+    assert main(["anonymize", "--example", "--output", str(out), "--no-draw"]) == 2  # not an anonymize option
+
+
+def test_python_dash_m_featherface(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "featherface", "detect", "--example", "--output", str(tmp_path / "o"), "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "astronaut.jpg").is_file()

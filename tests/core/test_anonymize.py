@@ -46,12 +46,13 @@ def test_anonymize_without_faces_detects_recall_first():
     """`anonymize(image)` masks the faces `featherface anonymize` would: Nano at the anonymising
     threshold (0.025, not the detection default 0.65), passes by anonymize_passes."""
     from featherface import FaceDetector, read_image
-    from featherface.core.anonymize import THRESHOLD, anonymize, detect_for_anonymizing
+    from featherface.core.anonymize import anonymize, detect_for_anonymizing
+    from featherface.core.settings import ANONYMIZE
     from tests.conftest import shared_file
 
     img = read_image(shared_file("images/crowd_baseball.jpg"))
     faces = detect_for_anonymizing(img)
-    assert THRESHOLD == 0.025 and faces.scores.min() >= THRESHOLD
+    assert ANONYMIZE.score_threshold == 0.025 and faces.scores.min() >= ANONYMIZE.score_threshold
     default = FaceDetector.from_pretrained("nano").detect_arrays(img)
     assert len(faces) > len(default)
     np.testing.assert_array_equal(anonymize(img, mode="solid"), anonymize(img, faces, mode="solid"))
