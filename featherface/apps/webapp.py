@@ -23,6 +23,7 @@ import shutil
 from http import HTTPStatus
 from importlib.metadata import version
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from functools import lru_cache
 from pathlib import Path
 
 from ..core.constants import MIN_SIZES, STEPS, VARIANCES
@@ -85,11 +86,29 @@ def write_site(folder: Path) -> list[Path]:
     return [*written, wasm, folder / "config.json"]
 
 
+@lru_cache(maxsize=1)
+def _site() -> tuple[dict[str, Path], bytes]:
+    return site_files(), json.dumps(site_config()).encode()
+
+
+def page_file(path: str) -> tuple[bytes, str, str | None] | None:
+    """``(body, Content-Type, Content-Encoding)`` of the page's URL ``path`` (``""``: index.html),
+    or None for anything that is not one of its files (nothing else from the disk is served)."""
+    files, config = _site()
+    path = path.split("?", 1)[0].split("#", 1)[0].lstrip("/") or "index.html"
+    if path == "config.json":
+        return config, TYPES[".json"], None
+    if path == WASM:
+        # every browser that runs WebAssembly threads accepts gzip
+        return (WEB_DIR / (WASM + ".gz")).read_bytes(), TYPES[".wasm"], "gzip"
+    src = files.get(path)
+    if src is None:
+        return None
+    return src.read_bytes(), TYPES.get(src.suffix, "application/octet-stream"), None
+
+
 class _Handler(SimpleHTTPRequestHandler):
     """Serves only the page's own files (no directory listing, nothing else from the disk)."""
-
-    files: dict[str, Path] = {}
-    config: bytes = b""
 
     def log_message(self, format: str, *args) -> None:  # requests go to logging, not stderr
         log.debug("%s " + format, self.address_string(), *args)
@@ -111,16 +130,10 @@ class _Handler(SimpleHTTPRequestHandler):
             self.wfile.write(body)
 
     def _route(self, head: bool) -> None:
-        path = self.path.split("?", 1)[0].split("#", 1)[0].lstrip("/") or "index.html"
-        if path == "config.json":
-            return self._send(self.config, TYPES[".json"], head=head)
-        if path == WASM:
-            # every browser that runs WebAssembly threads accepts gzip
-            return self._send((WEB_DIR / (WASM + ".gz")).read_bytes(), TYPES[".wasm"], "gzip", head)
-        src = self.files.get(path)
-        if src is None:
+        found = page_file(self.path)
+        if found is None:
             return self.send_error(HTTPStatus.NOT_FOUND)
-        self._send(src.read_bytes(), TYPES.get(src.suffix, "application/octet-stream"), head=head)
+        self._send(*found, head=head)
 
     def do_GET(self) -> None:
         self._route(head=False)
@@ -132,6 +145,5 @@ class _Handler(SimpleHTTPRequestHandler):
 def make_server(host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """A server for the page (not started: call ``serve_forever``). ``port=0`` picks a free port
     (``server.server_address``)."""
-    handler = type("Handler", (_Handler,), {"files": site_files(),
-                                            "config": json.dumps(site_config()).encode()})
-    return ThreadingHTTPServer((host, port), handler)
+    _site()  # the files are checked (and config.json built) before the server starts
+    return ThreadingHTTPServer((host, port), _Handler)

@@ -92,14 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_registrations():
     """Sub-commands defined in their own modules of this package."""
-    from . import benchmark, evaluate, export, jobs, web
+    from . import benchmark, evaluate, export, jobs, serve, web
 
     try:
         from . import train
         register_train = train.register_cli
     except ImportError:  # the [train] extra (torch, pyyaml) is not installed
         register_train = _train_missing
-    return [jobs.register_cli, web.register_cli, export.register_cli, benchmark.register_cli, evaluate.register_cli,
+    return [jobs.register_cli, web.register_cli, serve.register_cli, export.register_cli, benchmark.register_cli, evaluate.register_cli,
             register_train]
 
 
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
 #: optional packages -> the extra that installs them
 EXTRA_OF = {"torch": "torch", "onnx": "torch", "openvino": "openvino", "matplotlib": "plot", "scipy": "eval",
-            "yaml": "train", "imageio_ffmpeg": "video", "ray": "ray", "pyarrow": "ray", "cv2": "opencv", "onnxruntime": None}
+            "yaml": "train", "imageio_ffmpeg": "video", "ray": "ray", "pyarrow": "ray", "cv2": "opencv", "onnxruntime": None,
+            "uvicorn": "serve", "starlette": "serve", "prometheus_client": "serve", "multipart": "serve"}
 
 
 def _is_user_error(exc: Exception) -> bool:

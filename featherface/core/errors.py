@@ -22,3 +22,11 @@ class UsageError(FeatherFaceError, ValueError):
 
 class InputError(FeatherFaceError, ValueError):
     """A bad input file or image: recorded as that file's failure in a batch run."""
+
+
+class NotAnImage(InputError):
+    """Data that no image reader recognises."""
+
+
+class ImageTooLarge(InputError):
+    """An image whose header declares more pixels than the caller allows (refused before decoding)."""

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image as _Image
 
-from .errors import InputError, UsageError
+from .errors import ImageTooLarge, InputError, NotAnImage, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +61,67 @@ def _to_bgr(im) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as ``H x W x 3`` uint8 BGR, turned upright by its EXIF orientation (as
-    OpenCV's ``imread``). Raises ``ValueError`` naming the file when it is missing, not an image,
-    or damaged: truncated or corrupt data is an error, never a half-grey picture."""
+def decode_image(source: str | Path | bytes, max_pixels: int | None = None,
+                 name: str | None = None) -> tuple[np.ndarray, str]:
+    """Decode a file or in-memory bytes as ``H x W x 3`` uint8 BGR, turned upright by its EXIF
+    orientation (as OpenCV's ``imread``); returns the image and Pillow's format name (``"JPEG"``,
+    ``"PNG"``, ...). With ``max_pixels``, an image whose header declares more is refused
+    (:class:`ImageTooLarge`) before its pixels are decoded. Errors name ``name`` (default: the
+    path, or "image"): :class:`NotAnImage` for data no reader recognises, :class:`InputError` for a
+    missing file or damaged data (truncated or corrupt data is an error, never a half-grey picture)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    data = isinstance(source, (bytes, bytearray, memoryview))
+    label = name or ("image" if data else str(source))
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(source) if data else source) as im:  # type: ignore[arg-type]
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageTooLarge(f"{label}: {w}x{h} = {w * h:,} pixels (from its header), above the limit of "
+                                    f"{max_pixels:,}")
+            fmt = im.format or "PNG"
             im.load()
-            return _to_bgr(ImageOps.exif_transpose(im))
+            return _to_bgr(ImageOps.exif_transpose(im)), fmt
+    except InputError:
+        raise
     except FileNotFoundError:
-        raise InputError(f"{path}: cannot be read as an image (missing)") from None
+        raise InputError(f"{label}: cannot be read as an image (missing)") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: cannot be read as an image (a folder)") from None
+        raise InputError(f"{label}: cannot be read as an image (a folder)") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above any max_pixels
+        raise ImageTooLarge(f"{label}: {exc}") from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: cannot be read as an image (corrupt or unsupported format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: damaged image data ({exc})") from None
+        head = bytes(source[:12]) if data else b""  # type: ignore[index]
+        if any(head.startswith(m) for m in IMAGE_MAGIC) or head[8:12] == b"WEBP":
+            raise InputError(f"{label}: damaged image data (an image's signature, then data no reader accepts)") from None
+        raise NotAnImage(f"{label}: cannot be read as an image (corrupt or unsupported format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{label}: damaged image data ({exc})") from None
+
+
+#: the first bytes of JPEG, PNG, GIF, BMP and TIFF files: data that starts so and does not decode
+#: is a damaged image, not another kind of file
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as ``H x W x 3`` uint8 BGR (:func:`decode_image`). Raises
+    :class:`InputError` (a ``ValueError``) naming the file when it is missing, not an image, or damaged."""
+    return decode_image(path)[0]
+
+
+def encode_image(image: np.ndarray, fmt: str = "PNG", jpeg_quality: int = 95) -> bytes:
+    """A BGR (or grey) uint8 image encoded in Pillow's format ``fmt`` (JPEG at ``jpeg_quality``);
+    a format Pillow reads but cannot write gives PNG."""
+    from PIL import Image
+
+    rgb = image if image.ndim == 2 else np.ascontiguousarray(image[:, :, 2::-1])
+    pil = Image.fromarray(rgb)
+    if fmt not in Image.SAVE:
+        fmt = "PNG"
+    out = io.BytesIO()
+    pil.save(out, format=fmt, **({"quality": jpeg_quality} if fmt == "JPEG" else {}))
+    return out.getvalue()
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
