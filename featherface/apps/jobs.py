@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def file_sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def detector_settings(det: FaceDetector, model: str) -> dict:
+def detector_settings(det: Any, model: str) -> dict:
     """Every detector setting that shapes results (compared when a run is resumed). A runner of
     another detector's graph (``crop --landmarks-model``: a ``path``, a ``name`` and its authors'
     ``input_rule``) gives its file and input rule."""

@@ -72,8 +72,9 @@ def check_mask_options(mode: str, shape: str, pad: float, detail: int = 1,
         raise UsageError(f"color must be three values in 0..255, got {tuple(color)}")
 
 
-def mask_regions(boxes: np.ndarray, image_hw: tuple[int, int], pad: float) -> list[tuple[int, int, int, int]]:
-    """Integer ``(x1, y1, x2, y2)`` of each face's grown box, clipped to the image (may be empty)."""
+def mask_regions(boxes: np.ndarray, image_hw: tuple[int, int], pad: float) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """Per face, the integer corners of its grown box clipped to the image (may be empty), then
+    unclipped: ``(cx1, cy1, cx2, cy2, gx1, gy1, gx2, gy2)``."""
     h, w = image_hw
     out = []
     for x1, y1, x2, y2 in boxes:

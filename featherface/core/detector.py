@@ -19,7 +19,7 @@ import logging
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, overload
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def resize_long_side(image: np.ndarray, long_side: int | None) -> tuple[np.ndarr
     return image, (w / nw, h / nh)
 
 
-def preprocess(image: np.ndarray, color: str = "bgr", long_side: int | None = 640,
+def preprocess(image: np.ndarray | str | os.PathLike, color: str = "bgr", long_side: int | None = 640,
                mean: tuple[float, float, float] = MEAN_BGR, model_color: str = "bgr") -> tuple[np.ndarray, tuple[float, float]]:
     """Validate, convert to the model's colour order, resize, subtract the model's mean (given in
     the model's colour order). Returns ``(CHW float32, (sx, sy))`` where ``(sx, sy)`` maps
@@ -165,6 +165,14 @@ class FaceDetector:
         pick = lambda v, d: d if v is DEFAULT else v
         return PostProcessConfig(pick(score_threshold, c.score_threshold), pick(nms_iou, c.nms_iou),
                                  pick(top_k, c.top_k), pick(keep_top_k, c.keep_top_k), c.box_voting)
+
+    @overload
+    def detect_arrays(self, images: list | tuple, *, color: str = ..., long_side: Any = ..., score_threshold: Any = ...,
+                      nms_iou: Any = ..., top_k: Any = ..., keep_top_k: Any = ...) -> list[Detections]: ...
+
+    @overload
+    def detect_arrays(self, images: np.ndarray | str | os.PathLike, *, color: str = ..., long_side: Any = ...,
+                      score_threshold: Any = ..., nms_iou: Any = ..., top_k: Any = ..., keep_top_k: Any = ...) -> Detections: ...
 
     def detect_arrays(self, images, *, color: str = "bgr", long_side=DEFAULT, score_threshold=DEFAULT,
                       nms_iou=DEFAULT, top_k=DEFAULT, keep_top_k=DEFAULT) -> Detections | list[Detections]:

@@ -61,7 +61,7 @@ def _to_bgr(im) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
 
 
-def decode_image(source: str | Path | bytes, max_pixels: int | None = None,
+def decode_image(source: str | os.PathLike | bytes, max_pixels: int | None = None,
                  name: str | None = None) -> tuple[np.ndarray, str]:
     """Decode a file or in-memory bytes as ``H x W x 3`` uint8 BGR, turned upright by its EXIF
     orientation (as OpenCV's ``imread``); returns the image and Pillow's format name (``"JPEG"``,
@@ -91,7 +91,7 @@ def decode_image(source: str | Path | bytes, max_pixels: int | None = None,
     except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above any max_pixels
         raise ImageTooLarge(f"{label}: {exc}") from None
     except UnidentifiedImageError:
-        head = bytes(source[:12]) if data else b""  # type: ignore[index]
+        head = bytes(source[:12]) if isinstance(source, (bytes, bytearray, memoryview)) else b""
         if any(head.startswith(m) for m in IMAGE_MAGIC) or head[8:12] == b"WEBP":
             raise InputError(f"{label}: damaged image data (an image's signature, then data no reader accepts)") from None
         raise NotAnImage(f"{label}: cannot be read as an image (corrupt or unsupported format)") from None
@@ -104,7 +104,7 @@ def decode_image(source: str | Path | bytes, max_pixels: int | None = None,
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as ``H x W x 3`` uint8 BGR (:func:`decode_image`). Raises
     :class:`InputError` (a ``ValueError``) naming the file when it is missing, not an image, or damaged."""
     return decode_image(path)[0]
@@ -157,7 +157,7 @@ def _default_permissions(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Call ``write(temporary path)``, then rename the temporary file over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -179,15 +179,15 @@ def postprocess_image(outputs: RawOutputs | DecodedOutputs, input_hw: tuple[int,
         scale_xy: factors from network-input pixels to original pixels, ``(sx, sy)``.
     """
     h, w = input_hw
-    decoded = isinstance(outputs, DecodedOutputs)
-    scores = outputs.scores.reshape(-1).astype(np.float32) if decoded else face_scores(outputs.conf)
+    scores = (outputs.scores.reshape(-1).astype(np.float32) if isinstance(outputs, DecodedOutputs)
+              else face_scores(outputs.conf))
     idx = np.flatnonzero(scores > cfg.score_threshold)
     if len(idx) > cfg.top_k:
         idx = idx[np.argpartition(-scores[idx], cfg.top_k - 1)[: cfg.top_k]]
     if len(idx) == 0:
         return Detections()
     s = scores[idx]
-    if decoded:
+    if isinstance(outputs, DecodedOutputs):
         boxes = outputs.boxes[idx].astype(np.float32)
         landmarks = outputs.landmarks[idx].reshape(-1, 5, 2).astype(np.float32)
     else:

@@ -133,7 +133,7 @@ class OpenVinoRunner:
         # read from bytes, so the file may be gone after construction (a temporary export)
         self.model = self.core.read_model(model if isinstance(model, bytes) else Path(model).read_bytes())
         # f32: some CPUs would otherwise run bf16 by default and change scores in the 3rd decimal
-        self.config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": "f32"}
+        self.config: dict[str, str | int] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": "f32"}
         if num_threads:
             self.config["INFERENCE_NUM_THREADS"] = int(num_threads)
         self.cache_size = cache_size
