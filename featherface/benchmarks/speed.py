@@ -136,7 +136,7 @@ def benchmark_models(models: dict[str, str], out_dir: Path, image: Path | None =
         loaded[label] = (model, onnx_path, cfg)
         static[label] = {
             "arch": ckpt.get("arch", "?"),
-            "weights": str(path),
+            "weights": Path(path).name,  # the file, not where it lay on the measuring machine
             "parameters": parameter_breakdown(model)["total"],
             "gflops_640": count_flops(model, 640, 640) / 1e9,
             "checkpoint_mb": path.stat().st_size / 2**20,
