@@ -214,12 +214,9 @@ class FaceDetector:
         if isinstance(image, (str, os.PathLike)):
             image, color = read_image(image), "bgr"
         h, w = image.shape[:2]
-        scales = [1.0 if ls is None else ls / max(h, w) for ls in long_sides]
         found = []
-        for ls, scale in zip(long_sides, scales):
-            grow = max(1.0, h * w * scale * scale / PASSES.pass_area)
-            caps = {"top_k": int(self.cfg.top_k * grow), "keep_top_k": int(self.cfg.keep_top_k * grow)}
-            coarse = max(scales) >= PASSES.finer_pass * scale
+        for ls, top_k, keep_top_k, min_face in self.pass_plan((h, w), long_sides):
+            caps = {"top_k": top_k, "keep_top_k": keep_top_k}
             for mirrored in (False, True) if flip else (False,):
                 src = np.ascontiguousarray(image[:, ::-1]) if mirrored else image
                 d = self.detect_arrays(src, color=color, long_side=ls, score_threshold=score_threshold, **caps)
@@ -229,8 +226,8 @@ class FaceDetector:
                     lm = d.landmarks[:, [1, 0, 2, 4, 3]].copy()
                     lm[..., 0] = w - lm[..., 0]
                     d = Detections(boxes.astype(np.float32), d.scores, lm)
-                if coarse:
-                    big = (d.boxes[:, 2] - d.boxes[:, 0]) * scale >= PASSES.coarse_min_face
+                if min_face:
+                    big = d.boxes[:, 2] - d.boxes[:, 0] >= min_face
                     d = Detections(d.boxes[big], d.scores[big], d.landmarks[big])
                 found.append(d)
         if len(found) == 1:
@@ -240,6 +237,22 @@ class FaceDetector:
         landmarks = np.concatenate([d.landmarks for d in found])
         keep = nms(boxes, scores, self.cfg.nms_iou)
         return Detections(boxes[keep], scores[keep], landmarks[keep])
+
+    def pass_plan(self, image_hw: tuple[int, int], long_sides: Sequence[int | None]) -> list[tuple[int | None, int, int, float]]:
+        """Per pass of :meth:`detect_passes`: ``(long_side, top_k, keep_top_k, min_face)``, the
+        candidate caps grown with the pass's area beyond ``PASSES.pass_area`` and the smallest face
+        width (original pixels) the pass keeps: ``coarse_min_face`` at its own scale when another
+        pass runs at ``finer_pass`` times its resolution or more, else 0. The page's ``passPlan``
+        is this function (checked under Node)."""
+        h, w = image_hw
+        scales = [1.0 if ls is None else ls / max(h, w) for ls in long_sides]
+        plan = []
+        for ls, scale in zip(long_sides, scales):
+            grow = max(1.0, h * w * scale * scale / PASSES.pass_area)
+            coarse = max(scales) >= PASSES.finer_pass * scale
+            plan.append((ls, int(self.cfg.top_k * grow), int(self.cfg.keep_top_k * grow),
+                         PASSES.coarse_min_face / scale if coarse else 0.0))
+        return plan
 
     def detect(self, images, **kwargs) -> list[Detection] | list[list[Detection]]:
         """Detect faces in one image (an array, or a file path; returns ``list[Detection]``) or a

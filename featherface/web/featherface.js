@@ -21,9 +21,11 @@
 (function () {
   "use strict";
 
-  const here = new URL(".", document.currentScript ? document.currentScript.src : location.href);
-  // the anchors' contract (featherface/core/constants.py), from config.json
-  let MIN_SIZES, STEPS, VARIANCES;
+  // in a page: this script's folder; under Node (tests of the pure functions below) there is none
+  const here = typeof document === "undefined" ? null
+    : new URL(".", document.currentScript ? document.currentScript.src : location.href);
+  // the anchors' contract (featherface/core/constants.py: minSizes, steps, variances), from config.json
+  let ANCHORS = null;
   // The defaults (detector, anonymize, passes) are the Python package's, declared once in
   // featherface/core/settings.py and served in config.json; `threshold` comes from the model.
   let SETTINGS = null;
@@ -45,7 +47,7 @@
       const threads = self.crossOriginIsolated ? (asked || Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
       ort.env.wasm.numThreads = threads;
       SETTINGS = config.settings;
-      ({ minSizes: MIN_SIZES, steps: STEPS, variances: VARIANCES } = config.anchors);
+      ANCHORS = config.anchors;
       return { ort, config, threads };
     })();
     runtime.catch(() => { runtime = null; });
@@ -138,14 +140,14 @@
 
   const priorCache = new Map();
 
-  /** Priors (cx, cy, w, h) in input pixels, in the network's anchor order. */
-  function priors(h, w) {
-    const key = h + "x" + w;
+  /** Priors (cx, cy, w, h) in input pixels, in the network's anchor order (Python: pixel_priors). */
+  function priors(h, w, anchors = ANCHORS) {
+    const key = h + "x" + w + JSON.stringify(anchors.minSizes) + anchors.steps;
     if (priorCache.has(key)) return priorCache.get(key);
     const list = [];
-    STEPS.forEach((step, level) => {
+    anchors.steps.forEach((step, level) => {
       const fh = Math.ceil(h / step), fw = Math.ceil(w / step);
-      for (let i = 0; i < fh; i++) for (let j = 0; j < fw; j++) for (const s of MIN_SIZES[level]) {
+      for (let i = 0; i < fh; i++) for (let j = 0; j < fw; j++) for (const s of anchors.minSizes[level]) {
         list.push((j + 0.5) * step, (i + 0.5) * step, s, s);
       }
     });
@@ -177,8 +179,10 @@
     return keep;
   }
 
-  function postprocess(loc, conf, landms, nh, nw, scaleX, scaleY, cfg) {
-    const anchors = priors(nh, nw);
+  /** Raw outputs of one image -> faces in original pixels (Python: postprocess_image). */
+  function postprocess(loc, conf, landms, nh, nw, scaleX, scaleY, cfg, contract = ANCHORS) {
+    const anchors = priors(nh, nw, contract);
+    const VARIANCES = contract.variances;
     const count = anchors.length / 4;
     let idx = [];
     const scores = new Float32Array(count);
@@ -256,25 +260,38 @@
   }
 
   /** The long sides an anonymiser detects at (0: the image's own size); Python: anonymize_passes. */
-  function anonymizePasses(h, w, first, second) {
-    if (second === "full") return first && Math.max(h, w) > SETTINGS.passes.fullPassAbove * first ? [first, 0] : [first];
+  function anonymizePasses(h, w, first, second, passes = SETTINGS.passes) {
+    if (second === "full") return first && Math.max(h, w) > passes.fullPassAbove * first ? [first, 0] : [first];
     return second ? [first, second] : [first];
+  }
+
+  /** Per pass of an h x w image at `sides` (0: its own size): the candidate caps and the smallest
+   * face it keeps, in original pixels (0: all); Python: FaceDetector.pass_plan. */
+  function passPlan(h, w, sides, detector = SETTINGS.detector, passes = SETTINGS.passes) {
+    const scales = sides.map((ls) => (ls ? ls / Math.max(h, w) : 1));
+    return sides.map((longSide, k) => {
+      const grow = Math.max(1, (h * w * scales[k] * scales[k]) / passes.passArea);
+      const coarse = Math.max(...scales) >= passes.finerPass * scales[k];
+      return { longSide, topK: Math.floor(detector.topK * grow), keepTopK: Math.floor(detector.keepTopK * grow),
+               minFace: coarse ? passes.coarseMinFace / scales[k] : 0 };
+    });
+  }
+
+  /** A face's mask: its box grown by `pad` of its size on every side (g*), and that clipped to
+   * the W x H image (c*); Python: mask_regions. */
+  function maskRegion([x1, y1, x2, y2], pad, W, H) {
+    const bw = x2 - x1, bh = y2 - y1;
+    const gx1 = Math.floor(x1 - pad * bw), gy1 = Math.floor(y1 - pad * bh);
+    const gx2 = Math.ceil(x2 + pad * bw), gy2 = Math.ceil(y2 + pad * bh);
+    return { gx1, gy1, gx2, gy2, cx1: Math.max(0, gx1), cy1: Math.max(0, gy1), cx2: Math.min(W, gx2), cy2: Math.min(H, gy2) };
   }
 
   /** One image detected at several long sides, merged by greedy NMS (Python: detect_passes). */
   async function detectPasses(bitmap, sides, opt) {
-    const h = bitmap.height, w = bitmap.width;
-    const scales = sides.map((ls) => (ls ? ls / Math.max(h, w) : 1));
     let all = [];
-    for (let k = 0; k < sides.length; k++) {
-      const { passes, detector } = SETTINGS;
-      const grow = Math.max(1, (h * w * scales[k] * scales[k]) / passes.passArea);
-      let faces = await detectBitmap(bitmap, { ...opt, longSide: sides[k], topK: Math.floor(detector.topK * grow),
-                                               keepTopK: Math.floor(detector.keepTopK * grow) });
-      if (Math.max(...scales) >= passes.finerPass * scales[k]) {
-        faces = faces.filter((f) => (f.box[2] - f.box[0]) * scales[k] >= passes.coarseMinFace);
-      }
-      all.push(...faces);
+    for (const { longSide, topK, keepTopK, minFace } of passPlan(bitmap.height, bitmap.width, sides)) {
+      const faces = await detectBitmap(bitmap, { ...opt, longSide, topK, keepTopK });
+      all.push(...faces.filter((f) => f.box[2] - f.box[0] >= minFace));
     }
     if (sides.length === 1) return all;
     all = all.sort((p, q) => q.score - p.score);
@@ -284,11 +301,8 @@
   /** Draw the masked faces of `faces` onto `ctx` (which already holds the image). */
   function maskFaces(ctx, bitmap, faces, opt) {
     const W = bitmap.width, H = bitmap.height;
-    for (const { box: [x1, y1, x2, y2] } of faces) {
-      const bw = x2 - x1, bh = y2 - y1;
-      const gx1 = Math.floor(x1 - opt.pad * bw), gy1 = Math.floor(y1 - opt.pad * bh);
-      const gx2 = Math.ceil(x2 + opt.pad * bw), gy2 = Math.ceil(y2 + opt.pad * bh);
-      const cx1 = Math.max(0, gx1), cy1 = Math.max(0, gy1), cx2 = Math.min(W, gx2), cy2 = Math.min(H, gy2);
+    for (const { box } of faces) {
+      const { gx1, gy1, gx2, gy2, cx1, cy1, cx2, cy2 } = maskRegion(box, opt.pad, W, H);
       if (cx2 <= cx1 || cy2 <= cy1) continue;
       ctx.save();
       ctx.beginPath();
@@ -359,5 +373,9 @@
     }
   }
 
-  window.featherface = Object.freeze({ load, detect, anonymize });
+  if (typeof window !== "undefined") window.featherface = Object.freeze({ load, detect, anonymize });
+  // Node: the pure functions, checked against the Python package (tests/apps/test_page_functions.py)
+  if (typeof module === "object" && module.exports) {
+    module.exports = { inputSize, toTensorData, priors, greedyNms, postprocess, anonymizePasses, passPlan, maskRegion };
+  }
 })();
