@@ -59,6 +59,14 @@ def byte(text: str) -> int:
     return value
 
 
+def port(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = int_at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {value}")
+    return value
+
+
 def long_side_value(text: str) -> int:
     """argparse type for ``--long-side``: 0 (original size) or >= 32, as the library accepts."""
     value = int_at_least(0)(text)

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 
-from .common import int_at_least, non_negative_float
+from .common import int_at_least, non_negative_float, port
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ..apps.serve import ServeConfig, create_app
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be in 0..65535, got {args.port}")
     token = args.token or os.environ.get("FEATHERFACE_TOKEN") or None
     config = ServeConfig(model=args.model, workers=args.workers, queue=args.queue, max_body=args.max_body,
                          max_pixels=args.max_pixels, timeout=args.timeout, token=token)
@@ -68,7 +66,7 @@ def register_cli(sub) -> None:
     p = sub.add_parser("serve", help="serve detection, anonymisation and crops over HTTP (the [serve] extra)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: this machine only; 0.0.0.0: every interface, with --token)")
-    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (0: any free port)")
+    p.add_argument("--port", type=port, default=8000, help="port (0: any free port)")
     p.add_argument("--model", default="nano", help="'nano', 'nano-int8', an .onnx graph or a checkpoint")
     p.add_argument("--workers", type=int_at_least(1), default=DEFAULT_WORKERS,
                    help="images processed at once, each on one engine thread (default: the CPUs, at most 4: %(default)s here)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import int_at_least
+from .common import port
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 def register_cli(sub) -> None:
     p = sub.add_parser("web", help="serve the in-browser detector and anonymiser (nothing leaves the browser)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (0: any free port)")
+    p.add_argument("--port", type=port, default=8000, help="port (0: any free port)")
     p.add_argument("--write", type=Path, metavar="DIR",
                    help="instead of serving, write the page, the models and onnxruntime-web to DIR for a static host")
     p.set_defaults(func=cmd_web)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .imageops import fill_ellipse, fill_ellipses, gaussian_blur, resize
 from .settings import ANONYMIZE, MODES, PASSES, SHAPES
 
@@ -100,7 +100,9 @@ def anonymize(image: np.ndarray, faces=None, mode: str = ANONYMIZE.mode, shape: 
     """
     check_mask_options(mode, shape, pad, detail)
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise ValueError("image must be an H x W (x C) uint8 array")
+        raise InputError("image must be an H x W (x C) uint8 array")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"image is empty: shape {image.shape}")
     if faces is None:
         faces = detect_for_anonymizing(image)
     out = image.copy()

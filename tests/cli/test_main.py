@@ -235,3 +235,10 @@ def test_python_dash_m_featherface(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "astronaut.jpg").is_file()
+
+
+def test_out_of_range_port_and_colour_are_one_line_errors(capsys):
+    assert main(["web", "--port", "80000"]) == 2
+    assert main(["anonymize", "--example", "--color", "300", "0", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "0..65535" in err[0] and "0..255" in err[1]

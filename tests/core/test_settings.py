@@ -98,3 +98,8 @@ def test_run_batch_refuses_a_bad_job_instead_of_failing_every_file(tmp_path):
 
     with pytest.raises(UsageError, match="mode"):
         run_batch(BadJob(), list_sources(str(EXAMPLE_IMAGE)), tmp_path / "out")
+
+
+def test_an_empty_image_is_an_input_error_not_a_crash():
+    with pytest.raises(InputError, match="empty"):
+        anonymize(np.zeros((0, 0, 3), np.uint8))
