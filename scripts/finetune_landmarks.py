@@ -1,0 +1,190 @@
+"""Fine-tune Nano on better landmark targets while holding its detection to the starting weights'
+outputs: its context modules and heads (``--train context``: SSH and heads, 85,152 of its 344,254
+parameters) or every layer (``--train all``).
+
+Targets: another detector's five points (SCRFD-2.5G's, from ``scripts/label_pool.py``) on the
+training pool, never on the landmark dev set (``featherface/data/landmark_dev.txt``). With
+``--train context`` the backbone, BiFPN and attention stay frozen (their features are computed
+without gradients); BatchNorm statistics stay the starting ones everywhere. Per photo (long side
+640, or mirrored), the loss is
+
+* landmarks: Huber (delta 1.0) on the encoded points ``(p - a_c) / (0.1 a_wh)`` of the anchors
+  inference uses for each labelled face (decoded box IoU >= 0.4 with it, starting probability >=
+  0.1), weighted by that probability, as box voting weighs them;
+* detection held: ``--hold`` x the mean squared difference to the starting network's box
+  regressions and class logits on every anchor whose starting face probability is >= 0.01, plus
+  the class logits of a random 5 % of the rest, so boxes and scores stay where they were.
+
+Resumable: ``OUT.state.pt`` holds the weights, the optimiser and the step; a rerun continues.
+
+    python scripts/finetune_landmarks.py POOL POOL/labels/scrfd_2.5g.json OUT.pt [--steps 2000]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from featherface.core.detector import preprocess
+from featherface.core.files import read_image
+from featherface.core.geometry import iou_matrix
+from featherface.core.priors import decode_boxes, pixel_priors
+from featherface.core.weights import resolve_weights
+from featherface.data.pool import held_out_photos
+from featherface.models.checkpoint import atomic_save, load_model, make_checkpoint
+
+log = logging.getLogger("finetune_landmarks")
+MIRROR = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
+
+
+def targets(item: dict, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    keep = [i for i, (s, lm) in enumerate(zip(item["scores"], item["landmarks"])) if s >= min_score and lm]
+    return (np.array([item["boxes"][i] for i in keep], np.float32).reshape(-1, 4),
+            np.array([item["landmarks"][i] for i in keep], np.float32).reshape(-1, 5, 2))
+
+
+def sample(pool: Path, name: str, item: dict, flip: bool, min_score: float):
+    boxes, points = targets(item, min_score)
+    if not len(boxes):
+        return None
+    image = read_image(pool / name)
+    if flip:
+        w = image.shape[1]
+        image = np.ascontiguousarray(image[:, ::-1])
+        boxes = np.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], axis=1)
+        points = points[:, MIRROR] * np.array([-1, 1], np.float32) + np.array([w, 0], np.float32)
+    x, (sx, sy) = preprocess(image, long_side=640)
+    return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
+
+
+def context_and_heads(net, feats: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``(loc, conf, landmark_deltas)`` of one image from Nano's post-BiFPN features (SSH, shuffle, heads)."""
+    outs = [head(net.shuffle(ssh(f))) for ssh, head, f in zip(net.ssh, net.heads, feats)]
+    return tuple(torch.cat([o[i] for o in outs], dim=1)[0] for i in range(3))
+
+
+def trunk(net, x: torch.Tensor) -> list[torch.Tensor]:
+    """Nano's post-BiFPN features (backbone, attention, BiFPN)."""
+    return net.bifpn_cbam(net.bifpn(net.backbone_cbam(list(net.backbone(x)))))
+
+
+def step_loss(model, start, x: np.ndarray, boxes: np.ndarray, points: np.ndarray, hold: float,
+              rng: np.random.Generator, train_all: bool) -> tuple[torch.Tensor, float, float]:
+    xt = torch.from_numpy(x)[None]
+    with torch.no_grad():
+        feats0 = trunk(start, xt)
+        loc0, conf0, _ = context_and_heads(start, feats0)
+    loc, conf, lm = context_and_heads(model, trunk(model, xt) if train_all else feats0)
+    prob0 = torch.softmax(conf0, -1)[:, 1].numpy()
+    h, w = x.shape[1:]
+    priors = pixel_priors(h, w)
+    cand = np.flatnonzero(prob0 >= 0.1)
+    lm_loss = torch.zeros(())
+    if len(cand):
+        iou = iou_matrix(decode_boxes(loc0.numpy()[cand], priors[cand]), boxes)
+        best = iou.argmax(axis=1)
+        ok = iou[np.arange(len(cand)), best] >= 0.4
+        cand, best = cand[ok], best[ok]
+        if len(cand):
+            a = priors[cand]
+            enc = torch.from_numpy(((points[best] - a[:, None, :2]) / (0.1 * a[:, None, 2:])).reshape(-1, 10))
+            wt = torch.from_numpy(prob0[cand])
+            per = F.huber_loss(lm[cand], enc, delta=1.0, reduction="none").mean(dim=1)
+            lm_loss = (per * wt).sum() / wt.sum()
+    active = prob0 >= 0.01
+    active |= rng.random(len(prob0)) < 0.05
+    idx = torch.from_numpy(np.flatnonzero(active))
+    keep = F.mse_loss(loc[idx], loc0[idx]) + F.mse_loss(conf[idx], conf0[idx])
+    return lm_loss + hold * keep, float(lm_loss), float(keep)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("pool", type=Path)
+    ap.add_argument("labels", type=Path, help="labels.json with landmarks (scripts/label_pool.py)")
+    ap.add_argument("out", type=Path, help="the fine-tuned checkpoint to write")
+    ap.add_argument("--start", type=Path, default=None, help="checkpoint to start from (default: the bundled nano.pt)")
+    ap.add_argument("--steps", type=int, default=2000, help="optimiser steps in all (a rerun continues)")
+    ap.add_argument("--photos-per-step", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--hold", type=float, default=10.0, help="weight of the detection-holding term")
+    ap.add_argument("--min-score", type=float, default=0.6, help="label faces below this score are not targets")
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--train", choices=("context", "all"), default="context", help="the layers trained")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(a.threads)
+
+    start_path = a.start or resolve_weights("nano", torch_backend=True)
+    model, ckpt = load_model(start_path)
+    start = copy.deepcopy(model).eval()
+    # the frozen trunk: BatchNorm statistics stay the starting ones everywhere
+    model.eval()
+    trainable = list(model.parameters()) if a.train == "all" else [p for m in (model.ssh, model.heads) for p in m.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trainable, lr=a.lr, weight_decay=0.0)
+    state_path = a.out.with_name(a.out.name + ".state.pt")
+    step = 0
+    if state_path.is_file():
+        st = torch.load(state_path, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        log.info("resumed at step %d", step)
+
+    labels = json.loads(a.labels.read_text())["images"]
+    held = held_out_photos()
+    names = sorted(n for n in labels if n not in held and (a.pool / n).is_file()
+                   and len(targets(labels[n], a.min_score)[0]))
+    log.info("%d labelled training photos", len(names))
+    rng = np.random.default_rng(step)
+    order = random.Random(0)
+    queue: list[str] = []
+    bar = tqdm(total=a.steps, initial=step, desc="steps")
+    while step < a.steps:
+        lr = a.lr * 0.5 * (1 + np.cos(np.pi * step / a.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad()
+        sums = [0.0, 0.0]
+        for _ in range(a.photos_per_step):
+            if not queue:
+                queue = names.copy()
+                order.shuffle(queue)
+            name = queue.pop()
+            s = sample(a.pool, name, labels[name], bool(rng.random() < 0.5), a.min_score)
+            if s is None:
+                continue
+            loss, lm_l, keep_l = step_loss(model, start, *s, a.hold, rng, a.train == "all")
+            (loss / a.photos_per_step).backward()
+            sums[0] += lm_l / a.photos_per_step
+            sums[1] += keep_l / a.photos_per_step
+        torch.nn.utils.clip_grad_norm_(trainable, 10.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(landmarks=f"{sums[0]:.3f}", held=f"{sums[1]:.5f}")
+        if step % a.save_every == 0 or step == a.steps:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, state_path)
+            log.info("step %d: landmark loss %.4f, detection drift %.6f", step, sums[0], sums[1])
+    meta = dict(ckpt.get("meta", {}))
+    meta["landmark_finetune"] = {"labels": a.labels.name, "steps": a.steps, "photos_per_step": a.photos_per_step,
+                                 "lr": a.lr, "hold": a.hold, "min_score": a.min_score, "trained": a.train}
+    atomic_save(make_checkpoint(model, ckpt["arch"], meta), a.out)
+    log.info("wrote %s", a.out)
+
+
+if __name__ == "__main__":
+    main()
