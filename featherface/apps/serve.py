@@ -51,7 +51,7 @@ from ..core.detector import FaceDetector
 from ..core.errors import ImageTooLarge, InputError, NotAnImage, UsageError
 from ..core.files import decode_image, encode_image
 from ..core.postprocess import Detections
-from ..core.settings import ANONYMIZE, DETECTOR
+from ..core.settings import ANONYMIZE, DETECTOR, WORKERS
 from .jobs import AnonymizeJob, CropJob
 from .webapp import ISOLATION_HEADERS, page_file
 
@@ -72,7 +72,7 @@ class ServeConfig:
 
     model: str = "nano"
     #: inference threads, each running one image on one engine thread
-    workers: int = 2
+    workers: int = WORKERS
     #: requests that may wait per worker beyond those running; more get 503 at once
     queue: int = 4
     #: largest request body in bytes

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 # anonymise's detection and mask defaults (core/settings.py says where they were chosen)
-from ..core.settings import ANONYMIZE, MODES, SHAPES, AnonymizeSettings, help_of
+from ..core.settings import ANONYMIZE, MODES, SHAPES, WORKERS, AnonymizeSettings, help_of
 from .common import add_detector_args, build_detector, byte, int_at_least, non_negative_float, second_pass_value
 
 log = logging.getLogger(__name__)
 
-#: images processed at once in a batch run: across files, not inside one inference, which keeps a
-#: busy machine from thrashing (README, "Threads")
-DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 #: ``--ray`` without an address: a Ray instance started on this machine for the run
 LOCAL = "local"
 
@@ -143,7 +139,7 @@ def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | Non
                    help="refuse images whose header states more pixels (default: %(default)s)")
     if draw:
         p.add_argument("--no-draw", action="store_true", help="write only the records, no images or videos")
-    p.add_argument("--workers", type=int_at_least(1), default=DEFAULT_WORKERS,
+    p.add_argument("--workers", type=int_at_least(1), default=WORKERS,
                    help="images processed at once, each on one --threads engine thread (default: the CPUs, at most 4: "
                         "%(default)s here)")
     p.add_argument("--ray", nargs="?", const=LOCAL, metavar="ADDRESS",

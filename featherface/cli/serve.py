@@ -8,12 +8,10 @@ import os
 import signal
 import socket
 
+from ..core.settings import WORKERS
 from .common import int_at_least, non_negative_float, port
 
 log = logging.getLogger(__name__)
-
-#: inference threads by default: the CPUs, at most 4 (as batch runs' --workers)
-DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def _loopback(host: str) -> bool:
@@ -68,7 +66,7 @@ def register_cli(sub) -> None:
                    help="address to listen on (default: this machine only; 0.0.0.0: every interface, with --token)")
     p.add_argument("--port", type=port, default=8000, help="port (0: any free port)")
     p.add_argument("--model", default="nano", help="'nano', 'nano-int8', an .onnx graph or a checkpoint")
-    p.add_argument("--workers", type=int_at_least(1), default=DEFAULT_WORKERS,
+    p.add_argument("--workers", type=int_at_least(1), default=WORKERS,
                    help="images processed at once, each on one engine thread (default: the CPUs, at most 4: %(default)s here)")
     p.add_argument("--queue", type=int_at_least(0), default=4,
                    help="requests that may wait per worker; beyond that the answer is 503 with Retry-After")

@@ -17,6 +17,7 @@ Where the numbers come from:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,10 @@ def setting(default: Any, help: str, **extra: Any) -> Any:
     """A settings field with its command-line help (and argparse extras such as ``choices``)."""
     return field(default=default, metadata={"help": help, **extra})
 
+
+#: images processed at once by batch runs and the service: across files, not inside one inference,
+#: which keeps a busy machine from thrashing (README, "Threads"): the CPUs, at most 4
+WORKERS = min(4, os.cpu_count() or 1)
 
 #: the score threshold of weights that recommend none
 FALLBACK_SCORE_THRESHOLD = 0.5
