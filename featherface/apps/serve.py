@@ -180,10 +180,10 @@ def _number(query: Any, name: str, kind: Callable, low: float, high: float, defa
     return value
 
 
-def _long_side(query: Any, default: int | None) -> int | None:
-    value = _number(query, "long_side", int, 0, MAX_LONG_SIDE, default)
+def _long_side(query: Any, default: int | None, name: str = "long_side") -> int | None:
+    value = _number(query, name, int, 0, MAX_LONG_SIDE, default)
     if value is not None and 0 < value < 32:
-        raise ServeError(400, f"long_side must be 0 (original size) or in [32, {MAX_LONG_SIDE}], got {value}")
+        raise ServeError(400, f"{name} must be 0 (original size) or in [32, {MAX_LONG_SIDE}], got {value}")
     return value or None
 
 
@@ -293,7 +293,7 @@ class Service:
         q = request.query_params
         second = q.get("second_pass", ANONYMIZE.second_pass)
         if second not in ("full", None):
-            second = _long_side({"long_side": second}, None)
+            second = _long_side(q, None, "second_pass")
         job = AnonymizeJob(self.detector, self.config.model, mode=q.get("mode", ANONYMIZE.mode),
                            shape=q.get("shape", ANONYMIZE.shape), pad=_number(q, "pad", float, 0.0, 4.0, ANONYMIZE.pad),
                            second_pass=second, flip=_flag(q, "flip", ANONYMIZE.flip),

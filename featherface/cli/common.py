@@ -80,6 +80,16 @@ def second_pass_value(text: str) -> int | str:
     return "full" if text == "full" else long_side_value(text)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listening address is reachable from this machine only."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def default_shared() -> Path:
     """The project's shared inputs: ``$FEATHERFACE_SHARED`` or ``../shared`` from the current folder."""
     return Path(os.environ.get("FEATHERFACE_SHARED", Path.cwd().parent / "shared"))

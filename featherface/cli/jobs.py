@@ -126,8 +126,10 @@ def _landmark_detector(args: argparse.Namespace):
     return build_detector(args, model_override=args.landmarks_model)
 
 
-def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None, draw: bool = True) -> None:
-    p.add_argument("source", nargs="?", help="image, folder, quoted glob pattern, or video")
+def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None, draw: bool = True,
+                videos: bool = True) -> None:
+    p.add_argument("source", nargs="?", help="image, folder, quoted glob pattern" + (", or video" if videos else
+                                                                                     " (images only)"))
     p.add_argument("--example", action="store_true", help="run on the example photo inside the package")
     p.add_argument("--output", "-o", type=Path, default=Path(out_default), help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output (same settings)")
@@ -171,7 +173,7 @@ def register_cli(sub) -> None:
     p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("crop", help="one crop per face: aligned to the 112x112 ArcFace template, or plain")
-    _batch_args(p, "crops")
+    _batch_args(p, "crops", videos=False)
     p.add_argument("--align", action="store_true", help="align to the five-point ArcFace template")
     p.add_argument("--size", type=int_at_least(112), default=112, help="--align: crop size, a multiple of 112")
     p.add_argument("--margin", type=non_negative_float, default=0.2,

@@ -2,23 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import signal
 import socket
 
 from ..core.settings import WORKERS
-from .common import int_at_least, non_negative_float, port
+from .common import int_at_least, is_loopback, non_negative_float, port
 
 log = logging.getLogger(__name__)
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -43,9 +35,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     host, port = sock.getsockname()[:2]
-    if not _loopback(args.host) and token is None:
+    if not is_loopback(args.host) and token is None:
         log.warning("listening on %s without --token: anyone who can reach this address can use the service", args.host)
-    where = "this machine only" if _loopback(args.host) else "the network"
+    where = "this machine only" if is_loopback(args.host) else "the network"
     print(f"FeatherFace service on http://{'[' + host + ']' if ':' in host else host}:{port}/ ({where}; "
           f"{config.workers} worker(s), {'token required' if token else 'no token'}; SIGTERM or Ctrl-C drains and stops)",
           flush=True)

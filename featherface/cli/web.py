@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
-from .common import port
+from .common import is_loopback, port
+
+log = logging.getLogger(__name__)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -21,8 +24,11 @@ def cmd_web(args: argparse.Namespace) -> int:
         server = make_server(args.host, args.port)
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    host, port = server.server_address[:2]
-    print(f"FeatherFace in the browser: http://{host}:{port}/  (photos stay in the browser; Ctrl-C stops)", flush=True)
+    host, bound = server.server_address[:2]
+    if not is_loopback(args.host):
+        log.warning("listening on %s: every machine that reaches this address can load the page (photos still stay in "
+                    "each browser)", args.host)
+    print(f"FeatherFace in the browser: http://{host}:{bound}/  (photos stay in the browser; Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -242,3 +242,14 @@ def test_out_of_range_port_and_colour_are_one_line_errors(capsys):
     assert main(["anonymize", "--example", "--color", "300", "0", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "0..65535" in err[0] and "0..255" in err[1]
+
+
+def test_crop_help_offers_images_only():
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["crop", "--help"]) == 0
+    text = " ".join(out.getvalue().split())
+    assert "(images only)" in text and "or video" not in text
