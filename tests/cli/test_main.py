@@ -252,4 +252,4 @@ def test_crop_help_offers_images_only():
     with contextlib.redirect_stdout(out):
         assert main(["crop", "--help"]) == 0
     text = " ".join(out.getvalue().split())
-    assert "(images only)" in text and "or video" not in text
+    assert "quoted glob pattern (images only)" in text and "pattern, or video" not in text
