@@ -51,16 +51,13 @@ from ..core.detector import FaceDetector
 from ..core.errors import ImageTooLarge, InputError, NotAnImage, UsageError
 from ..core.files import decode_image, encode_image
 from ..core.postprocess import Detections
-from ..core.settings import ANONYMIZE, DETECTOR, WORKERS
+from ..core.settings import ANONYMIZE, DETECTOR, MAX_CROP_SIZE, MAX_LONG_SIDE, WORKERS
 from .jobs import AnonymizeJob, CropJob
 from .webapp import ISOLATION_HEADERS, page_file
 
 log = logging.getLogger(__name__)
 
-#: the largest long side, aligned-crop size and plain-crop margin a request may ask for (memory
-#: grows with their square: a long side of 100,000 would take tens of GB)
-MAX_LONG_SIDE = 8192
-MAX_CROP_SIZE = 1120
+#: the largest plain-crop margin a request may ask for (long side and crop size: core/settings.py)
 MAX_MARGIN = 4.0
 #: the endpoints that take an image
 POST_ONLY = ("detect", "anonymize", "crop")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 # the defaults every detector flag starts from (a module of dataclasses: cheap to import)
-from ..core.settings import DETECTOR, DetectorSettings, help_of
+from ..core.settings import DETECTOR, MAX_LONG_SIDE, DetectorSettings, help_of
 
 
 #: CPU threads by default. One: on a busy 2-core machine the engines' all-core default made a folder
@@ -68,10 +68,10 @@ def port(text: str) -> int:
 
 
 def long_side_value(text: str) -> int:
-    """argparse type for ``--long-side``: 0 (original size) or >= 32, as the library accepts."""
+    """argparse type for ``--long-side``: 0 (original size) or 32..MAX_LONG_SIDE, as the library accepts."""
     value = int_at_least(0)(text)
-    if 0 < value < 32:
-        raise argparse.ArgumentTypeError(f"must be 0 (original size) or >= 32, got {value}")
+    if 0 < value < 32 or value > MAX_LONG_SIDE:
+        raise argparse.ArgumentTypeError(f"must be 0 (original size) or in 32..{MAX_LONG_SIDE}, got {value}")
     return value
 
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 # anonymise's detection and mask defaults (core/settings.py says where they were chosen)
-from ..core.settings import ANONYMIZE, MODES, SHAPES, WORKERS, AnonymizeSettings, help_of
+from ..core.errors import UsageError
+from ..core.settings import ANONYMIZE, MAX_CROP_SIZE, MODES, SHAPES, WORKERS, AnonymizeSettings, help_of
 from .common import add_detector_args, build_detector, byte, int_at_least, non_negative_float, second_pass_value
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ def _source(args: argparse.Namespace) -> str:
 
 def run_job(args: argparse.Namespace, make_job, images_only: bool = False) -> int:
     from ..apps.batch import Listing, list_sources, run_batch
-    from ..core.errors import UsageError
 
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the run in --output and --overwrite replaces it: give one of them")
@@ -98,8 +98,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 def cmd_crop(args: argparse.Namespace) -> int:
     from ..apps.jobs import CropJob
 
-    if args.align and (args.size < 112 or args.size % 112):
-        raise ValueError(f"--size: aligned crops are 112 px or a multiple of it, got {args.size}")
+    if args.align and (args.size < 112 or args.size % 112 or args.size > MAX_CROP_SIZE):
+        raise UsageError(f"--size: aligned crops are 112 px or a multiple of it up to {MAX_CROP_SIZE}, got {args.size}")
     if args.landmarks_model and not args.align:
         raise ValueError("--landmarks-model aligns faces: it needs --align")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import UsageError
 from .imageops import warp_affine
+from .settings import MAX_CROP_SIZE
 
 #: ArcFace's five-point template for a 112x112 crop (left eye, right eye, nose, mouth corners).
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -40,8 +41,8 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def alignment_matrix(landmarks: np.ndarray, size: int = 112) -> np.ndarray:
     """``2 x 3`` matrix taking image pixels to a ``size x size`` aligned crop (``size`` a multiple of 112)."""
-    if size < 112 or size % 112:
-        raise UsageError(f"aligned crops are 112 px or a multiple of it, got {size}")
+    if size < 112 or size % 112 or size > MAX_CROP_SIZE:
+        raise UsageError(f"aligned crops are 112 px or a multiple of it up to {MAX_CROP_SIZE}, got {size}")
     pts = np.asarray(landmarks, np.float64)
     if pts.size != 10 or not np.isfinite(pts).all():
         raise UsageError(f"landmarks must be five finite (x, y) points, got an array of shape {pts.shape}")

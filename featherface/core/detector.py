@@ -29,7 +29,7 @@ from .files import read_image
 from .imageops import resize_linear
 from .postprocess import Detection, Detections, PostProcessConfig, nms, postprocess_image
 from .runners import OnnxRunner, OpenVinoRunner, Runner, require
-from .settings import DETECTOR, FALLBACK_SCORE_THRESHOLD, PASSES
+from .settings import DETECTOR, FALLBACK_SCORE_THRESHOLD, MAX_LONG_SIDE, PASSES
 from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def preprocess(image: np.ndarray | str | os.PathLike, color: str = "bgr", long_s
         raise UsageError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if image.shape[2] == 4:
         image = image[:, :, :3]
-    if long_side is not None and long_side < 32:
-        raise UsageError(f"long_side must be >= 32 or None, got {long_side}")
+    if long_side is not None and not 32 <= long_side <= MAX_LONG_SIDE:
+        raise UsageError(f"long_side must be in [32, {MAX_LONG_SIDE}] or None, got {long_side}")
     image, scale = resize_long_side(image, long_side)
     # HWC -> CHW float32 minus the mean (given in the model's channel order), channels swapped
     # when the image's order is not the model's; one strided pass per channel (several times

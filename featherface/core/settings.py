@@ -31,6 +31,11 @@ def setting(default: Any, help: str, **extra: Any) -> Any:
 #: which keeps a busy machine from thrashing (README, "Threads"): the CPUs, at most 4
 WORKERS = min(4, os.cpu_count() or 1)
 
+#: the largest long side a detection pass may resize to, and the largest aligned crop: memory grows
+#: with their square (a long side of 100,000 asked for tens of GB); checked before allocating
+MAX_LONG_SIDE = 8192
+MAX_CROP_SIZE = 1120
+
 #: the score threshold of weights that recommend none
 FALLBACK_SCORE_THRESHOLD = 0.5
 

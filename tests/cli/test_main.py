@@ -123,7 +123,7 @@ def test_pixel_limit_is_a_per_file_failure(tmp_path, capsys):
     (["detect", "x.jpg", "--threads", "-3"], "argument --threads: must be >= 0"),
     (["detect", "x.jpg", "--device", "cuda"], "no CUDA provider"),
     (["detect", "x.jpg", "--device", "cdua"], "argument --device: invalid choice"),
-    (["detect", "x.jpg", "--long-side", "1"], "must be 0 (original size) or >= 32"),
+    (["detect", "x.jpg", "--long-side", "1"], "must be 0 (original size) or in 32..8192"),
     (["detect", "x.jpg", "--max-pixels", "0"], "must be >= 1"),
     (["detect", "x.jpg", "--score-threshold", "1.5"], "must be in [0, 1]"),
     (["export", "--size", "0", "0", "-o", "m.onnx"], "argument --size: must be >= 32"),
@@ -253,3 +253,10 @@ def test_crop_help_offers_images_only():
         assert main(["crop", "--help"]) == 0
     text = " ".join(out.getvalue().split())
     assert "quoted glob pattern (images only)" in text and "pattern, or video" not in text
+
+
+def test_huge_sizes_are_refused_in_one_line(tmp_path, capsys):
+    assert main(["detect", "--example", "--output", str(tmp_path / "a"), "--long-side", "100000"]) == 2
+    assert main(["crop", "--example", "--output", str(tmp_path / "b"), "--align", "--size", "112000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "8192" in err[0] and "1120" in err[1]

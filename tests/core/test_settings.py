@@ -103,3 +103,16 @@ def test_run_batch_refuses_a_bad_job_instead_of_failing_every_file(tmp_path):
 def test_an_empty_image_is_an_input_error_not_a_crash():
     with pytest.raises(InputError, match="empty"):
         anonymize(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_sizes_a_user_sets_are_bounded_before_allocating():
+    """A long side of 100,000 or a crop of 112,000 px asked for tens of GB; now one UsageError."""
+    from featherface import align_face
+    from featherface.core.settings import MAX_CROP_SIZE, MAX_LONG_SIDE
+
+    det = FaceDetector.from_pretrained("nano")
+    img = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(UsageError, match=str(MAX_LONG_SIDE)):
+        det.detect(img, long_side=100_000)
+    with pytest.raises(UsageError, match=str(MAX_CROP_SIZE)):
+        align_face(img, np.array([[10, 10], [20, 10], [15, 15], [11, 20], [19, 20]], float), size=112_000)
