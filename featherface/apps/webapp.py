@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..core.constants import MIN_SIZES, STEPS, VARIANCES
+from ..core.errors import UsageError
 from ..core.settings import page_settings
 from ..core.weights import WEIGHTS_DIR
 
@@ -70,11 +71,19 @@ def site_files() -> dict[str, Path]:
     return files
 
 
-def write_site(folder: Path) -> list[Path]:
+def write_site(folder: Path, overwrite: bool = False) -> list[Path]:
     """Write the page, the models, ``config.json`` and the uncompressed wasm to ``folder`` (any
-    static host can serve it; threads need the host to send :data:`ISOLATION_HEADERS`)."""
+    static host can serve it; threads need the host to send :data:`ISOLATION_HEADERS`). Files of
+    those names already there are replaced only with ``overwrite`` (:class:`UsageError` otherwise,
+    before anything is written): they may be the user's own ``index.html`` or ``app.js``."""
+    files = site_files()
+    targets = [folder / url for url in [*files, WASM, "config.json"]]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise UsageError(f"{folder} already holds {len(existing)} of the page's files (e.g. {existing[0]}): "
+                         "choose an empty folder, or replace them with --overwrite")
     written = []
-    for url, src in site_files().items():
+    for url, src in files.items():
         dst = folder / url
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)

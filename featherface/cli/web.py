@@ -15,7 +15,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)
-        written = write_site(args.write)
+        written = write_site(args.write, overwrite=args.overwrite)
         print(f"wrote {len(written)} files to {args.write}; serve the folder from any static host "
               f"(WebAssembly threads need the headers Cross-Origin-Opener-Policy: same-origin and "
               f"Cross-Origin-Embedder-Policy: require-corp)")
@@ -44,4 +44,5 @@ def register_cli(sub) -> None:
     p.add_argument("--port", type=port, default=8000, help="port (0: any free port)")
     p.add_argument("--write", type=Path, metavar="DIR",
                    help="instead of serving, write the page, the models and onnxruntime-web to DIR for a static host")
+    p.add_argument("--overwrite", action="store_true", help="--write: replace the page's files already in DIR")
     p.set_defaults(func=cmd_web)

@@ -178,3 +178,16 @@ def test_cli_writes_the_site_and_refuses_bad_ports(tmp_path, capsys):
         busy.server_close()
     err = capsys.readouterr().err
     assert "cannot listen on 127.0.0.1" in err and "Traceback" not in err
+
+
+def test_write_site_never_replaces_a_users_files_unasked(tmp_path):
+    from featherface.core.errors import UsageError
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("my own page")
+    with pytest.raises(UsageError, match="--overwrite"):
+        write_site(site)
+    assert (site / "index.html").read_text() == "my own page" and len(list(site.iterdir())) == 1  # nothing written
+    write_site(site, overwrite=True)
+    assert "featherface.js" in (site / "index.html").read_text()
