@@ -298,10 +298,12 @@ def open_run(job: Job, listing: Listing, out_dir: Path, *, draw: bool, resume: b
     """Check ``out_dir`` (:func:`prepare_output`), open ``run.jsonl``, write the settings and the
     skipped files of a new run, and list the files still to do (a resumed run's done files left out)."""
     settings = {"job": job.kind, **job.settings, "max_pixels": max_pixels, "draw": draw}
-    done = prepare_output(out_dir, settings, resume, overwrite, retry_failed)
     # our own earlier outputs in an output folder INSIDE the source folder are not inputs
     out_res = out_dir.resolve()
     sources = [s for s in listing.sources if out_res not in s.path.resolve().parents]
+    if listing.sources and not sources:  # checked before prepare_output, which may clear the folder
+        raise RunError(f"every input lies inside the output folder {out_dir}: choose an --output outside the inputs")
+    done = prepare_output(out_dir, settings, resume, overwrite, retry_failed)
     inputs = {s.path.resolve() for s in sources}
     if draw:
         clash = [str(s.path) for s in sources if output_path(out_dir, s.rel).resolve() in inputs]

@@ -217,3 +217,22 @@ def test_video_frames_detected_ahead_give_the_same_records(tmp_path, small_crowd
         assert main(["anonymize", str(src), "--output", str(out), "--workers", str(n)]) == 0
         frames[n] = [r for r in _records(out) if r["type"] == "frame"]
     assert len(frames[1]) == 12 and frames[3] == frames[1]
+
+
+def test_output_folder_equal_to_the_source_is_refused_and_left_alone(tmp_path):
+    """--overwrite into the source folder itself used to remove the earlier run and process nothing, exit 0."""
+    import shutil
+
+    from featherface.apps.batch import RunError, list_sources, run_batch
+    from featherface.apps.jobs import DetectJob
+    from featherface.core.detector import FaceDetector
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.copy(EXAMPLE_IMAGE, src / "a.jpg")
+    job = DetectJob(FaceDetector.from_pretrained("nano"), "nano")
+    for overwrite in (False, True):
+        with pytest.raises(RunError, match="inside the output folder"):
+            run_batch(job, list_sources(str(src)), src, overwrite=overwrite)
+    assert sorted(p.name for p in src.iterdir()) == ["a.jpg"]
