@@ -20,9 +20,10 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from .batch import PARQUET, Job, Listing, RunResult, Source, close_run, open_run, process_file, record_outcome, video_args
+from ..core.errors import UsageError
 from ..core.files import is_video
 from ..core.runners import require
+from .batch import PARQUET, Job, Listing, RunResult, Source, close_run, open_run, process_file, record_outcome, video_args
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,32 @@ class _Worker:
         return {"record": records}
 
 
+#: seconds to wait for a Ray head's port to accept a connection before the run is refused
+REACH_TIMEOUT = 10.0
+
+
+def check_reachable(address: str, timeout: float = REACH_TIMEOUT) -> None:
+    """:class:`UsageError` unless ``host:port`` accepts a TCP connection within ``timeout``: Ray
+    itself would wait for a wrong address indefinitely, printing warnings."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--ray {address!r}: expected HOST:PORT of a `ray start --head`, or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(f"--ray {address}: no Ray head answers there ({exc.strerror or exc})") from None
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """Join the cluster at ``address`` ("host:port", or "auto" for the one this machine belongs to),
     or start a local one (``address=None``; ``num_cpus`` caps it). Returns the cluster's resources.
     An existing connection of this process is reused."""
     ray = require("ray", "ray")
     if not ray.is_initialized():
+        if address and address != "auto":
+            check_reachable(address)
         kwargs = {"address": address} if address else {"num_cpus": num_cpus}
         ray.init(**kwargs, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         for name in ("ray", "ray.data"):  # Ray's own INFO lines would bury the run's

@@ -121,3 +121,23 @@ def test_job_runs_on_a_two_node_cluster_through_its_address(photos, tmp_path):
         assert len(json.loads((out / "run.json").read_text())["failures"]) == 2
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120, env=env)
+
+
+def test_a_wrong_ray_address_is_refused_at_once():
+    """Ray waits for a wrong address indefinitely; the run checks the head's port first (only
+    127.0.0.1 here: a closed port answers at once)."""
+    import socket
+    import time
+
+    from featherface.apps.raydata import check_reachable
+    from featherface.core.errors import UsageError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(UsageError, match="no Ray head"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(UsageError, match="HOST:PORT"):
+        check_reachable("nonsense")
