@@ -333,7 +333,8 @@ def record_outcome(run: OpenRun, rec: dict) -> None:
     """Write one file's record (its result or its error) and count it."""
     run.stream.write(rec)
     if rec["type"] == "error":
-        log.error("%s", rec["error"])
+        # listed once, in run.json and at the end of the command (the CLI's "failed:" lines)
+        log.debug("failed: %s", rec["error"])
         run.result.failed += 1
     else:
         run.result.processed += 1

@@ -49,6 +49,7 @@ def test_ray_run_matches_the_single_process_run_and_resumes(photos, tmp_path):
     r = _cli("detect", str(photos), "--output", str(on_ray), "--no-draw", "--ray", "--actors", "2")
     assert r.returncode == 1, r.stderr[-3000:]  # the two bad files: exit 1, as without Ray
     assert "Traceback" not in r.stderr and r.stderr.count("failed: ") == 2
+    assert r.stderr.count("bad.jpg") == 1 and r.stderr.count("truncated.jpg") == 1  # each failure said once
     assert _per_file(on_ray) == _per_file(single) and len(_per_file(on_ray)) == len(PHOTOS)
     summary = json.loads((on_ray / "run.json").read_text())
     assert sorted(Path(f["file"]).name for f in summary["failures"]) == ["bad.jpg", "truncated.jpg"]
