@@ -51,7 +51,7 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     # -o the input folder itself: refused, nothing written
     assert main(["detect", str(src), "--output", str(src)]) == 2
-    assert "file(s) this run did not write" in capsys.readouterr().err
+    assert "every input lies inside the output folder" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     # -o pointing at an existing FILE: one-line error
     assert main(["detect", str(src), "--output", str(src / "photo.jpg")]) == 2
