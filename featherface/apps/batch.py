@@ -216,16 +216,41 @@ def check_writable(out_dir: Path) -> None:
         raise RunError(f"cannot write to the output folder {out_dir}: {exc.strerror or exc}") from None
 
 
-def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool, retry_failed: bool = False) -> set[str]:
+def _unfinished(out_dir: Path, sources: list[Source]) -> Callable[[Path], bool]:
+    """Whether a file in ``out_dir`` is one of these sources' outputs (an image, a video, a crop
+    ``<stem>_face<i>.png``) or a video's temporary ``.<name>.<pid>.partial.mp4``: what an
+    interrupted run may leave without a record."""
+    exact = {output_path(out_dir, s.rel).resolve() for s in sources}
+    crops = {(output_path(out_dir, s.rel).resolve().parent, s.rel.stem + "_face") for s in sources}
+
+    def check(path: Path) -> bool:
+        p = path.resolve()
+        if p in exact or (p.name.startswith(".") and p.name.endswith(".partial.mp4")):
+            return True
+        return p.suffix == ".png" and any(p.parent == d and p.stem.startswith(stem) and p.stem[len(stem):].isdigit()
+                                          for d, stem in crops)
+    return check
+
+
+def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool, retry_failed: bool = False,
+                   unfinished: Callable[[Path], bool] | None = None) -> set[str]:
     """Check the output folder against the rules of the module docstring; returns the files the
     run being resumed already recorded, done or failed (``retry_failed``: done only), so that a
-    resume adds no second record for them (empty for a new run)."""
+    resume adds no second record for them (empty for a new run). On ``resume``, files that
+    ``unfinished`` recognises as this run's outputs without a record (written in the instant
+    before an interruption) are removed: their inputs are done again."""
     check_writable(out_dir)
     records = out_dir / RECORDS
     written = _written_by(records) if records.is_file() else set()
-    foreign = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
-                     if p.is_file() and not p.name.startswith(".featherface-probe")
-                     and not _is_ours(out_dir, p, written))
+    unrecorded = [p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith(".featherface-probe")
+                  and not _is_ours(out_dir, p, written)]
+    if resume and records.is_file() and unfinished is not None:
+        orphans = [p for p in unrecorded if unfinished(p)]
+        for p in orphans:
+            log.info("--resume: %s has no record (the run was interrupted while writing it): done again", p)
+            p.unlink()
+        unrecorded = [p for p in unrecorded if p not in orphans]
+    foreign = sorted(str(p.relative_to(out_dir)) for p in unrecorded)
     if records.is_file() and not (resume or overwrite):
         raise RunError(f"{out_dir} already holds a run ({RECORDS}): continue it with --resume, replace it with "
                        "--overwrite, or choose another --output")
@@ -303,7 +328,7 @@ def open_run(job: Job, listing: Listing, out_dir: Path, *, draw: bool, resume: b
     sources = [s for s in listing.sources if out_res not in s.path.resolve().parents]
     if listing.sources and not sources:  # checked before prepare_output, which may clear the folder
         raise RunError(f"every input lies inside the output folder {out_dir}: choose an --output outside the inputs")
-    done = prepare_output(out_dir, settings, resume, overwrite, retry_failed)
+    done = prepare_output(out_dir, settings, resume, overwrite, retry_failed, _unfinished(out_dir, sources))
     inputs = {s.path.resolve() for s in sources}
     if draw:
         clash = [str(s.path) for s in sources if output_path(out_dir, s.rel).resolve() in inputs]

@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     args.quiet = args.quiet or False
+    _sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -140,6 +141,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"featherface {args.command}: error: {_message(exc)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a service manager, ``kill``) stops a command as Ctrl-C does: the run closes its
+    records and says how to resume. ``serve`` installs its own handling (draining)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 #: optional packages -> the extra that installs them

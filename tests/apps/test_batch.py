@@ -236,3 +236,71 @@ def test_output_folder_equal_to_the_source_is_refused_and_left_alone(tmp_path):
         with pytest.raises(RunError, match="inside the output folder"):
             run_batch(job, list_sources(str(src)), src, overwrite=overwrite)
     assert sorted(p.name for p in src.iterdir()) == ["a.jpg"]
+
+
+def _records_per_file(out):
+    import json
+
+    recs = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines() if line.strip()]
+    files = [r["file"] for r in recs if r.get("type") in ("image", "video", "error")]
+    return {f: files.count(f) for f in files}
+
+
+def test_resume_redoes_outputs_written_just_before_an_interruption(tmp_path):
+    """An output with no record (written in the instant before Ctrl-C, SIGTERM or kill -9), and a
+    video's hidden partial file, are this run's unfinished work on --resume: done again, never
+    refused as foreign files, never recorded twice."""
+    import shutil
+
+    from featherface.apps.batch import list_sources, run_batch
+    from featherface.apps.jobs import DetectJob
+    from featherface.core.detector import FaceDetector
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    for k in range(3):
+        shutil.copy(EXAMPLE_IMAGE, src / f"p{k}.jpg")
+    job = DetectJob(FaceDetector.from_pretrained("nano"), "nano")
+    run_batch(job, list_sources(str(src)), out)
+    lines = (out / "run.jsonl").read_text().splitlines(keepends=True)
+    (out / "run.jsonl").write_text("".join(lines[:-1]))  # the last file's output is there, its record is not
+    (out / ".clip.mp4.4242.partial.mp4").write_bytes(b"half a video")
+    (out / "mine.txt").write_text("a user's file")
+    with pytest.raises(ValueError, match="mine.txt"):  # a file of nobody's run is still refused
+        run_batch(job, list_sources(str(src)), out, resume=True)
+    (out / "mine.txt").unlink()
+    result = run_batch(job, list_sources(str(src)), out, resume=True)
+    assert result.processed == 1 and result.already_done == 2
+    assert _records_per_file(out) == {str(src / f"p{k}.jpg"): 1 for k in range(3)}
+    assert not (out / ".clip.mp4.4242.partial.mp4").exists()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_resumes_to_every_file_once(tmp_path, sig):
+    """A real process interrupted mid-run, then --resume: exit 0, every file recorded exactly once."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    for k in range(120):
+        shutil.copy(EXAMPLE_IMAGE, src / f"p{k:03d}.jpg")
+    cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:  # interrupt once some files are done
+        if (out / "run.jsonl").is_file() and (out / "run.jsonl").read_text().count('"type": "image"') >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; rerun with --resume" in err, (proc.returncode, err)  # the same for both
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _records_per_file(out) == {str(src / f"p{k:03d}.jpg"): 1 for k in range(120)}
