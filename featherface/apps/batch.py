@@ -30,7 +30,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import IO, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -187,10 +187,37 @@ def summarise(records_path: Path) -> dict:
 PARQUET = "run.parquet"
 #: what a run writes besides its outputs
 RUN_FILES = (RECORDS, SUMMARY, PARQUET)
+#: held (flock) by the run writing to a folder; the kernel releases it when that process ends, even by kill -9
+LOCK = ".featherface.lock"
 
 
 def _is_ours(out_dir: Path, path: Path, written: set[Path]) -> bool:
-    return path.name in RUN_FILES or path.resolve() in written
+    return path.name in RUN_FILES or path.name == LOCK or path.resolve() in written
+
+
+def lock_output(out_dir: Path) -> IO[str] | None:
+    """Hold ``out_dir``'s lock for this process (close the returned file to release it): a second
+    run into the same folder is refused (:class:`RunError`, naming the holder's pid). Where the
+    system has no ``flock`` (Windows), no lock is taken."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    check_writable(out_dir)
+    fh = open(out_dir / LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise RunError(f"another run (pid {holder}) is writing to {out_dir}: wait for it to end, or choose another "
+                       "--output") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
 
 
 def _written_by(records_path: Path) -> set[Path]:
@@ -316,6 +343,7 @@ class OpenRun:
     todo: list[Source]
     result: RunResult
     settings: dict
+    lock: IO[str] | None = None
 
 
 def open_run(job: Job, listing: Listing, out_dir: Path, *, draw: bool, resume: bool, overwrite: bool,
@@ -328,6 +356,18 @@ def open_run(job: Job, listing: Listing, out_dir: Path, *, draw: bool, resume: b
     sources = [s for s in listing.sources if out_res not in s.path.resolve().parents]
     if listing.sources and not sources:  # checked before prepare_output, which may clear the folder
         raise RunError(f"every input lies inside the output folder {out_dir}: choose an --output outside the inputs")
+    lock = lock_output(out_dir)  # before prepare_output, which may clear the folder
+    try:
+        return _open_locked(listing, out_dir, sources, settings, lock, draw=draw, resume=resume, overwrite=overwrite,
+                            retry_failed=retry_failed)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+
+
+def _open_locked(listing: Listing, out_dir: Path, sources: list[Source], settings: dict, lock: IO[str] | None, *,
+                 draw: bool, resume: bool, overwrite: bool, retry_failed: bool) -> OpenRun:
     done = prepare_output(out_dir, settings, resume, overwrite, retry_failed, _unfinished(out_dir, sources))
     inputs = {s.path.resolve() for s in sources}
     if draw:
@@ -343,7 +383,7 @@ def open_run(job: Job, listing: Listing, out_dir: Path, *, draw: bool, resume: b
             log.warning("skipped %s: %s", path, reason)
     todo = [s for s in sources if str(s.path) not in done]
     result = RunResult(already_done=len(sources) - len(todo), skipped=len(listing.skipped))
-    return OpenRun(stream, todo, result, settings)
+    return OpenRun(stream, todo, result, settings, lock)
 
 
 def close_run(run: OpenRun, out_dir: Path) -> RunResult:
@@ -351,6 +391,9 @@ def close_run(run: OpenRun, out_dir: Path) -> RunResult:
     run.stream.close()
     run.result.summary = summarise(out_dir / RECORDS)
     write_json(out_dir / SUMMARY, run.result.summary, indent=None)  # every face of every file: megabytes
+    if run.lock is not None:  # the run is over: the folder is left as it was, lock file included
+        (out_dir / LOCK).unlink(missing_ok=True)
+        run.lock.close()
     return run.result
 
 

@@ -304,3 +304,34 @@ def test_an_interrupted_run_resumes_to_every_file_once(tmp_path, sig):
     r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert _records_per_file(out) == {str(src / f"p{k:03d}.jpg"): 1 for k in range(120)}
+
+
+def test_one_run_at_a_time_per_output_folder_and_kill_9_leaves_no_stale_lock(tmp_path):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from featherface.apps.batch import RunError, list_sources, run_batch
+    from featherface.apps.jobs import DetectJob
+    from featherface.core.detector import FaceDetector
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    for k in range(120):
+        shutil.copy(EXAMPLE_IMAGE, src / f"p{k:03d}.jpg")
+    cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((out / "run.jsonl").is_file() and '"type": "image"' in (out / "run.jsonl").read_text()):
+        time.sleep(0.02)
+    job = DetectJob(FaceDetector.from_pretrained("nano"), "nano")
+    with pytest.raises(RunError, match=f"another run \\(pid {proc.pid}\\)"):
+        run_batch(job, list_sources(str(src)), out, resume=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    result = run_batch(job, list_sources(str(src)), out, resume=True)  # the kernel released the dead run's lock
+    assert result.already_done + result.processed == 120
+    assert _records_per_file(out) == {str(src / f"p{k:03d}.jpg"): 1 for k in range(120)}
