@@ -103,8 +103,10 @@ class _Writer:
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial.mp4")
         self.size = size
         self.audio = audio_from is not None and has_audio(audio_from)
+        # H.264 4:2:0 needs an even width and height: an odd one gets one black column or row (nothing cut)
+        pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if size[0] % 2 or size[1] % 2 else []
         self._gen = ffmpeg.write_frames(str(self.tmp), size, fps=fps, codec="libx264", pix_fmt_in="bgr24",
-                                        quality=7, macro_block_size=1, ffmpeg_log_level="error",
+                                        quality=7, macro_block_size=1, ffmpeg_log_level="error", output_params=pad,
                                         audio_path=str(audio_from) if self.audio else None,
                                         audio_codec="aac" if self.audio else None)
         self._gen.send(None)

@@ -335,3 +335,23 @@ def test_one_run_at_a_time_per_output_folder_and_kill_9_leaves_no_stale_lock(tmp
     result = run_batch(job, list_sources(str(src)), out, resume=True)  # the kernel released the dead run's lock
     assert result.already_done + result.processed == 120
     assert _records_per_file(out) == {str(src / f"p{k:03d}.jpg"): 1 for k in range(120)}
+
+
+def test_odd_sized_video_is_written_padded_to_an_even_size(tmp_path, small_crowd):
+    """H.264 4:2:0 needs even sizes: a 321x193 video failed with a broken pipe; now one black
+    column and row are added (nothing of the picture is cut)."""
+    ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the [video] extra is not installed")
+    import subprocess
+
+    from featherface.apps.video import read_frames
+
+    src = tmp_path / "in"
+    src.mkdir()
+    subprocess.run([ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=321x193:rate=10", "-t", "0.6",
+                    "-c:v", "libx264", "-pix_fmt", "yuv444p", str(src / "odd.mp4")], check=True)  # 4:4:4 allows odd sizes
+    assert read_frames(src / "odd.mp4").size == (321, 193)
+    out = tmp_path / "out"
+    assert main(["anonymize", str(src / "odd.mp4"), "--output", str(out)]) == 0
+    frames = list(read_frames(out / "odd.mp4"))
+    assert len(frames) == 6 and frames[0].shape[:2] == (194, 322)
+    assert frames[0][:, -1].mean() < 12 and frames[0][-1, :].mean() < 12  # the padding: black (4:2:0 chroma bleeds a little)
