@@ -354,4 +354,5 @@ def test_odd_sized_video_is_written_padded_to_an_even_size(tmp_path, small_crowd
     assert main(["anonymize", str(src / "odd.mp4"), "--output", str(out)]) == 0
     frames = list(read_frames(out / "odd.mp4"))
     assert len(frames) == 6 and frames[0].shape[:2] == (194, 322)
-    assert frames[0][:, -1].mean() < 12 and frames[0][-1, :].mean() < 12  # the padding: black (4:2:0 chroma bleeds a little)
+    pad_col, pad_row = frames[0][:, -1], frames[0][-1, :]  # black, but for a little 4:2:0 chroma bleed
+    assert np.median(pad_col) < 8 and np.median(pad_row) < 8 and np.median(frames[0][:-1, :-1]) > 40
