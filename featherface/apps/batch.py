@@ -245,14 +245,14 @@ def check_writable(out_dir: Path) -> None:
 
 def _unfinished(out_dir: Path, sources: list[Source]) -> Callable[[Path], bool]:
     """Whether a file in ``out_dir`` is one of these sources' outputs (an image, a video, a crop
-    ``<stem>_face<i>.png``) or a video's temporary ``.<name>.<pid>.partial.mp4``: what an
-    interrupted run may leave without a record."""
+    ``<stem>_face<i>.png``) or a temporary file of ours (``atomic_write``'s ``.<name>.<random>.tmp``,
+    a video's ``.<name>.<pid>.partial.mp4``): what an interrupted run may leave without a record."""
     exact = {output_path(out_dir, s.rel).resolve() for s in sources}
     crops = {(output_path(out_dir, s.rel).resolve().parent, s.rel.stem + "_face") for s in sources}
 
     def check(path: Path) -> bool:
         p = path.resolve()
-        if p in exact or (p.name.startswith(".") and p.name.endswith(".partial.mp4")):
+        if p in exact or (p.name.startswith(".") and p.name.endswith((".partial.mp4", ".tmp"))):
             return True
         return p.suffix == ".png" and any(p.parent == d and p.stem.startswith(stem) and p.stem[len(stem):].isdigit()
                                           for d, stem in crops)

@@ -266,6 +266,7 @@ def test_resume_redoes_outputs_written_just_before_an_interruption(tmp_path):
     lines = (out / "run.jsonl").read_text().splitlines(keepends=True)
     (out / "run.jsonl").write_text("".join(lines[:-1]))  # the last file's output is there, its record is not
     (out / ".clip.mp4.4242.partial.mp4").write_bytes(b"half a video")
+    (out / ".p1.jpg.x7k2q9.tmp").write_bytes(b"half an image")  # atomic_write's, cut by kill -9
     (out / "mine.txt").write_text("a user's file")
     with pytest.raises(ValueError, match="mine.txt"):  # a file of nobody's run is still refused
         run_batch(job, list_sources(str(src)), out, resume=True)
@@ -273,7 +274,7 @@ def test_resume_redoes_outputs_written_just_before_an_interruption(tmp_path):
     result = run_batch(job, list_sources(str(src)), out, resume=True)
     assert result.processed == 1 and result.already_done == 2
     assert _records_per_file(out) == {str(src / f"p{k}.jpg"): 1 for k in range(3)}
-    assert not (out / ".clip.mp4.4242.partial.mp4").exists()
+    assert not (out / ".clip.mp4.4242.partial.mp4").exists() and not (out / ".p1.jpg.x7k2q9.tmp").exists()
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
