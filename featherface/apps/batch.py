@@ -22,6 +22,7 @@ Used by ``featherface detect``, ``anonymize`` and ``crop`` (and by the Python AP
 """
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import logging
@@ -35,7 +36,7 @@ from typing import IO, Callable, Iterator, Protocol
 import numpy as np
 
 from ..core.runners import MissingExtra
-from ..core.errors import InputError, UsageError
+from ..core.errors import InputError, OutOfSpace, UsageError
 from ..core.files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
                           write_json)
 
@@ -314,11 +315,21 @@ class RecordStream:
             self._fh.write("\n")
 
     def write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # a cut line is ended by the next run's first write
+                raise OutOfSpace(f"{self.path.parent}: no space left on the device; free some and rerun with --resume") \
+                    from None
+            raise
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:  # the last buffered bytes found the disk full: what was flushed stays
+            if exc.errno != errno.ENOSPC:
+                raise
 
 
 @dataclass
@@ -390,7 +401,12 @@ def close_run(run: OpenRun, out_dir: Path) -> RunResult:
     """Close the records and write ``run.json`` (also after an interruption)."""
     run.stream.close()
     run.result.summary = summarise(out_dir / RECORDS)
-    write_json(out_dir / SUMMARY, run.result.summary, indent=None)  # every face of every file: megabytes
+    try:
+        write_json(out_dir / SUMMARY, run.result.summary, indent=None)  # every face of every file: megabytes
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        log.warning("%s not written (no space left on the device); --resume writes it", out_dir / SUMMARY)
     if run.lock is not None:  # the run is over: the folder is left as it was, lock file included
         (out_dir / LOCK).unlink(missing_ok=True)
         run.lock.close()
@@ -417,6 +433,10 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
         return _run_image(job, src, out_dir, draw, max_pixels)
     except UsageError:
         raise  # a bad call (options, model, output folder) stops the run: it is never a per-file failure
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # not this file's fault: every next one would fail alike
+            raise OutOfSpace(f"{out_dir}: no space left on the device; free some and rerun with --resume") from None
+        return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
     except (ValueError, MemoryError, OSError, MissingExtra) as exc:  # MissingExtra: a video without [video]
         return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
 

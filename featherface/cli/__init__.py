@@ -163,8 +163,11 @@ EXTRA_OF = {"torch": "torch", "onnx": "torch", "openvino": "openvino", "matplotl
 
 
 def _is_user_error(exc: Exception) -> bool:
+    from ..core.errors import FeatherFaceError
     from ..core.runners import MissingExtra
 
+    if isinstance(exc, FeatherFaceError):
+        return True
     if isinstance(exc, (FileNotFoundError, ValueError, MissingExtra, PermissionError, IsADirectoryError)):
         return True
     if isinstance(exc, ModuleNotFoundError):  # an optional package of an extra

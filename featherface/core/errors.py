@@ -24,6 +24,11 @@ class InputError(FeatherFaceError, ValueError):
     """A bad input file or image: recorded as that file's failure in a batch run."""
 
 
+class OutOfSpace(FeatherFaceError, OSError):
+    """The output's disk is full: the run stops (every further file would fail the same way) and
+    can be resumed once space is freed."""
+
+
 class NotAnImage(InputError):
     """Data that no image reader recognises."""
 

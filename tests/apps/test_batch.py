@@ -357,3 +357,33 @@ def test_odd_sized_video_is_written_padded_to_an_even_size(tmp_path, small_crowd
     assert len(frames) == 6 and frames[0].shape[:2] == (194, 322)
     pad_col, pad_row = frames[0][:, -1], frames[0][-1, :]  # black, but for a little 4:2:0 chroma bleed
     assert np.median(pad_col) < 8 and np.median(pad_row) < 8 and np.median(frames[0][:-1, :-1]) > 40
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+    """ENOSPC (injected where the outputs are written) gave chained tracebacks, half a JSON line and
+    a run that could not be resumed."""
+    import errno
+    import shutil
+
+    import featherface.apps.batch as batch
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    for k in range(4):
+        shutil.copy(EXAMPLE_IMAGE, src / f"p{k}.jpg")
+    real = batch.atomic_write_image
+    calls = []
+
+    def fills_up(path, image, *a, **kw):
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, image, *a, **kw)
+    monkeypatch.setattr(batch, "atomic_write_image", fills_up)
+    assert main(["detect", str(src), "--output", str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left" in err[0] and "--resume" in err[0] and "Traceback" not in err[0]
+    monkeypatch.setattr(batch, "atomic_write_image", real)  # space freed
+    assert main(["detect", str(src), "--output", str(out), "--resume"]) == 0
+    assert _records_per_file(out) == {str(src / f"p{k}.jpg"): 1 for k in range(4)}
