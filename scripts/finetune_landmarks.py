@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from featherface.core.constants import MIRROR_ORDER
 from featherface.core.detector import preprocess
 from featherface.core.files import read_image
 from featherface.core.geometry import iou_matrix
@@ -40,15 +41,9 @@ from featherface.core.priors import decode_boxes, pixel_priors
 from featherface.core.weights import resolve_weights
 from featherface.data.pool import held_out_photos
 from featherface.models.checkpoint import atomic_save, load_model, make_checkpoint
+from fit_landmark_head import targets  # scripts/: the same labelled points
 
 log = logging.getLogger("finetune_landmarks")
-MIRROR = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
-
-
-def targets(item: dict, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-    keep = [i for i, (s, lm) in enumerate(zip(item["scores"], item["landmarks"])) if s >= min_score and lm]
-    return (np.array([item["boxes"][i] for i in keep], np.float32).reshape(-1, 4),
-            np.array([item["landmarks"][i] for i in keep], np.float32).reshape(-1, 5, 2))
 
 
 def sample(pool: Path, name: str, item: dict, flip: bool, min_score: float):
@@ -60,7 +55,7 @@ def sample(pool: Path, name: str, item: dict, flip: bool, min_score: float):
         w = image.shape[1]
         image = np.ascontiguousarray(image[:, ::-1])
         boxes = np.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], axis=1)
-        points = points[:, MIRROR] * np.array([-1, 1], np.float32) + np.array([w, 0], np.float32)
+        points = points[:, list(MIRROR_ORDER)] * np.array([-1, 1], np.float32) + np.array([w, 0], np.float32)
     x, (sx, sy) = preprocess(image, long_side=640)
     return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
 

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from featherface.models.checkpoint import atomic_save, load_model, make_checkpoint
+from featherface.core.constants import MIRROR_ORDER
 from featherface.core.detector import preprocess
 from featherface.core.files import read_image
 from featherface.core.geometry import iou_matrix
@@ -40,7 +41,6 @@ from featherface.core.weights import resolve_weights
 from featherface.data.pool import held_out_photos
 
 log = logging.getLogger("fit_landmark_head")
-MIRROR = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
 
 
 def targets(item: dict, min_score: float) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +159,7 @@ def main() -> None:
         faces += col.add(image, boxes, points)
         wd = image.shape[1]
         fb = np.stack([wd - boxes[:, 2], boxes[:, 1], wd - boxes[:, 0], boxes[:, 3]], axis=1)
-        fp = points[:, MIRROR] * np.array([-1, 1], np.float32) + np.array([wd, 0], np.float32)
+        fp = points[:, list(MIRROR_ORDER)] * np.array([-1, 1], np.float32) + np.array([wd, 0], np.float32)
         faces += col.add(np.ascontiguousarray(image[:, ::-1]), fb, fp)
         used += 1
     log.info("%d photos (and their mirror images), %d anchor samples", used, faces)

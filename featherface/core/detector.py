@@ -23,7 +23,7 @@ from typing import Any, Sequence, overload
 
 import numpy as np
 
-from .constants import MEAN_BGR
+from .constants import MEAN_BGR, MIRROR_ORDER
 from .errors import InputError, UsageError
 from .files import read_image
 from .imageops import resize_linear
@@ -223,7 +223,7 @@ class FaceDetector:
                 if mirrored:
                     boxes = np.stack([w - d.boxes[:, 2], d.boxes[:, 1], w - d.boxes[:, 0], d.boxes[:, 3]], axis=1)
                     # mirrored landmarks: x flipped, and left/right swapped (eyes, mouth corners)
-                    lm = d.landmarks[:, [1, 0, 2, 4, 3]].copy()
+                    lm = d.landmarks[:, list(MIRROR_ORDER)].copy()
                     lm[..., 0] = w - lm[..., 0]
                     d = Detections(boxes.astype(np.float32), d.scores, lm)
                 if min_face:

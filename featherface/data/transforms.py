@@ -12,12 +12,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..core.constants import MEAN_BGR
+from ..core.constants import MEAN_BGR, MIRROR_ORDER
 from . import MASK_STYLES
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
-# Mirroring swaps image-left and image-right points: eyes (0, 1) and mouth corners (3, 4).
-MIRROR_ORDER = (1, 0, 2, 4, 3)
 INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
 
 

@@ -277,11 +277,10 @@ def test_resume_redoes_outputs_written_just_before_an_interruption(tmp_path):
     assert not (out / ".clip.mp4.4242.partial.mp4").exists() and not (out / ".p1.jpg.x7k2q9.tmp").exists()
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_an_interrupted_run_resumes_to_every_file_once(tmp_path, sig):
-    """A real process interrupted mid-run, then --resume: exit 0, every file recorded exactly once."""
+def _detect_in_background(tmp_path, workers: int, done: int, files: int = 120):
+    """``featherface detect`` on ``files`` copies of the example photo in a subprocess, returned once
+    ``done`` of them have records (or after 60 s): ``(source folder, output folder, command, process)``."""
     import shutil
-    import signal
     import subprocess
     import sys
     import time
@@ -290,15 +289,25 @@ def test_an_interrupted_run_resumes_to_every_file_once(tmp_path, sig):
 
     src, out = tmp_path / "photos", tmp_path / "out"
     src.mkdir()
-    for k in range(120):
+    for k in range(files):
         shutil.copy(EXAMPLE_IMAGE, src / f"p{k:03d}.jpg")
-    cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:  # interrupt once some files are done
-        if (out / "run.jsonl").is_file() and (out / "run.jsonl").read_text().count('"type": "image"') >= 5:
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "run.jsonl").is_file() and (out / "run.jsonl").read_text().count('"type": "image"') >= done:
             break
         time.sleep(0.02)
+    return src, out, cmd, proc
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_resumes_to_every_file_once(tmp_path, sig):
+    """A real process interrupted mid-run, then --resume: exit 0, every file recorded exactly once."""
+    import signal
+    import subprocess
+
+    src, out, cmd, proc = _detect_in_background(tmp_path, workers=2, done=5)  # interrupted once some files are done
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; rerun with --resume" in err, (proc.returncode, err)  # the same for both
@@ -308,26 +317,13 @@ def test_an_interrupted_run_resumes_to_every_file_once(tmp_path, sig):
 
 
 def test_one_run_at_a_time_per_output_folder_and_kill_9_leaves_no_stale_lock(tmp_path):
-    import shutil
     import signal
-    import subprocess
-    import sys
-    import time
 
     from featherface.apps.batch import RunError, list_sources, run_batch
     from featherface.apps.jobs import DetectJob
     from featherface.core.detector import FaceDetector
-    from featherface.core.weights import EXAMPLE_IMAGE
 
-    src, out = tmp_path / "photos", tmp_path / "out"
-    src.mkdir()
-    for k in range(120):
-        shutil.copy(EXAMPLE_IMAGE, src / f"p{k:03d}.jpg")
-    cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out), "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not ((out / "run.jsonl").is_file() and '"type": "image"' in (out / "run.jsonl").read_text()):
-        time.sleep(0.02)
+    src, out, _, proc = _detect_in_background(tmp_path, workers=1, done=1)
     job = DetectJob(FaceDetector.from_pretrained("nano"), "nano")
     with pytest.raises(RunError, match=f"another run \\(pid {proc.pid}\\)"):
         run_batch(job, list_sources(str(src)), out, resume=True)
