@@ -8,7 +8,9 @@ mouth centre (both in the PigeonDan1/face_reco snapshot that ``../shared/data/SO
 The photos are the landmark dev set, ``featherface/data/landmark_dev.txt`` (held out of every
 training run); ``--all`` takes every labelled photo instead (``--photos N``: a random N of them).
 Every detector runs on the same photos at its own input rule (``--model``: more FeatherFace
-checkpoints or graphs, e.g. a candidate, beside the bundled Nano and its INT8 graph); a labelled face is
+checkpoints or graphs, e.g. a candidate, beside the bundled Nano and its INT8 graph); FeatherFace
+models run as they ship, landmarks read again in the second look (``featherface.core.refine``), and
+Nano also without it; the peers as their authors run them. A labelled face is
 found when a detection (score >= 0.3) holds the labelled eyes' midpoint, the one whose eyes are
 nearest taken. The error of a face is the mean distance of the four points (the mouth centre is
 the mean of the two mouth corners) divided by the labelled inter-ocular distance; the means and
@@ -47,16 +49,20 @@ if a.photos:
     random.Random(0).shuffle(names)
     names = sorted(names[: a.photos])
 
+# FeatherFace as it ships (landmarks read again in the second look), and Nano's first look alone
 detectors = {"FeatherFace Nano": FaceDetector.from_pretrained("nano", score_threshold=0.3).detect_arrays,
+             "FeatherFace Nano, first look only": FaceDetector.from_pretrained(
+                 "nano", score_threshold=0.3, refine_landmarks=False).detect_arrays,
              "FeatherFace Nano INT8": FaceDetector.from_pretrained("nano-int8", score_threshold=0.3).detect_arrays}
 for spec in a.model:
     label, _, path = spec.partition("=")
     detectors[label] = FaceDetector.from_pretrained(path, score_threshold=0.3).detect_arrays
 v1 = default_shared() / "weights" / "featherface_v1_official.pth"
 retina = a.peers / "retinaface_mnet0.25_biubug6.pth"
-for label, path in (("FeatherFace V1", v1), ("RetinaFace-MobileNet0.25", retina)):
-    if path.is_file():  # official checkpoints: PyTorch (the [torch] extra)
-        detectors[label] = FaceDetector.from_pretrained(path, score_threshold=0.3).detect_arrays
+# official checkpoints: PyTorch (the [torch] extra); RetinaFace as its authors run it (one look)
+for label, path, refine in (("FeatherFace V1", v1, True), ("RetinaFace-MobileNet0.25", retina, False)):
+    if path.is_file():
+        detectors[label] = FaceDetector.from_pretrained(path, score_threshold=0.3, refine_landmarks=refine).detect_arrays
 from featherface.peers.runners import load_peers  # noqa: E402
 
 for peer in load_peers(a.peers):

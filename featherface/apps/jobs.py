@@ -40,6 +40,7 @@ def detector_settings(det: Any, model: str) -> dict:
     return {"model": model, "model_sha256": file_sha256(str(source)) if source else None, "arch": det.arch,
             "engine": type(det.runner).__name__, "score_threshold": det.cfg.score_threshold, "nms_iou": det.cfg.nms_iou,
             "box_voting": det.cfg.box_voting, "top_k": det.cfg.top_k, "keep_top_k": det.cfg.keep_top_k,
+            "refine_landmarks": det.refine_landmarks,
             "long_side": det.long_side, "coordinates": "original-image pixels; boxes x1,y1,x2,y2",
             "landmarks": ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"]}
 

@@ -14,7 +14,7 @@ Endpoints (OpenAPI document at ``/openapi.json``):
 
 A POST body is the image itself (any ``image/*`` or ``application/octet-stream`` Content-Type) or a
 ``multipart/form-data`` field ``image``. Query options are the command line's (``score_threshold``,
-``long_side``; ``mode``, ``shape``, ``pad``, ``second_pass``; ``align``, ``size``, ``margin``).
+``long_side``, ``refine_landmarks``; ``mode``, ``shape``, ``pad``, ``second_pass``; ``align``, ``size``, ``margin``).
 
 Back-pressure: ``workers`` inference threads (one engine thread each, as batch runs) and room for
 ``queue`` waiting requests per worker. A request that finds the room full gets 503 with
@@ -280,8 +280,9 @@ class Service:
         q = request.query_params
         score = _number(q, "score_threshold", float, 0.0, 1.0, None)
         long_side = _long_side(q, DETECTOR.long_side)
+        refine = _flag(q, "refine_landmarks", DETECTOR.refine_landmarks)
         image, _ = await self._image(request)
-        kw = {"long_side": long_side} | ({"score_threshold": score} if score is not None else {})
+        kw = {"long_side": long_side, "refine_landmarks": refine} | ({"score_threshold": score} if score is not None else {})
         d = await self._infer(lambda: self.detector.detect_arrays(image, **kw))
         self.metrics.faces.labels("detect").inc(len(d))
         return JSONResponse({"faces": faces_json(d), "width": int(image.shape[1]), "height": int(image.shape[0])})
@@ -377,6 +378,8 @@ def openapi_document(service_version: str) -> dict:
     score = param("score_threshold", "number", "minimum face score", minimum=0, maximum=1)
     long_side = param("long_side", "integer", "resize so the long side has this many pixels (0: original size)",
                       minimum=0, maximum=MAX_LONG_SIDE, default=DETECTOR.long_side)
+    refine = param("refine_landmarks", "boolean", "read each face's landmarks again in a second look (false: faster)",
+                   default=DETECTOR.refine_landmarks)
     point = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
     face = {"type": "object", "properties": {
         "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
@@ -394,7 +397,7 @@ def openapi_document(service_version: str) -> dict:
             "/health": {"get": {"summary": "model and version", "responses": {"200": {"description": "up"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
             "/detect": {"post": {
-                "summary": "faces with boxes, scores and five landmarks", "parameters": [score, long_side],
+                "summary": "faces with boxes, scores and five landmarks", "parameters": [score, long_side, refine],
                 "requestBody": image_body, "security": [{"bearer": []}, {}],
                 "responses": {"200": {"description": "the faces", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},

@@ -26,7 +26,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from functools import lru_cache
 from pathlib import Path
 
-from ..core.constants import MIN_SIZES, STEPS, VARIANCES
+from ..core.constants import MIN_SIZES, MIRROR_ORDER, STEPS, VARIANCES
 from ..core.errors import UsageError
 from ..core.settings import page_settings
 from ..core.weights import WEIGHTS_DIR
@@ -58,7 +58,8 @@ def site_config() -> dict:
         models[name] = {"url": f"models/{filename}", "score_threshold": runner.score_threshold,
                         "mean": list(runner.contract["mean"]), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return {"version": version("featherface"), "default_model": "nano", "models": models, "settings": page_settings(),
-            "anchors": {"minSizes": [list(s) for s in MIN_SIZES], "steps": list(STEPS), "variances": list(VARIANCES)}}
+            "anchors": {"minSizes": [list(s) for s in MIN_SIZES], "steps": list(STEPS), "variances": list(VARIANCES),
+                        "mirrorOrder": list(MIRROR_ORDER)}}
 
 
 def site_files() -> dict[str, Path]:

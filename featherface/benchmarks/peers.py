@@ -62,7 +62,9 @@ class Entry:
 
 def _our_entries(models: dict[str, str], backend: str, box_voting: bool = True) -> list[Entry]:
     """Entries for our detectors (FeatherFace, and RetinaFace-MobileNet0.25 through the same
-    pipeline) on ``backend``; ``box_voting=False`` gives greedy NMS alone, named so in the label."""
+    pipeline) on ``backend``; ``box_voting=False`` gives greedy NMS alone, named so in the label.
+    Boxes only are compared here: no landmarks' second look (it leaves boxes as they are; its cost
+    per face is measured by ``benchmarks/landmark_error.py``)."""
     from ..models.loading import load_any, recommended_threshold
     from ..export.torch_runner import TorchRunner
     from ..export.graph import export_onnx
@@ -76,7 +78,7 @@ def _our_entries(models: dict[str, str], backend: str, box_voting: bool = True) 
         holder: dict[str, FaceDetector] = {}
         if backend == "torch":
             holder["det"] = FaceDetector(TorchRunner(model), arch=arch, score_threshold=threshold, long_side=None,
-                                         box_voting=box_voting)
+                                         box_voting=box_voting, refine_landmarks=False)
             set_threads = torch.set_num_threads
         else:
             onnx_path = export_onnx(model, Path(tempfile.mkdtemp(prefix="featherface_peers_")) / f"{arch}.onnx", arch,
@@ -84,7 +86,7 @@ def _our_entries(models: dict[str, str], backend: str, box_voting: bool = True) 
 
             def set_threads(n: int, onnx_path=onnx_path, holder=holder, backend=backend) -> None:
                 holder["det"] = FaceDetector.from_pretrained(onnx_path, backend=backend, num_threads=n, long_side=None,
-                                                             box_voting=box_voting)
+                                                             box_voting=box_voting, refine_landmarks=False)
 
             set_threads(1)
         detect = lambda img, thr, holder=holder: holder["det"].detect_arrays(img, score_threshold=thr)
@@ -105,7 +107,8 @@ def _graph_entries(graphs: dict[str, Path], backend: str) -> list[Entry]:
         holder: dict[str, FaceDetector] = {}
 
         def set_threads(n: int, path=path, holder=holder) -> None:
-            holder["det"] = FaceDetector.from_pretrained(str(path), backend=backend, num_threads=n, long_side=None)
+            holder["det"] = FaceDetector.from_pretrained(str(path), backend=backend, num_threads=n, long_side=None,
+                                                         refine_landmarks=False)
             if backend == "openvino":
                 # the labelled sets have ~80 image shapes per set: compile each once, not per image
                 holder["det"].runner.cache_size = 256

@@ -116,9 +116,11 @@ def model_weights(name: str) -> str:
         raise
 
 
-def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = DETECTOR.long_side) -> None:
+def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, long_side: int | None = DETECTOR.long_side,
+                      landmarks: bool = True) -> None:
     """The detector's flags; defaults and help from :class:`featherface.core.settings.DetectorSettings`
-    (``score``: another default threshold, e.g. anonymisation's; ``long_side``: evaluation's None)."""
+    (``score``: another default threshold, e.g. anonymisation's; ``long_side``: evaluation's None;
+    ``landmarks=False``: a command that uses boxes only, without ``--refine-landmarks``)."""
     def helped(name: str) -> str:
         return help_of(DetectorSettings, name)
 
@@ -137,6 +139,9 @@ def add_detector_args(p: argparse.ArgumentParser, score: float | None = None, lo
     p.add_argument("--box-voting", default=DETECTOR.box_voting, action=argparse.BooleanOptionalAction,
                    help=helped("box_voting"))
     p.add_argument("--long-side", type=long_side_value, default=long_side, help=helped("long_side"))
+    if landmarks:
+        p.add_argument("--refine-landmarks", default=DETECTOR.refine_landmarks, action=argparse.BooleanOptionalAction,
+                       help=helped("refine_landmarks"))
 
 
 def build_detector(args: argparse.Namespace, model_override: str | None = None, **overrides):
@@ -145,7 +150,8 @@ def build_detector(args: argparse.Namespace, model_override: str | None = None, 
     from ..core.detector import FaceDetector
 
     kw = dict(score_threshold=args.score_threshold, nms_iou=args.nms_iou, top_k=args.top_k, keep_top_k=args.keep_top_k,
-              box_voting=args.box_voting, long_side=args.long_side or None)
+              box_voting=args.box_voting, long_side=args.long_side or None,
+              refine_landmarks=getattr(args, "refine_landmarks", False))  # boxes-only commands: no second look
     kw.update(overrides)
     return FaceDetector.from_pretrained(model_weights(model_override or args.model), device=args.device, backend=args.backend,
                                         num_threads=args.threads or None, **kw)

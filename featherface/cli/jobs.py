@@ -127,7 +127,7 @@ def _landmark_detector(args: argparse.Namespace):
 
 
 def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | None = None, draw: bool = True,
-                videos: bool = True) -> None:
+                videos: bool = True, landmarks: bool = True) -> None:
     p.add_argument("source", nargs="?", help="image, folder, quoted glob pattern" + (", or video" if videos else
                                                                                      " (images only)"))
     p.add_argument("--example", action="store_true", help="run on the example photo inside the package")
@@ -149,7 +149,7 @@ def _batch_args(p: argparse.ArgumentParser, out_default: str, score: float | Non
                         "of a `ray start --head`, or auto), on that cluster, whose nodes must see SOURCE and --output")
     p.add_argument("--actors", type=int_at_least(1),
                    help="--ray: detectors working at once (default: the cluster's CPUs)")
-    add_detector_args(p, score=score)
+    add_detector_args(p, score=score, landmarks=landmarks)
 
 
 def register_cli(sub) -> None:
@@ -158,7 +158,8 @@ def register_cli(sub) -> None:
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("anonymize", help="blur, pixelate or fill the faces of images, folders, globs or videos")
-    _batch_args(p, "anonymized", score=ANONYMIZE.score_threshold, draw=False)  # the masked files are the point
+    # the masked files are the point; masks need boxes only
+    _batch_args(p, "anonymized", score=ANONYMIZE.score_threshold, draw=False, landmarks=False)
 
     def helped(name: str) -> str:
         return help_of(AnonymizeSettings, name)

@@ -12,6 +12,8 @@ call: they are grouped by network input size, and each group runs as one batch, 
 exactly the detections of one-by-one calls.
 Post-processing: greedy NMS at ``nms_iou`` followed by box voting (``box_voting=False``: greedy
 NMS alone, as in the released FeatherFace / RetinaFace code); see :mod:`featherface.postprocess`.
+Landmarks: each face's five points are read again in a second look where the face is 96 px
+(:mod:`featherface.core.refine`; ``refine_landmarks=False``: the first look's points, faster).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .errors import InputError, UsageError
 from .files import read_image
 from .imageops import resize_linear
 from .postprocess import Detection, Detections, PostProcessConfig, nms, postprocess_image
+from .refine import refine_landmarks as second_look
 from .runners import OnnxRunner, OpenVinoRunner, Runner, require
 from .settings import DETECTOR, FALLBACK_SCORE_THRESHOLD, MAX_LONG_SIDE, PASSES
 from .weights import resolve_weights
@@ -116,6 +119,7 @@ class FaceDetector:
         keep_top_k: int = DETECTOR.keep_top_k,
         box_voting: bool = DETECTOR.box_voting,
         long_side: int | None = DETECTOR.long_side,
+        refine_landmarks: bool = DETECTOR.refine_landmarks,
         max_batch: int = 8,
         contract: dict | None = None,
     ) -> None:
@@ -125,6 +129,7 @@ class FaceDetector:
         self.arch = arch or getattr(runner, "arch", "?")
         self.cfg = PostProcessConfig(score_threshold, nms_iou, top_k, keep_top_k, box_voting)
         self.long_side = long_side
+        self.refine_landmarks = refine_landmarks
         self.max_batch = max_batch
 
     @classmethod
@@ -168,14 +173,17 @@ class FaceDetector:
 
     @overload
     def detect_arrays(self, images: list | tuple, *, color: str = ..., long_side: Any = ..., score_threshold: Any = ...,
-                      nms_iou: Any = ..., top_k: Any = ..., keep_top_k: Any = ...) -> list[Detections]: ...
+                      nms_iou: Any = ..., top_k: Any = ..., keep_top_k: Any = ...,
+                      refine_landmarks: Any = ...) -> list[Detections]: ...
 
     @overload
     def detect_arrays(self, images: np.ndarray | str | os.PathLike, *, color: str = ..., long_side: Any = ...,
-                      score_threshold: Any = ..., nms_iou: Any = ..., top_k: Any = ..., keep_top_k: Any = ...) -> Detections: ...
+                      score_threshold: Any = ..., nms_iou: Any = ..., top_k: Any = ..., keep_top_k: Any = ...,
+                      refine_landmarks: Any = ...) -> Detections: ...
 
     def detect_arrays(self, images, *, color: str = "bgr", long_side=DEFAULT, score_threshold=DEFAULT,
-                      nms_iou=DEFAULT, top_k=DEFAULT, keep_top_k=DEFAULT) -> Detections | list[Detections]:
+                      nms_iou=DEFAULT, top_k=DEFAULT, keep_top_k=DEFAULT,
+                      refine_landmarks=DEFAULT) -> Detections | list[Detections]:
         """Like :meth:`detect` but returns :class:`Detections` arrays."""
         # one image: an array, or anything that is not a list/tuple (None, a PIL image...), which
         # preprocess then rejects with a message saying what to pass instead
@@ -197,7 +205,22 @@ class FaceDetector:
                 outputs = self.runner(x)
                 for j, i in enumerate(chunk):
                     results[i] = postprocess_image(outputs.image(j), hw, prepared[i][1], cfg)
+        if self.refine_landmarks if refine_landmarks is DEFAULT else refine_landmarks:
+            for i, img in enumerate(batch):
+                if isinstance(img, (str, os.PathLike)):
+                    img, c = read_image(img), "bgr"  # as preprocess read it
+                else:
+                    c = color
+                results[i] = self._second_look(img, results[i], c, nms_iou)  # type: ignore[arg-type]
         return results[0] if single else results  # type: ignore[return-value]
+
+    def _second_look(self, image: np.ndarray, found: Detections, color: str, nms_iou: Any = DEFAULT) -> Detections:
+        """``found`` with landmarks from :func:`featherface.core.refine.refine_landmarks`."""
+        def look(crops: list[np.ndarray], side: int, threshold: float) -> list[Detections]:
+            return self.detect_arrays(crops, color=color, long_side=side, score_threshold=threshold, nms_iou=nms_iou,
+                                      refine_landmarks=False)
+
+        return second_look(image, found, look)
 
     def detect_passes(self, image: np.ndarray, long_sides: Sequence[int | None], *, flip: bool = False,
                       color: str = "bgr", score_threshold=DEFAULT) -> Detections:
@@ -219,7 +242,8 @@ class FaceDetector:
             caps = {"top_k": top_k, "keep_top_k": keep_top_k}
             for mirrored in (False, True) if flip else (False,):
                 src = np.ascontiguousarray(image[:, ::-1]) if mirrored else image
-                d = self.detect_arrays(src, color=color, long_side=ls, score_threshold=score_threshold, **caps)
+                d = self.detect_arrays(src, color=color, long_side=ls, score_threshold=score_threshold,
+                                       refine_landmarks=False, **caps)
                 if mirrored:
                     boxes = np.stack([w - d.boxes[:, 2], d.boxes[:, 1], w - d.boxes[:, 0], d.boxes[:, 3]], axis=1)
                     # mirrored landmarks: x flipped, and left/right swapped (eyes, mouth corners)

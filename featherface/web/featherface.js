@@ -233,21 +233,91 @@
     if (options.boxVoting !== undefined) cfg.boxVoting = options.boxVoting;
     if (options.topK !== undefined) cfg.topK = options.topK;
     if (options.keepTopK !== undefined) cfg.keepTopK = options.keepTopK;
+    if (options.refineLandmarks !== undefined) cfg.refineLandmarks = options.refineLandmarks;
     if (!(cfg.threshold >= 0 && cfg.threshold <= 1)) throw new RangeError(`scoreThreshold must be in [0, 1], got ${cfg.threshold}`);
     if (!(cfg.nmsIou > 0 && cfg.nmsIou <= 1)) throw new RangeError(`nmsIou must be in (0, 1], got ${cfg.nmsIou}`);
     if (cfg.longSide && !(cfg.longSide >= 32)) throw new RangeError(`longSide must be >= 32 or 0 (full size), got ${cfg.longSide}`);
     return cfg;
   }
 
+  /** The first look at h x w RGBA pixels: faces in their pixels. */
+  async function firstLook(loaded, rgba, h, w, cfg) {
+    const [nh, nw] = inputSize(h, w, cfg.longSide);
+    const data = toTensorData(rgba, h, w, nh, nw, loaded.mean);
+    const input = new loaded.ort.Tensor("float32", data, [1, 3, nh, nw]);
+    const out = await loaded.session.run({ [loaded.session.inputNames[0]]: input });
+    return postprocess(out.loc.data, out.conf.data, out.landms.data, nh, nw, w / nw, h / nh, cfg);
+  }
+
   async function detectBitmap(bitmap, options) {
     const loaded = await load(options);
     const cfg = settings(options, loaded);
     const h = bitmap.height, w = bitmap.width;
-    const [nh, nw] = inputSize(h, w, cfg.longSide);
-    const data = toTensorData(pixelsOf(bitmap), h, w, nh, nw, loaded.mean);
-    const input = new loaded.ort.Tensor("float32", data, [1, 3, nh, nw]);
-    const out = await loaded.session.run({ [loaded.session.inputNames[0]]: input });
-    return postprocess(out.loc.data, out.conf.data, out.landms.data, nh, nw, w / nw, h / nh, cfg);
+    const rgba = pixelsOf(bitmap);
+    const faces = await firstLook(loaded, rgba, h, w, cfg);
+    if (!cfg.refineLandmarks || !faces.length) return faces;
+    // the second look (Python: featherface/core/refine.py): each face again, large, and mirrored
+    const look = SETTINGS.look;
+    const squares = faceSquares(faces.map((f) => f.box), look.context);
+    const lookCfg = { ...cfg, threshold: look.scoreThreshold, longSide: Math.round(look.context * look.facePx) };
+    const looks = [];
+    for (const [x0, y0, side] of squares) {
+      for (const mirror of [false, true]) {
+        looks.push(await firstLook(loaded, cutSquare(rgba, h, w, x0, y0, side, mirror), side, side, lookCfg));
+      }
+    }
+    return mergeLooks(faces, squares, looks);
+  }
+
+  // ------------------------------------------------------------------ the second look
+
+  /** Integer squares [x0, y0, side] centred on each box, `context` times its longer side
+   * (Python: face_squares). */
+  function faceSquares(boxes, context) {
+    return boxes.map(([x1, y1, x2, y2]) => {
+      const side = Math.max(1, Math.round(context * Math.max(x2 - x1, y2 - y1)));
+      // `|| 0`: Math.round(-0.4) is -0
+      return [Math.round((x1 + x2) / 2 - side / 2) || 0, Math.round((y1 + y2) / 2 - side / 2) || 0, side];
+    });
+  }
+
+  /** RGBA pixels of the side x side square at (x0, y0) of an h x w image, black outside it,
+   * mirrored left to right with `mirror` (Python: cut_square). */
+  function cutSquare(rgba, h, w, x0, y0, side, mirror) {
+    const out = new Uint8ClampedArray(side * side * 4);
+    const ya = Math.max(0, y0), yb = Math.min(h, y0 + side), xa = Math.max(0, x0), xb = Math.min(w, x0 + side);
+    for (let y = ya; y < yb; y++) {
+      for (let x = xa; x < xb; x++) {
+        const cx = mirror ? side - 1 - (x - x0) : x - x0;
+        const o = ((y - y0) * side + cx) * 4, i = (y * w + x) * 4;
+        out[o] = rgba[i]; out[o + 1] = rgba[i + 1]; out[o + 2] = rgba[i + 2]; out[o + 3] = rgba[i + 3];
+      }
+    }
+    return out;
+  }
+
+  /** `faces` with each face's landmarks the mean of its two looks (square, then mirrored square;
+   * crop pixels) whose best box matches the face's at IoU >= minIou (Python: merge_looks). */
+  function mergeLooks(faces, squares, looks, look = SETTINGS.look, mirrorOrder = ANCHORS.mirrorOrder) {
+    return faces.map((face, i) => {
+      const [x0, y0, side] = squares[i];
+      const readings = [];
+      for (let k = 0; k < 2; k++) {
+        const found = looks[2 * i + k];
+        if (!found.length) continue;
+        let [bx1, by1, bx2, by2] = [face.box[0] - x0, face.box[1] - y0, face.box[2] - x0, face.box[3] - y0];
+        if (k === 1) [bx1, bx2] = [side - bx2, side - bx1];
+        let best = -1, bestIou = -1;
+        found.forEach((f, j) => { const v = iou([bx1, by1, bx2, by2], f.box); if (v > bestIou) { best = j; bestIou = v; } });
+        if (bestIou < look.minIou) continue;
+        let pts = found[best].landmarks;
+        if (k === 1) pts = mirrorOrder.map((m) => [side - pts[m][0], pts[m][1]]);
+        readings.push(pts.map(([x, y]) => [x + x0, y + y0]));
+      }
+      if (!readings.length) return face;
+      const landmarks = face.landmarks.map((_, p) => [0, 1].map((c) => readings.reduce((s, r) => s + r[p][c], 0) / readings.length));
+      return { ...face, landmarks };
+    });
   }
 
   async function detect(source, options = {}) {
@@ -290,7 +360,7 @@
   async function detectPasses(bitmap, sides, opt) {
     let all = [];
     for (const { longSide, topK, keepTopK, minFace } of passPlan(bitmap.height, bitmap.width, sides)) {
-      const faces = await detectBitmap(bitmap, { ...opt, longSide, topK, keepTopK });
+      const faces = await detectBitmap(bitmap, { ...opt, longSide, topK, keepTopK, refineLandmarks: false });
       all.push(...faces.filter((f) => f.box[2] - f.box[0] >= minFace));
     }
     if (sides.length === 1) return all;
@@ -376,6 +446,7 @@
   if (typeof window !== "undefined") window.featherface = Object.freeze({ load, detect, anonymize });
   // Node: the pure functions, checked against the Python package (tests/apps/test_page_functions.py)
   if (typeof module === "object" && module.exports) {
-    module.exports = { inputSize, toTensorData, priors, greedyNms, postprocess, anonymizePasses, passPlan, maskRegion };
+    module.exports = { inputSize, toTensorData, priors, greedyNms, postprocess, anonymizePasses, passPlan, maskRegion,
+                       faceSquares, cutSquare, mergeLooks };
   }
 })();

@@ -74,6 +74,11 @@ def test_detect_gives_the_detectors_faces(server):
                     headers=_auth(), timeout=60)
     low = FaceDetector.from_pretrained("nano", score_threshold=0.9, long_side=320).detect_arrays(image)
     assert r2.status_code == 200 and len(r2.json()["faces"]) == len(low)
+    # the first look's landmarks on asking
+    r3 = _post(server, "/detect?refine_landmarks=false", body)
+    first = FaceDetector.from_pretrained("nano", refine_landmarks=False).detect_arrays(image)
+    np.testing.assert_allclose([f["landmarks"] for f in r3.json()["faces"]], first.landmarks, atol=0.01)
+    assert np.abs(first.landmarks - want.landmarks).max() > 0.1
 
 
 def test_anonymize_and_crop(server):

@@ -260,3 +260,37 @@ def test_huge_sizes_are_refused_in_one_line(tmp_path, capsys):
     assert main(["crop", "--example", "--output", str(tmp_path / "b"), "--align", "--size", "112000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "8192" in err[0] and "1120" in err[1]
+
+
+def test_every_option_and_argument_has_help():
+    """`--help` explains everything it lists (each command's own options included)."""
+    import argparse
+
+    from featherface.cli import build_parser
+
+    def silent(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command, sub in action.choices.items():
+                    yield from silent(sub, f"{name} {command}")
+            elif action.help is None:
+                yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(silent(build_parser(), "featherface")) == []
+
+
+def test_detect_records_the_second_look_setting(tmp_path):
+    """`--no-refine-landmarks` gives the first look's points, and the records say which was used."""
+    import json
+
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    runs = {}
+    for flag in ("--refine-landmarks", "--no-refine-landmarks"):
+        out = tmp_path / flag
+        assert main(["-q", "detect", str(EXAMPLE_IMAGE), "--output", str(out), "--no-draw", flag]) == 0
+        runs[flag] = json.loads((out / "run.json").read_text())
+    first, second = (runs[f] for f in ("--no-refine-landmarks", "--refine-landmarks"))
+    assert second["settings"]["refine_landmarks"] is True and first["settings"]["refine_landmarks"] is False
+    face = lambda run: run["results"][0]["faces"][0]  # noqa: E731
+    assert face(first)["box"] == face(second)["box"] and face(first)["landmarks"] != face(second)["landmarks"]

@@ -1,6 +1,6 @@
 // The page's pure functions (featherface/web/featherface.js) against vectors the Python package
 // wrote (tests/apps/test_page_functions.py sets FEATHERFACE_VECTORS): resize, priors, decoding,
-// NMS, box voting, detection passes and mask geometry, without a browser.
+// NMS, box voting, detection passes, mask geometry and the landmarks' second look, without a browser.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -63,4 +63,16 @@ test("maskRegion: mask_regions", () => {
     const r = page.maskRegion(c.box, c.pad, c.W, c.H);
     assert.deepEqual([r.cx1, r.cy1, r.cx2, r.cy2, r.gx1, r.gy1, r.gx2, r.gy2], c.region);
   }
+});
+
+test("faceSquares, cutSquare and mergeLooks: the second look (face_squares, cut_square, merge_looks)", () => {
+  const L = V.look;
+  assert.deepEqual(page.faceSquares(L.boxes, L.context), L.squares);
+  for (const c of L.cuts) {
+    const cut = page.cutSquare(Uint8ClampedArray.from(L.image.rgba), L.image.h, L.image.w, c.x0, c.y0, c.side, c.mirror);
+    assert.deepEqual(Array.from(cut), c.pixels, `cut ${c.x0},${c.y0},${c.side} mirror ${c.mirror}`);
+  }
+  const merged = page.mergeLooks(L.faces, L.squares.slice(0, 3), L.looks, L.rules, V.anchors.mirrorOrder);
+  close(merged.flatMap((f) => f.landmarks.flat()), L.merged.flat(2), 1e-3, "landmarks");
+  close(merged.flatMap((f) => f.box), L.faces.flatMap((f) => f.box), 0, "boxes unchanged");
 });
