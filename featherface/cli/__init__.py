@@ -76,12 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     p = sub.add_parser("info", help="parameter breakdown and FLOPs of V1, Nano and the RetinaFace-MobileNet0.25 baseline")
-    p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"))
+    p.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"),
+                   help="input size the FLOPs are counted at (default: 640 640)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("convert", help="official V1 / RetinaFace-MobileNet0.25 state_dict -> FeatherFace checkpoint")
-    p.add_argument("src", type=Path)
-    p.add_argument("dst", type=Path)
+    p.add_argument("src", type=Path, help="the released .pth (state_dict)")
+    p.add_argument("dst", type=Path, help="the FeatherFace checkpoint (.pt) to write")
     p.add_argument("--arch", choices=["v1", "retinaface"], help="default: recognised from the keys")
     p.set_defaults(func=cmd_convert)
 

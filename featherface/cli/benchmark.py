@@ -90,10 +90,11 @@ def register_cli(sub) -> None:
     p.add_argument("--v1", default="v1", help="V1 weights: 'v1', a checkpoint or the official .pth")
     p.add_argument("--nano", default="nano", help="Nano weights: 'nano' or a checkpoint")
     p.add_argument("--image", type=Path, default=None, help="photo used for timing (post-processing depends on it)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeat", type=int, default=30)
-    p.add_argument("--output", "-o", type=Path, default=Path("benchmark_out"))
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to time (default: 1 2)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs before timing (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=30, help="timed runs per setting (default: %(default)s)")
+    p.add_argument("--output", "-o", type=Path, default=Path("benchmark_out"),
+                   help="folder for the report (default: %(default)s)")
     p.add_argument("--peers", action="store_true", help="also run RetinaFace-MobileNet and the peer detectors")
     p.add_argument("--peers-dir", type=Path, default=None, help="folder with the peer model files (default ../shared/peers)")
     p.add_argument("--images", type=Path, nargs="+", default=None,

@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..core.errors import UsageError
 from ..core.settings import DETECTOR
 from .common import add_detector_args, build_detector
 
@@ -26,27 +27,34 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     classes = set(args.classes.split(",")) if args.classes else None
     from ..data.face_labels import read_face_labels
 
+    images = Path(args.images)
+    if not images.is_dir():
+        raise UsageError(f"--images {images}: {'not a folder' if images.exists() else 'no such folder'}")
     labels = read_face_labels(Path(args.labels), classes)  # read once, for the check and every model
     names = list(labels)
-    absent = [n for n in names if not (Path(args.images) / n).is_file()]
+    absent = [n for n in names if not (images / n).is_file()]
+    # an AP over images that are not there counts their faces as missed: a wrong number, not a result
     if names and len(absent) == len(names):
-        # an AP of 0 over a folder that holds none of the images would be a wrong number, not a result
-        print(f"featherface evaluate: error: {args.images} holds none of the {len(names)} images {args.labels} labels "
-              f"(e.g. {absent[0]}); check --images", file=sys.stderr)
-        return 1
+        what = "holds no files" if not any(images.iterdir()) else f"holds none of the {len(names)} images {args.labels} labels"
+        raise UsageError(f"{images} {what} (e.g. {absent[0]}); check --images")
+    if absent and not args.skip_missing:
+        raise UsageError(f"{len(absent)} of {len(names)} labelled images are missing from {images} (e.g. "
+                         f"{', '.join(absent[:3])}); add them, or --skip-missing to score the {len(names) - len(absent)} "
+                         "that are there")
     if absent:
-        log.warning("%d of %d labelled images are missing from %s (e.g. %s); they count as images without detections",
-                    len(absent), len(names), args.images, ", ".join(absent[:3]))
+        log.warning("--skip-missing: %d of %d labelled images are not in %s and are left out of the scores",
+                    len(absent), len(names), images)
+        labels = {n: a for n, a in labels.items() if n not in set(absent)}
     det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
-    result, protocol, missing = evaluate_on_labels(det, Path(args.images), Path(args.labels), long_side, classes,
-                                                   labels=labels)
+    result, protocol, missing = evaluate_on_labels(det, images, Path(args.labels), long_side, classes, labels=labels)
+    protocol["left_out_missing"] = len(absent)
     protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
     results = {str(args.model): result}
     if args.compare is not None:  # same options, the other weights, their own threshold unless one is given
         other_args = argparse.Namespace(**{**vars(args), "model": args.compare})
         other_det = build_detector(other_args, score_threshold=args.score_threshold, long_side=None)
-        results[str(args.compare)] = evaluate_on_labels(other_det, Path(args.images), Path(args.labels), long_side,
-                                                        classes, labels=labels)[0]
+        results[str(args.compare)] = evaluate_on_labels(other_det, images, Path(args.labels), long_side, classes,
+                                                        labels=labels)[0]
     extra: dict = {}
     samples = bootstrap_ap(list(results.values()), args.bootstrap) if args.bootstrap > 0 else None
     if samples is not None:
@@ -67,9 +75,9 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     print(f"protocol: {protocol['resize']}, ranking from score {protocol['ranking_score_threshold']}, NMS IoU "
           f"{protocol['nms_iou']}{' + box voting' if protocol['box_voting'] else ''}, keep {protocol['keep_top_k']}; "
           "IoU 0.5, greedy matching in score order, VOC all-point AP")
-    if missing:
-        print(f"{len(missing)} of {result.num_images} labelled images missing or unreadable under {args.images} "
-              f"(counted as images without detections), e.g. {missing[:3]}")
+    if missing:  # there, but damaged: counted as images without detections, and the run says so in its exit code
+        print(f"{len(missing)} of {result.num_images} labelled images unreadable under {images} "
+              f"(counted as images without detections), e.g. {missing[:3]}", file=sys.stderr)
     print(result.summary())
     if samples is not None:
         lo, hi = extra["ap_ci95"]
@@ -81,7 +89,7 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
         print(f"--compare {args.compare}: AP {c['ap']:.4f} | AP (faces >= 16 px) {c['ap_16']:.4f}; "
               f"difference {c['ap_difference']:+.4f}{paired}")
     print(f"result: {out / 'result.json'}{curve}")
-    return 0
+    return 1 if missing else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -167,12 +175,16 @@ def register_cli(sub) -> None:
                    help="with --labels: 95 %% interval of the AP from N resamples of the images (0: none)")
     p.add_argument("--predictions", type=Path, help="evaluate an existing folder of <event>/<image>.txt result files instead")
     p.add_argument("--gt", type=Path, default=Path("../shared/widerface/ground_truth"), help="folder with the official .mat files")
-    p.add_argument("--output", "-o", type=Path, default=Path("eval_out"))
-    add_detector_args(p, score=None, long_side=None)
+    p.add_argument("--skip-missing", action="store_true",
+                   help="with --labels: score the labelled images that are in --images and leave the others out "
+                        "(default: refuse, since their faces would count as missed)")
+    p.add_argument("--output", "-o", type=Path, default=Path("eval_out"),
+                   help="folder for result.json and the PR curve (default: %(default)s)")
+    add_detector_args(p, score=None, long_side=None, landmarks=False)  # boxes are scored
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("check-data", help="report problems in a WIDER-style dataset (labels and images)")
     p.add_argument("labels", type=Path, help="label.txt (RetinaFace) or wider_face_*_bbx_gt.txt (official)")
     p.add_argument("--images", type=Path, help="image root the label paths are relative to")
-    p.add_argument("--max-problems", type=int, default=50)
+    p.add_argument("--max-problems", type=int, default=50, help="stop listing after this many (default: %(default)s)")
     p.set_defaults(func=cmd_check_data)

@@ -57,7 +57,7 @@ def register_cli(sub) -> None:
     p.add_argument("--size", type=int_at_least(32), nargs=2, default=(640, 640), metavar=("H", "W"),
                    help="export size (each >= 32)")
     p.add_argument("--decode", action="store_true", help="decode boxes/landmarks and softmax scores inside the graph")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max abs difference allowed by the parity check")
     p.add_argument("--int8", action="store_true",

@@ -31,8 +31,15 @@ def _record(name: str, boxes: list, landmarks: list | None = None) -> ImageAnnot
     return ImageAnnotation(name, b, lm, has)
 
 
+def _numbers(values) -> bool:
+    """A list of JSON numbers (a string such as "10" is a labelling mistake, not a number)."""
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def _check_boxes(path: Path, where: str, boxes) -> None:
     for k, box in enumerate(boxes):
+        if not _numbers(box):
+            raise AnnotationError(path, None, f"{where}: box {k} must be a list of 4 numbers, got {json.dumps(box)[:80]}")
         if len(box) != 4:
             raise AnnotationError(path, None, f"{where}: box {k} has {len(box)} numbers, expected 4")
         x1, y1, x2, y2 = (float(v) for v in box)
@@ -54,7 +61,7 @@ def read_labels_json(path: str | Path) -> FaceLabels:
             raise AnnotationError(path, None, f'images["{name}"]: "boxes" must be a list')
         _check_boxes(path, f'images["{name}"]', boxes)
         landmarks = item.get("landmarks") or [None] * len(boxes)
-        if len(landmarks) != len(boxes) or any(p is not None and len(p) != 10 for p in landmarks):
+        if len(landmarks) != len(boxes) or any(p is not None and not (_numbers(p) and len(p) == 10) for p in landmarks):
             raise AnnotationError(path, None, f'images["{name}"]: "landmarks" needs one null or 10 numbers per box')
         out[name] = _record(name, boxes, landmarks)
     return out

@@ -87,7 +87,8 @@ def test_check_data_malformed_line(tmp_path, capsys):
 
 def test_evaluate_labels_voc_end_to_end(tmp_path, v1_checkpoint, capsys):
     """V1 scored against labels that are its own detections (score >= 0.5) scores AP 1 over the
-    faces it labelled; a labelled image that is absent is reported and counted as undetected."""
+    faces it labelled; a labelled image that is absent is refused (exit 2), or with --skip-missing
+    left out of the scores, and a damaged one counts as undetected (exit 1)."""
     from featherface.core.detector import FaceDetector
 
     photos = [p for p in sorted(shared_file("images/portraits").glob("*.jpg")) if cv2.imread(str(p)) is not None][:3]
@@ -107,12 +108,21 @@ def test_evaluate_labels_voc_end_to_end(tmp_path, v1_checkpoint, capsys):
                        f"<ymax>{b[3]}</ymax></bndbox></object>" for b in boxes)
         (ann / f"{p.stem}.xml").write_text(f"<annotation><filename>{p.name}</filename>{objs}</annotation>")
     out = tmp_path / "eval"
-    assert main(["evaluate", "--model", str(v1_checkpoint), "--images", str(images), "--labels", str(ann),
-                 "--output", str(out)]) == 0
+    args = ["evaluate", "--model", str(v1_checkpoint), "--images", str(images), "--labels", str(ann), "--output", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "1 of 4 labelled images are missing" in err and "absent.jpg" in err and "--skip-missing" in err
+    assert not (out / "result.json").exists()
+    assert main([*args, "--skip-missing"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "result.json").read_text())["ap"] == pytest.approx(1.0)  # the absent image left out
+    (images / "absent.jpg").write_bytes(b"not a jpeg")  # there, but damaged: no detections, exit 1
+    assert main(args) == 1
     result = json.loads((out / "result.json").read_text())
-    text = capsys.readouterr().out
-    assert "1 of 4 labelled images missing" in text and "absent.jpg" in text
-    # every labelled face but the absent image's one is found first in the ranking
+    text = capsys.readouterr()
+    assert "1 of 4 labelled images unreadable" in text.err and "absent.jpg" in text.err
+    text = text.out
+    # every labelled face but the damaged image's one is found first in the ranking
     assert result["num_faces"] == n_faces
     assert result["recall"] == pytest.approx((n_faces - 1) / n_faces)
     assert result["ap"] == pytest.approx((n_faces - 1) / n_faces, abs=1e-6)
@@ -130,6 +140,11 @@ def test_evaluate_labels_malformed_is_one_line(tmp_path, capsys):
                  "--model", "nano"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "labels.json" in err and "box 0" in err
+    # coordinates as strings are a labelling mistake, named where they are
+    (tmp_path / "labels.json").write_text('{"images": {"a.jpg": {"boxes": [[1, 2, 30, 40], ["1", "x", 3, 4]]}}}')
+    assert main(["evaluate", "--images", str(tmp_path), "--labels", str(tmp_path / "labels.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and 'images["a.jpg"]: box 1 must be a list of 4 numbers' in err
 
 
 def test_evaluate_predictions_rejects_nan_and_empty_folders(tmp_path, gt_dir, capsys):
@@ -197,9 +212,17 @@ def test_evaluate_refuses_a_folder_without_the_labelled_images(tmp_path, capsys)
     labels.write_text(json.dumps({"images": {"a.jpg": {"boxes": [[1, 1, 20, 20]]}, "b.jpg": {"boxes": []}}}))
     (tmp_path / "elsewhere").mkdir()
     out = tmp_path / "eval"
-    assert main(["evaluate", "--labels", str(labels), "--images", str(tmp_path / "elsewhere"), "--output", str(out)]) == 1
+    args = ["evaluate", "--labels", str(labels), "--output", str(out), "--images"]
+    assert main([*args, str(tmp_path / "elsewhere")]) == 2
     err = capsys.readouterr().err
-    assert "holds none of the 2 images" in err and "Traceback" not in err and not (out / "result.json").exists()
+    assert "holds no files" in err and "Traceback" not in err and not (out / "result.json").exists()
+    (tmp_path / "elsewhere" / "c.jpg").write_bytes(b"x")
+    assert main([*args, str(tmp_path / "elsewhere")]) == 2
+    assert "holds none of the 2 images" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "nowhere")]) == 2
+    assert "--images " + str(tmp_path / "nowhere") + ": no such folder" in capsys.readouterr().err
+    assert main([*args, str(labels)]) == 2
+    assert "not a folder" in capsys.readouterr().err and not (out / "result.json").exists()
 
 
 def test_evaluate_checks_the_output_folder_before_any_work(tmp_path, gt_dir, capsys):
