@@ -2,7 +2,10 @@
 ffmpeg binary).
 
 Frames are read as ``H x W x 3`` uint8 BGR, in order, and written as H.264 MP4 with the source's
-audio track copied in (AAC), the same frame rate and one output frame per input frame. Every output
+audio track copied in (AAC), the same frame rate and one output frame per input frame. A video of
+variable frame rate (what phones record) is read at its stream's base rate (ffmpeg's ``tbr``),
+repeating a frame where the gap to the next is longer, and written at that constant rate: the
+same duration, the audio in sync, no frame left out. Every output
 goes to a hidden temporary file in the destination folder and is renamed when complete, so an
 interrupted run leaves nothing behind.
 """
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +40,24 @@ def _avi_total_frames(path: Path) -> int | None:
     return total or None
 
 
+def base_rate(path: Path) -> float | None:
+    """The video stream's base rate (``tbr`` in ffmpeg's description of the file), or ``None``."""
+    ffmpeg = require("imageio_ffmpeg", "video")
+    try:
+        out = subprocess.run([ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                             text=True, errors="replace", timeout=60).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = next((ln for ln in out.splitlines() if ln.lstrip().startswith("Stream ") and " Video: " in ln), "")
+    m = re.search(r" ([0-9]+(?:\.[0-9]+)?) tbr", line)
+    return float(m.group(1)) if m else None
+
+
 class FrameReader:
-    """Iterate over a video's frames (``H x W x 3`` uint8 BGR). ``fps`` and ``total`` (the frame
-    count the container's duration and rate state, or ``None``) come from the header."""
+    """Iterate over a video's frames (``H x W x 3`` uint8 BGR) at a constant rate ``fps``;
+    ``total`` is the frame count the container's duration and that rate state (or ``None``).
+    ``variable``: the stream's frame rate varies (its mean rate is below its base rate), so it is
+    read at the base rate (module docstring)."""
 
     def __init__(self, path: Path) -> None:
         ffmpeg = require("imageio_ffmpeg", "video")
@@ -48,8 +68,19 @@ class FrameReader:
         except (OSError, RuntimeError, StopIteration):
             self._gen.close()
             raise InputError(f"{path}: cannot be opened as a video") from None
-        fps = meta.get("fps")
+        fps = meta.get("fps")  # the stream's MEAN rate
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0
+        base = base_rate(self.path)
+        # ffmpeg's raw output repeats frames up to the base rate: the writer must use that rate,
+        # or a 10 s phone video plays for 20 s; stated explicitly (-r) so reader and writer agree
+        self.variable = base is not None and base > self.fps * 1.01
+        if self.variable:
+            self._gen.close()
+            self.fps = float(base)  # type: ignore[arg-type]
+            self._gen = ffmpeg.read_frames(str(path), pix_fmt="bgr24", output_params=["-r", f"{self.fps:g}"])
+            next(self._gen)
+            log.info("%s: variable frame rate (mean %.2f fps): read and written at its base rate, %g fps",
+                     path, float(fps), self.fps)
         self.size = tuple(meta["size"])
         duration = meta.get("duration")
         self.total = _avi_total_frames(self.path) or (

@@ -355,6 +355,43 @@ def test_odd_sized_video_is_written_padded_to_an_even_size(tmp_path, small_crowd
     assert np.median(pad_col) < 8 and np.median(pad_row) < 8 and np.median(frames[0][:-1, :-1]) > 40
 
 
+def test_variable_frame_rate_video_keeps_its_duration_and_audio(tmp_path):
+    """A phone-style video whose frame rate varies (mean 20.4 fps, base 30: two seconds at 30 fps,
+    two at 6) came out a half longer than its audio (written at the mean rate); now it is read and
+    written at the base rate: the same duration as the source and its audio."""
+    ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the [video] extra is not installed")
+    import subprocess
+
+    from featherface.apps.video import read_frames
+
+    src = tmp_path / "in"
+    src.mkdir()
+    subprocess.run([ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30:duration=8",
+                    "-f", "lavfi", "-i", "sine=frequency=440:duration=8",
+                    "-vf", r"select='lt(mod(t\,4)\,2)+not(mod(n\,5))'", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(src / "phone.mp4")], check=True)
+    frames, secs = ffmpeg.count_frames_and_secs(str(src / "phone.mp4"))
+    assert frames < 0.8 * 30 * secs  # really variable: fewer frames than the base rate gives
+    reader = read_frames(src / "phone.mp4")
+    assert reader.variable and reader.fps == 30.0
+    out = tmp_path / "out"
+    assert main(["-q", "anonymize", str(src / "phone.mp4"), "--output", str(out)]) == 0
+    n, duration = ffmpeg.count_frames_and_secs(str(out / "phone.mp4"))
+    assert abs(duration - secs) < 0.15 and abs(n - 30 * secs) <= 3
+    record = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()
+              if json.loads(line).get("type") == "video"][0]
+    assert record["fps"] == 30.0 and record["num_frames"] == n
+
+    def described(path):  # (container duration in s, has an AAC track)
+        text = subprocess.run([ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                              text=True).stderr
+        h, m, sec = text.split("Duration: ")[1].split(",")[0].split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec), "Audio: aac" in text
+
+    (before, audio_before), (after, audio_after) = described(src / "phone.mp4"), described(out / "phone.mp4")
+    assert audio_before and audio_after and abs(after - before) < 0.15  # audio and video end together, as before
+
+
 def test_a_full_disk_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
     """ENOSPC (injected where the outputs are written) gave chained tracebacks, half a JSON line and
     a run that could not be resumed."""
