@@ -13,8 +13,9 @@ Used by ``featherface detect``, ``anonymize`` and ``crop`` (and by the Python AP
   run's records and the files it wrote are removed first).
 * **Resume.** ``resume`` skips the files already finished, after checking that every setting that
   shapes results (model and its sha256, thresholds, long side, NMS, engine, job options) equals
-  the first run's. An unfinished video is redone from its first frame: its records start with a
-  ``start`` record, and the summary keeps only the frames after the last one.
+  the first run's. An unfinished video is redone from its first frame: the resume first drops the
+  records the interruption left half done (a cut line, an unfinished video's ``start`` and
+  ``frame`` records), so every file and frame is recorded once.
 * **Atomic outputs.** Images and videos are written to a hidden temporary file, then renamed; an
   interrupted run leaves no partial file.
 * **Bad files** (unreadable, damaged, too many pixels by their header, truncated videos) are one
@@ -37,8 +38,8 @@ import numpy as np
 
 from ..core.runners import MissingExtra
 from ..core.errors import InputError, OutOfSpace, UsageError
-from ..core.files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, is_image, is_video, read_image, read_image_size,
-                          write_json)
+from ..core.files import (IMAGE_EXTS, VIDEO_EXTS, atomic_write_image, atomic_write_text, is_image, is_video, read_image,
+                          read_image_size, write_json)
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,38 @@ def _unfinished(out_dir: Path, sources: list[Source]) -> Callable[[Path], bool]:
     return check
 
 
+def compact_records(records: Path) -> int:
+    """Rewrite ``records`` (atomically) without what an interruption left half done: lines cut
+    mid-write, and the ``start`` and ``frame`` records of a video that has no ``video`` record after
+    them (the resume redoes that video from its first frame, so each frame ends up recorded once).
+    A finished video's frames are kept, just before its ``video`` record. Returns the records dropped."""
+    kept: list[dict] = []
+    pending: dict[str, list[dict]] = {}  # a video's records since its last start
+    total = 0
+    for line in records.read_text(encoding="utf-8").splitlines():
+        total += 1
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        kind, file = rec.get("type"), rec.get("file")
+        if kind == "start":
+            pending[file] = [rec]
+        elif kind == "frame":
+            pending.setdefault(file, []).append(rec)
+        elif kind == "video":
+            kept += pending.pop(file, []) + [rec]
+        else:  # settings, image, error, skipped
+            if kind == "error":  # a video that failed: its frames go, as in run.json
+                pending.pop(file, None)
+            kept.append(rec)
+    dropped = total - len(kept)
+    if dropped:
+        log.info("--resume: %d record(s) of unfinished work dropped from %s", dropped, records)
+        atomic_write_text(records, "".join(json.dumps(r) + "\n" for r in kept))
+    return dropped
+
+
 def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool, retry_failed: bool = False,
                    unfinished: Callable[[Path], bool] | None = None) -> set[str]:
     """Check the output folder against the rules of the module docstring; returns the files the
@@ -292,6 +325,7 @@ def prepare_output(out_dir: Path, settings: dict, resume: bool, overwrite: bool,
                 if first.get(key) != value:
                     raise RunError(f"--resume: {key} was {first.get(key)!r} in the run being resumed, now {value!r}; "
                                    "rerun with the same settings, or start a new --output")
+        compact_records(records)
         finished = ("image", "video") if retry_failed else ("image", "video", "error")
         return {rec["file"] for rec in _read_records(records) if rec.get("type") in finished}
     if overwrite and records.is_file():

@@ -334,6 +334,43 @@ def test_one_run_at_a_time_per_output_folder_and_kill_9_leaves_no_stale_lock(tmp
     assert _records_per_file(out) == {str(src / f"p{k:03d}.jpg"): 1 for k in range(120)}
 
 
+def test_kill_9_mid_video_then_resume_records_each_frame_once(tmp_path, small_crowd):
+    """A real process killed (SIGKILL) while writing a video: its hidden partial file and its
+    half-written frame records are this run's unfinished work; --resume redoes the video and
+    run.jsonl then holds one start, each frame once and one video record (it held the killed
+    attempt's frames as well)."""
+    pytest.importorskip("imageio_ffmpeg", reason="the [video] extra is not installed")
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from featherface.apps.video import read_frames
+
+    src = tmp_path / "clip.avi"
+    _video(src, [np.roll(small_crowd, 2 * k, axis=1) for k in range(90)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "run.jsonl").is_file() and (out / "run.jsonl").read_text().count('"type": "frame"') >= 10:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert '"type": "video"' not in (out / "run.jsonl").read_text()  # killed mid-video
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    recs = _records(out)
+    assert [r["type"] for r in recs].count("start") == 1 and [r["type"] for r in recs].count("video") == 1
+    assert [r["frame"] for r in recs if r["type"] == "frame"] == list(range(90))
+    assert not list(out.glob(".*.partial.mp4"))
+    assert sum(1 for _ in read_frames(out / "clip.avi.mp4")) == 90
+    (rec,) = json.loads((out / "run.json").read_text())["results"]
+    assert [f["frame"] for f in rec["frames"]] == list(range(90))
+
+
 def test_odd_sized_video_is_written_padded_to_an_even_size(tmp_path, small_crowd):
     """H.264 4:2:0 needs even sizes: a 321x193 video failed with a broken pipe; now one black
     column and row are added (nothing of the picture is cut)."""
