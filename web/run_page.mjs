@@ -1,7 +1,9 @@
 // Drives the FeatherFace page in headless Chromium (Debian's chromium, through playwright-core):
-//   node run_page.mjs URL [--threads N] [--repeat N] [--anonymize OUT_DIR] [--screenshot PNG] IMAGE...
+//   node run_page.mjs URL [--threads N] [--repeat N] [--anonymize OUT_DIR] [--screenshot PNG] [--ui FILE] IMAGE...
 // Each IMAGE is handed to window.featherface.detect as a data: URL. Prints one JSON object:
-// {threads, isolated, load_ms, results: [{image, faces, ms: [...]}], anonymized: [...]}.
+// {threads, isolated, load_ms, results: [{image, faces, ms: [...]}], anonymized: [...], ui}.
+// --ui FILE (repeatable): the page's controls as a user works them: the first IMAGE and each FILE
+// opened at once, captions in both modes, a threshold out of range, the webcam (a fake one) on and off.
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { chromium } from "playwright-core";
@@ -12,7 +14,7 @@ const TYPES = { ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"
 
 const args = process.argv.slice(2);
 const url = args.shift();
-const opts = { threads: undefined, repeat: 1, anonymize: null, screenshot: null };
+const opts = { threads: undefined, repeat: 1, anonymize: null, screenshot: null, ui: [] };
 const images = [];
 while (args.length) {
   const a = args.shift();
@@ -20,11 +22,15 @@ while (args.length) {
   else if (a === "--repeat") opts.repeat = Number(args.shift());
   else if (a === "--anonymize") opts.anonymize = args.shift();
   else if (a === "--screenshot") opts.screenshot = args.shift();
+  else if (a === "--ui") opts.ui.push(args.shift());
   else images.push(a);
 }
 
+// --ui: a fake webcam, allowed without a prompt
+const FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true,
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: [...CHROMIUM_ARGS, ...(opts.ui.length ? FAKE_CAMERA : [])],
+  headless: true,
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -72,7 +78,30 @@ try {
     await page.waitForFunction(() => document.querySelector("#results figcaption") !== null, null, { timeout: 60000 });
     await page.screenshot({ path: opts.screenshot, fullPage: false });
   }
-  console.log(JSON.stringify({ ...loaded, load_ms, results, anonymized, errors }));
+  let ui = null;
+  if (opts.ui.length && images.length) {
+    const status = () => page.textContent("#status");
+    const captions = () => page.$$eval("#results figcaption", (els) => els.map((e) => e.textContent));
+    const until = (fn, arg) => page.waitForFunction(fn, arg, { timeout: 60000 });
+    ui = {};
+    await page.setInputFiles("#files", [images[0], ...opts.ui]);
+    await until(() => /opened/.test(document.querySelector("#status").textContent));
+    ui.opened = { status: await status(), captions: await captions() };
+    await page.selectOption("#mode", "detect");
+    await until(() => /face\(s\)/.test(document.querySelector("#results figcaption")?.textContent));
+    ui.detect = await captions();
+    await page.fill("#threshold", "1.5");
+    await page.dispatchEvent("#threshold", "change");
+    await until(() => /threshold/.test(document.querySelector("#status").textContent));
+    ui.badThreshold = { status: await status(), captions: await captions() };
+    await page.click("#camera");
+    await until(() => document.querySelector("#camera").textContent !== "Webcam");
+    ui.cameraOn = { button: await page.textContent("#camera"), status: await status() };
+    await page.click("#camera");
+    await until(() => document.querySelector("#camera").textContent === "Webcam");
+    ui.cameraOff = { button: await page.textContent("#camera"), status: await status() };
+  }
+  console.log(JSON.stringify({ ...loaded, load_ms, results, anonymized, errors, ui }));
 } finally {
   await browser.close();
 }

@@ -7,9 +7,13 @@
   let items = [];  // {name, bitmap, faces, canvas}
   let stream = null;
 
+  /** The detector options of the controls; throws a RangeError naming a bad threshold. */
   function options() {
-    const t = $("threshold").value;
-    return t === "" ? {} : { scoreThreshold: Number(t) };
+    const input = $("threshold");
+    if (input.value === "" && !input.validity.badInput) return {};
+    const t = Number(input.value);
+    if (input.validity.badInput || !(t >= 0 && t <= 1)) throw new RangeError("the score threshold must be a number from 0 to 1");
+    return { scoreThreshold: t };
   }
 
   function drawFaces(canvas, faces) {
@@ -50,32 +54,47 @@
     const canvas = await render(item);
     const figure = document.createElement("figure");
     const caption = document.createElement("figcaption");
-    caption.textContent = `${item.name}: ${item.faces.length} face(s), ${Math.round(performance.now() - t0)} ms`;
+    // masking counts what it hid: recall first, low-score faces too, so more than detection shows
+    const what = $("mode").value === "detect" ? "face(s)" : "area(s) masked";
+    caption.textContent = `${item.name}: ${item.faces.length} ${what}, ${Math.round(performance.now() - t0)} ms`;
     figure.append(canvas, caption);
     item.figure = figure;
     return figure;
   }
 
+  /** Redraw every photo with the current controls; a bad control keeps the shown results and
+   * says what is wrong. Returns whether it redrew. */
   async function refresh() {
-    $("results").replaceChildren();
-    for (const item of items) $("results").append(await show(item));
+    try {
+      options();
+    } catch (e) {
+      $("status").textContent = e.message;
+      return false;
+    }
+    const figures = [];
+    for (const item of items) figures.push(await show(item));
+    $("results").replaceChildren(...figures);
     $("download").disabled = items.length === 0;
+    return true;
   }
 
   async function open(files) {
-    const images = [...files].filter((f) => f.type.startsWith("image/"));
-    $("status").textContent = `working on ${images.length} photo(s)…`;
-    for (const file of images) {
+    const problems = [];
+    let added = 0;
+    $("status").textContent = `working on ${files.length} file(s)…`;
+    for (const file of files) {
       try {
         const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none" });
         items.push({ name: file.name, bitmap });
+        added++;
       } catch (e) {
-        $("status").textContent = `${file.name}: not an image this browser can read`;
+        problems.push(`${file.name} (${file.type.startsWith("image/") ? "damaged or unsupported" : "not an image"})`);
       }
     }
     $("hint").hidden = items.length > 0;
-    await refresh();
-    $("status").textContent = "done";
+    const redrawn = await refresh();
+    const skipped = problems.length ? `; not opened: ${problems.join(", ")}` : "";
+    if (redrawn || problems.length) $("status").textContent = `${added} photo(s) opened${skipped}`;
   }
 
   function download() {
@@ -91,9 +110,18 @@
   }
 
   async function camera() {
-    if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; $("video").hidden = true; return; }
+    if (stream) {
+      stream.getTracks().forEach((t) => t.stop());
+      stream = null;
+      $("video").hidden = true;
+      $("camera").textContent = "Webcam";
+      $("status").textContent = "webcam stopped";
+      return;
+    }
     if (!navigator.mediaDevices?.getUserMedia) { $("status").textContent = "no webcam access in this browser"; return; }
     stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    $("camera").textContent = "Stop webcam";
+    $("status").textContent = "webcam on: nothing is recorded or sent";
     const video = $("video");
     video.srcObject = stream;
     await video.play();
@@ -102,9 +130,13 @@
     const loop = async () => {
       if (!stream) return;
       const bitmap = await createImageBitmap(video);
-      const canvas = await render({ bitmap });
-      bitmap.close();
-      figure.replaceChildren(canvas);
+      try {
+        figure.replaceChildren(await render({ bitmap }));
+      } catch (e) {
+        $("status").textContent = e.message;  // e.g. a bad threshold: the loop goes on with the next frame
+      } finally {
+        bitmap.close();
+      }
       requestAnimationFrame(loop);
     };
     loop();

@@ -174,6 +174,30 @@ def test_page_finds_the_python_packages_faces(server, tmp_path):
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.browser
+def test_page_controls_say_what_happened(server, tmp_path):
+    """The page as a user works it: a text file and a damaged photo opened with a photo are named,
+    not silently dropped; masking captions count masked areas, not faces; a threshold out of range
+    says so and keeps the results shown (it blanked them); the webcam button becomes Stop."""
+    _browser_or_skip()
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = _run_page(server, [shared_file("images/crowd_baseball.jpg")], "--ui", str(tmp_path / "notes.txt"),
+                       "--ui", str(tmp_path / "broken.jpg"))
+    ui = result["ui"]
+    assert result["errors"] == []
+    assert ui["opened"]["status"] == ("1 photo(s) opened; not opened: notes.txt (not an image), "
+                                      "broken.jpg (damaged or unsupported)")
+    (masked,) = ui["opened"]["captions"]
+    (detected,) = ui["detect"]
+    assert "area(s) masked" in masked and "face(s)" in detected
+    n_masked, n_faces = int(masked.split(": ")[1].split()[0]), int(detected.split(": ")[1].split()[0])
+    assert n_masked >= n_faces >= 18  # recall first masks more than detection shows
+    assert "threshold must be a number from 0 to 1" in ui["badThreshold"]["status"]
+    assert ui["badThreshold"]["captions"] == ui["detect"]  # the results stay as they were
+    assert ui["cameraOn"]["button"] == "Stop webcam" and ui["cameraOff"]["button"] == "Webcam"
+
+
 def test_cli_writes_the_site_and_refuses_bad_ports(tmp_path, capsys):
     from featherface.cli import main
 
