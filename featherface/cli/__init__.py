@@ -53,6 +53,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         """A bad option: one line on stderr and exit code 2 (``--help`` shows the usage)."""
+        extra = message.partition("unrecognized arguments: ")[2].split()
+        if extra and any(Path(a).exists() for a in extra):
+            # several files where one SOURCE goes: most often a glob the shell expanded
+            message += ("; one SOURCE per run: quote a glob so the shell leaves it to featherface ('photos/*.jpg'), "
+                        "or give the folder")
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 # against their own --max-pixels first (read_image_size), so that limit is the one that applies.
 _Image.MAX_IMAGE_PIXELS = None
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+#: AVIF (what recent phones and browsers save) through Pillow's AVIF support (its wheels since 11.3)
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
@@ -94,6 +95,11 @@ def decode_image(source: str | os.PathLike | bytes, max_pixels: int | None = Non
         head = bytes(source[:12]) if isinstance(source, (bytes, bytearray, memoryview)) else b""
         if any(head.startswith(m) for m in IMAGE_MAGIC) or head[8:12] == b"WEBP":
             raise InputError(f"{label}: damaged image data (an image's signature, then data no reader accepts)") from None
+        if head[4:12] in (b"ftypavif", b"ftypavis") or label.lower().endswith(".avif"):
+            from PIL import features
+
+            if not features.check("avif"):
+                raise NotAnImage(f"{label}: AVIF, which this Pillow cannot read (pip install 'Pillow>=11.3')") from None
         raise NotAnImage(f"{label}: cannot be read as an image (corrupt or unsupported format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{label}: damaged image data ({exc})") from None

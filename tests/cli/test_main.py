@@ -127,6 +127,8 @@ def test_pixel_limit_is_a_per_file_failure(tmp_path, capsys):
     (["detect", "x.jpg", "--max-pixels", "0"], "must be >= 1"),
     (["detect", "x.jpg", "--score-threshold", "1.5"], "must be in [0, 1]"),
     (["export", "--size", "0", "0", "-o", "m.onnx"], "argument --size: must be >= 32"),
+    # an unquoted glob the shell expanded into several files
+    (["detect", "x.jpg", "x.jpg"], "unrecognized arguments: x.jpg; one SOURCE per run: quote a glob"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, argv, message, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
