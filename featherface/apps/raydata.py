@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +40,8 @@ class _Worker:
         self.out_dir, self.draw, self.max_pixels = Path(out_dir), draw, max_pixels
 
     def __call__(self, batch: dict) -> dict:
-        records = [json.dumps(process_file(self.job, Source(Path(p), Path(r)), self.out_dir, self.draw, self.max_pixels))
+        records = [json.dumps(process_file(self.job, Source(Path(os.fsdecode(p)), Path(os.fsdecode(r))), self.out_dir,
+                                           self.draw, self.max_pixels))
                    for p, r in zip(batch["path"], batch["rel"])]
         return {"record": records}
 
@@ -101,7 +103,8 @@ def run_batch_ray(job_factory: Callable[[], Job], listing: Listing, out_dir: Pat
             size = max(1, actors or cpus)
             ctx = DataContext.get_current()
             ctx.enable_progress_bars = False
-            ds = ray.data.from_items([{"path": str(s.path), "rel": str(s.rel)} for s in images],
+            # paths as bytes: a file name that is not UTF-8 is no Arrow string (it aborted the run)
+            ds = ray.data.from_items([{"path": os.fsencode(s.path), "rel": os.fsencode(s.rel)} for s in images],
                                      override_num_blocks=min(len(images), max(1, size * 4)))
             # Fractional CPUs: with whole ones, a pool as large as the machine leaves Ray Data no CPU
             # for its own tasks and the pipeline can stall; detectors run one thread each anyway.
@@ -121,6 +124,12 @@ def run_batch_ray(job_factory: Callable[[], Job], listing: Listing, out_dir: Pat
     return result
 
 
+def _text(name: str) -> str:
+    """A file name as Parquet text: bytes that are not UTF-8 (kept by Python as surrogates)
+    written as ``\\xNN`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def write_parquet(path: Path, summary: dict) -> None:
     """One row per file of ``run.json`` (results, then failures): file, type, width, height,
     num_faces, faces (JSON text), output(s), error."""
@@ -130,9 +139,10 @@ def write_parquet(path: Path, summary: dict) -> None:
     rows = []
     for rec in [*summary["results"], *summary["failures"]]:
         outputs = rec.get("outputs") or ([rec["output"]] if rec.get("output") else [])
-        rows.append({"file": rec["file"], "type": rec.get("type", "error"), "width": rec.get("width"),
+        rows.append({"file": _text(rec["file"]), "type": rec.get("type", "error"), "width": rec.get("width"),
                      "height": rec.get("height"), "num_faces": len(rec.get("faces", [])),
-                     "faces": json.dumps(rec.get("faces", [])), "outputs": outputs, "error": rec.get("error")})
+                     "faces": json.dumps(rec.get("faces", [])), "outputs": [_text(o) for o in outputs],
+                     "error": None if rec.get("error") is None else _text(rec["error"])})
     schema = pa.schema([("file", pa.string()), ("type", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
                         ("num_faces", pa.int64()), ("faces", pa.string()), ("outputs", pa.list_(pa.string())),
                         ("error", pa.string())])

@@ -88,6 +88,25 @@ def test_anonymize_on_ray_writes_the_masked_files(photos, tmp_path):
         assert (on_ray / name).read_bytes() == (single / name).read_bytes()  # written by the actors
 
 
+def test_a_file_name_that_is_not_utf8_runs_on_ray(tmp_path):
+    """A photo named in Latin-1 bytes (not UTF-8) aborted a Ray run; now it is detected, recorded
+    under its name, and named with \\xNN escapes in run.parquet."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in"
+    src.mkdir()
+    name = os.fsdecode(b"caf\xe9.jpg")  # the byte 0xe9 alone is no UTF-8
+    shutil.copy(shared_file("images/small_pair.jpg"), src / name)
+    shutil.copy(shared_file("images/group_indoor.jpg"), src / "plain.jpg")
+    out = tmp_path / "out"
+    r = _cli("detect", str(src), "--output", str(out), "--ray", "--no-draw")
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = _per_file(out)
+    assert set(results) == {str(src / name), str(src / "plain.jpg")} and results[str(src / name)]["faces"]
+    files = pq.read_table(out / "run.parquet").column("file").to_pylist()
+    assert sorted(files) == sorted([str(src / "plain.jpg"), str(src / "caf\\xe9.jpg")])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
