@@ -1,6 +1,7 @@
 """The light path (numpy + onnxruntime / OpenVINO) against the PyTorch path and the peers, in one
 interleaved run: 640x480 crowd photo, one thread, end to end (pre-processing, network, decoding,
-NMS, box voting).
+NMS, box voting). FeatherFace rows are one look, as the peers; one more row is Nano as it ships,
+its landmarks read again in the second look (``featherface.core.refine``), which costs per face.
 
     python benchmarks/light_speed.py [SHARED] [--repeat 60]
 
@@ -26,7 +27,7 @@ img = cv2.resize(cv2.imread(str(shared / "images" / "crowd_baseball.jpg")), (640
 import torch  # noqa: E402  (the torch path's own thread setting)
 
 torch.set_num_threads(1)
-one = dict(num_threads=1, long_side=None)
+one = dict(num_threads=1, long_side=None, refine_landmarks=False)
 fns = {"Nano, onnxruntime (light path)": FaceDetector.from_pretrained("nano", **one),
        "Nano INT8, onnxruntime": FaceDetector.from_pretrained("nano-int8", **one),
        "Nano, PyTorch": FaceDetector.from_pretrained("nano", backend="torch", **one)}
@@ -39,6 +40,9 @@ try:
 except Exception as exc:  # noqa: BLE001 - the openvino extra is optional
     print(f"OpenVINO skipped: {exc}")
 calls = {k: (lambda d=d: d.detect_arrays(img)) for k, d in fns.items()}
+shipped = FaceDetector.from_pretrained("nano", num_threads=1, long_side=None)
+faces = len(shipped.detect_arrays(img).scores)
+calls[f"Nano, onnxruntime, with the landmarks' second look ({faces} faces)"] = lambda: shipped.detect_arrays(img)
 retina = FaceDetector.from_pretrained(str(shared / "peers" / "retinaface_mnet0.25_biubug6.pth"), backend="onnxruntime", **one)
 calls["RetinaFace-MobileNet0.25, onnxruntime"] = lambda: retina.detect_arrays(img)
 try:

@@ -28,6 +28,7 @@ SUB_LAYERS = {
         "settings": 0.05,
         "postprocess": 0.2,
         "runners": 0.3, "drawing": 0.3, "align": 0.3,
+        "refine": 0.35,  # the landmarks' second look, given the detector's first look as a function
         "detector": 0.4,
         "anonymize": 0.45,  # anonymize(image) without faces detects with the detector
     },

@@ -1,6 +1,7 @@
 // Drives the FeatherFace page in headless Chromium (Debian's chromium, through playwright-core):
-//   node run_page.mjs URL [--threads N] [--repeat N] [--anonymize OUT_DIR] [--screenshot PNG] [--ui FILE] IMAGE...
-// Each IMAGE is handed to window.featherface.detect as a data: URL. Prints one JSON object:
+//   node run_page.mjs URL [--threads N] [--repeat N] [--options JSON] [--anonymize OUT_DIR] [--screenshot PNG] [--ui FILE] IMAGE...
+// Each IMAGE is handed to window.featherface.detect as a data: URL (with --options, e.g.
+// '{"refineLandmarks": false}'). Prints one JSON object:
 // {threads, isolated, load_ms, results: [{image, faces, ms: [...]}], anonymized: [...], ui}.
 // --ui FILE (repeatable): the page's controls as a user works them: the first IMAGE and each FILE
 // opened at once, captions in both modes, a threshold out of range, the webcam (a fake one) on and off.
@@ -14,7 +15,7 @@ const TYPES = { ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"
 
 const args = process.argv.slice(2);
 const url = args.shift();
-const opts = { threads: undefined, repeat: 1, anonymize: null, screenshot: null, ui: [] };
+const opts = { threads: undefined, repeat: 1, anonymize: null, screenshot: null, ui: [], options: {} };
 const images = [];
 while (args.length) {
   const a = args.shift();
@@ -23,6 +24,7 @@ while (args.length) {
   else if (a === "--anonymize") opts.anonymize = args.shift();
   else if (a === "--screenshot") opts.screenshot = args.shift();
   else if (a === "--ui") opts.ui.push(args.shift());
+  else if (a === "--options") opts.options = JSON.parse(args.shift());
   else images.push(a);
 }
 
@@ -45,16 +47,16 @@ try {
   const anonymized = [];
   for (const image of images) {
     const dataUrl = `data:${TYPES[extname(image).toLowerCase()] || "image/jpeg"};base64,${readFileSync(image).toString("base64")}`;
-    const r = await page.evaluate(async ({ dataUrl, repeat }) => {
+    const r = await page.evaluate(async ({ dataUrl, repeat, options }) => {
       const ms = [];
       let faces;
       for (let i = 0; i < repeat; i++) {
         const t = performance.now();
-        faces = await window.featherface.detect(dataUrl);
+        faces = await window.featherface.detect(dataUrl, options);
         ms.push(performance.now() - t);
       }
       return { faces, ms };
-    }, { dataUrl, repeat: opts.repeat });
+    }, { dataUrl, repeat: opts.repeat, options: opts.options });
     results.push({ image, ...r });
     if (opts.anonymize) {
       mkdirSync(opts.anonymize, { recursive: true });

@@ -97,11 +97,10 @@ class PassRules:
 class LookRules:
     """The second look that reads each face's landmarks again (``featherface.core.refine``).
 
-    Chosen on the first 500 photos of the landmark dev set (``featherface/data/landmark_dev.txt``:
-    Caltech WebFaces photos no training run uses), never on the benchmarks: face_px 80, 96, 112 x
-    context 1.25, 1.5, 1.75 gave 0.121 to 0.136 of the inter-ocular distance, against 0.150 for the
-    first look. The training pool's Caltech photos could not choose: Nano has seen them, and its
-    first look there is already as good as any second (0.116 against 0.119 to 0.121)."""
+    Chosen on 500 Caltech WebFaces photos of the training pool (human-marked points), never on the
+    landmark dev set or the benchmarks: face 80 to 112 px x crop 1.25 to 1.75 box sides gave 0.120
+    to 0.138 of the inter-ocular distance against 0.153 for the first look; 96 px and 1.5 were best
+    there and on the dev set (``docs/experiments.md``)."""
 
     #: the face's box side in the crop, in pixels (Nano's points are most precise around here)
     face_px: int = 96

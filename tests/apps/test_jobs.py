@@ -40,7 +40,7 @@ class _Detector:
 
     def __init__(self, per_frame):
         self.per_frame = iter(per_frame)
-        self.runner, self.arch, self.long_side = SimpleNamespace(), "nano", 640
+        self.runner, self.arch, self.long_side, self.refine_landmarks = SimpleNamespace(), "nano", 640, False
         self.cfg = PostProcessConfig()
 
     def detect_arrays(self, image):

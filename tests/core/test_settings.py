@@ -11,7 +11,8 @@ from featherface.apps.webapp import site_config
 from featherface.cli import build_parser
 from featherface.core.errors import InputError, UsageError
 from featherface.core.postprocess import PostProcessConfig
-from featherface.core.settings import ANONYMIZE, DETECTOR, PASSES, AnonymizeSettings, DetectorSettings, page_settings
+from featherface.core.settings import (ANONYMIZE, DETECTOR, LOOK, PASSES, AnonymizeSettings, DetectorSettings,
+                                       page_settings)
 from featherface.core.weights import EXAMPLE_IMAGE
 
 
@@ -20,16 +21,19 @@ def test_every_surface_uses_the_same_settings():
     detect = build_parser().parse_args(["detect", "--example"])
     anon = build_parser().parse_args(["anonymize", "--example"])
     for f in fields(DetectorSettings):
-        if f.name not in ("score_threshold", "long_side"):
+        if f.name not in ("score_threshold", "long_side", "refine_landmarks"):
             assert getattr(detect, f.name) == getattr(DETECTOR, f.name) == getattr(anon, f.name), f.name
+    # the landmarks' second look: a flag where landmarks are the output, not for masks
+    assert detect.refine_landmarks == DETECTOR.refine_landmarks and not hasattr(anon, "refine_landmarks")
     assert detect.long_side == DETECTOR.long_side and detect.score_threshold is None  # None: the model's own
     for f in fields(AnonymizeSettings):
         if f.name != "detail":  # not a flag: the library's and the page's option
             assert tuple(np.atleast_1d(getattr(anon, f.name))) == tuple(np.atleast_1d(getattr(ANONYMIZE, f.name))), f.name
     # the library: the detector's and post-processing's defaults
     det = FaceDetector.from_pretrained("nano")
-    assert (det.cfg.nms_iou, det.cfg.top_k, det.cfg.keep_top_k, det.cfg.box_voting, det.long_side) == (
-        DETECTOR.nms_iou, DETECTOR.top_k, DETECTOR.keep_top_k, DETECTOR.box_voting, DETECTOR.long_side)
+    assert (det.cfg.nms_iou, det.cfg.top_k, det.cfg.keep_top_k, det.cfg.box_voting, det.long_side,
+            det.refine_landmarks) == (DETECTOR.nms_iou, DETECTOR.top_k, DETECTOR.keep_top_k, DETECTOR.box_voting,
+                                      DETECTOR.long_side, DETECTOR.refine_landmarks)
     assert PostProcessConfig().nms_iou == DETECTOR.nms_iou
     # the batch API: privacy first like the command line, even with a detector at its own 0.65
     job = AnonymizeJob(det, "nano")
@@ -45,6 +49,9 @@ def test_every_surface_uses_the_same_settings():
     assert page["anonymize"]["secondPass"] == ANONYMIZE.second_pass and page["anonymize"]["color"] == "#000000"
     assert page["passes"] == {"passArea": PASSES.pass_area, "finerPass": PASSES.finer_pass,
                               "coarseMinFace": PASSES.coarse_min_face, "fullPassAbove": PASSES.full_pass_above}
+    assert page["detector"]["refineLandmarks"] == DETECTOR.refine_landmarks
+    assert page["look"] == {"facePx": LOOK.face_px, "context": LOOK.context, "scoreThreshold": LOOK.score_threshold,
+                            "minIou": LOOK.min_iou}
     assert set(asdict(ANONYMIZE)) == {k for k in asdict(ANONYMIZE)}  # every anonymiser setting reaches the page
     assert len(page["anonymize"]) == len(asdict(ANONYMIZE))
 
