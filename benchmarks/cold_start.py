@@ -33,6 +33,10 @@ with tempfile.TemporaryDirectory() as tmp:
         "import featherface": [str(a.light / "bin" / "python"), "-c", "import featherface"],
         "featherface detect PHOTO --no-draw": [str(a.light / "bin" / "featherface"), "-q", "detect", a.photo, "--no-draw",
                                                "--overwrite", "--output", f"{tmp}/ff"],
+        # boxes only (deface's job): no second look at the landmarks
+        "featherface detect PHOTO --no-draw --no-refine-landmarks": [
+            str(a.light / "bin" / "featherface"), "-q", "detect", a.photo, "--no-draw", "--no-refine-landmarks",
+            "--overwrite", "--output", f"{tmp}/ff1"],
         "deface PHOTO": [str(a.deface / "bin" / "deface"), a.photo, "-o", f"{tmp}/deface.jpg"],
     }
     for _ in range(a.rounds):

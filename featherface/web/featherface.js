@@ -5,6 +5,8 @@
  * (vendored in ./vendor, never from a CDN) and the model on the first call.
  *
  *   featherface.detect(source, options)    -> Promise<[{box: [x1, y1, x2, y2], score, landmarks: [[x, y] x5]}]>
+ *     (landmarks read again in a second look at each face, as the package does; options.refineLandmarks
+ *     false: the first look's, faster)
  *   featherface.anonymize(source, options) -> Promise<HTMLCanvasElement | Blob>
  *   featherface.load(options)              -> Promise<{model, threads, threshold, version}>  (optional warm-up)
  *
@@ -249,6 +251,21 @@
     return postprocess(out.loc.data, out.conf.data, out.landms.data, nh, nw, w / nw, h / nh, cfg);
   }
 
+  /** One look at each of several RGBA squares ({rgba, side}), resized to n x n, as one batch (one
+   * inference): a list of faces per square, in its pixels. */
+  async function looksAt(loaded, squares, cfg) {
+    const n = cfg.longSide;
+    const plane = 3 * n * n;
+    const data = new Float32Array(squares.length * plane);
+    squares.forEach(({ rgba, side }, i) => data.set(toTensorData(rgba, side, side, n, n, loaded.mean), i * plane));
+    const input = new loaded.ort.Tensor("float32", data, [squares.length, 3, n, n]);
+    const out = await loaded.session.run({ [loaded.session.inputNames[0]]: input });
+    const per = out.loc.data.length / squares.length / 4;  // anchors per square
+    return squares.map(({ side }, i) => postprocess(out.loc.data.subarray(4 * per * i, 4 * per * (i + 1)),
+      out.conf.data.subarray(2 * per * i, 2 * per * (i + 1)), out.landms.data.subarray(10 * per * i, 10 * per * (i + 1)),
+      n, n, side / n, side / n, cfg));
+  }
+
   async function detectBitmap(bitmap, options) {
     const loaded = await load(options);
     const cfg = settings(options, loaded);
@@ -260,11 +277,13 @@
     const look = SETTINGS.look;
     const squares = faceSquares(faces.map((f) => f.box), look.context);
     const lookCfg = { ...cfg, threshold: look.scoreThreshold, longSide: Math.round(look.context * look.facePx) };
+    // every crop is resized to the same input: batches of 8 (4 faces, plain and mirrored), as the
+    // package's detector batches them
     const looks = [];
-    for (const [x0, y0, side] of squares) {
-      for (const mirror of [false, true]) {
-        looks.push(await firstLook(loaded, cutSquare(rgba, h, w, x0, y0, side, mirror), side, side, lookCfg));
-      }
+    for (let start = 0; start < squares.length; start += 4) {
+      const cuts = squares.slice(start, start + 4).flatMap(([x0, y0, side]) =>
+        [false, true].map((m) => ({ rgba: cutSquare(rgba, h, w, x0, y0, side, m), side })));
+      looks.push(...await looksAt(loaded, cuts, lookCfg));
     }
     return mergeLooks(faces, squares, looks);
   }
