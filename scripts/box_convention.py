@@ -49,7 +49,8 @@ def main() -> None:
             items.append((rel, b))
     step = max(1, len(items) // args.sample)
     items = items[::step][: args.sample]
-    det = FaceDetector.from_pretrained(args.teacher, num_threads=args.threads, score_threshold=0.5)
+    det = FaceDetector.from_pretrained(args.teacher, num_threads=args.threads, score_threshold=0.5,
+                                       refine_landmarks=False)  # boxes only
     ref, other = [], []
     for rel, b in tqdm(items, desc="teacher"):
         ref.append(det.detect_arrays(read_image(Path(args.images) / rel)).boxes)

@@ -61,9 +61,9 @@ def calibrate_on_labels(model, labels_path: Path, images: Path, limit: int, requ
 
     labels = read_face_labels(labels_path)
     labels = {k: labels[k] for k in sorted(labels)[:limit]}
-    det = FaceDetector(TorchRunner(model), score_threshold=min(GRID), long_side=None)
+    det = FaceDetector(TorchRunner(model), score_threshold=min(GRID), long_side=None, refine_landmarks=False)
     preds, missing = predict_labelled(lambda im: det.detect_arrays(im), images, labels, 640)
-    false = _false_positive_checks(FaceDetector(TorchRunner(model), score_threshold=min(GRID)))
+    false = _false_positive_checks(FaceDetector(TorchRunner(model), score_threshold=min(GRID), refine_landmarks=False))
     print(f"{len(labels)} labelled photos ({len(missing)} missing), {sum(len(r) for r in labels.values())} human faces")
     print("threshold  precision  recall  F1     blank/noise/1x1 detections")
     best, best_f1 = None, -1.0
@@ -80,8 +80,8 @@ def calibrate_on_labels(model, labels_path: Path, images: Path, limit: int, requ
 
 
 def calibrate(model, teacher_path: str, photos: Path, require_clean: bool = False) -> float:
-    student = FaceDetector(TorchRunner(model), score_threshold=min(GRID))
-    teacher = FaceDetector.from_pretrained(teacher_path, score_threshold=0.5)
+    student = FaceDetector(TorchRunner(model), score_threshold=min(GRID), refine_landmarks=False)
+    teacher = FaceDetector.from_pretrained(teacher_path, score_threshold=0.5, refine_landmarks=False)
     images = [img for _, img in read_images(photos)]
     refs = [teacher.detect_arrays(img) for img in images]
     preds = [student.detect_arrays(img) for img in images]

@@ -45,14 +45,17 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
         log.warning("--skip-missing: %d of %d labelled images are not in %s and are left out of the scores",
                     len(absent), len(names), images)
         labels = {n: a for n, a in labels.items() if n not in set(absent)}
-    det = build_detector(args, score_threshold=args.score_threshold, long_side=None)
+    # boxes are scored; the landmarks' second look runs only when the labels have points to compare
+    refine = args.refine_landmarks and any(a.has_landmarks.any() for a in labels.values())
+    det = build_detector(args, score_threshold=args.score_threshold, long_side=None, refine_landmarks=refine)
     result, protocol, missing = evaluate_on_labels(det, images, Path(args.labels), long_side, classes, labels=labels)
     protocol["left_out_missing"] = len(absent)
-    protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend})
+    protocol.update({"model": str(args.model), "arch": det.arch, "backend": args.backend, "refine_landmarks": refine})
     results = {str(args.model): result}
     if args.compare is not None:  # same options, the other weights, their own threshold unless one is given
         other_args = argparse.Namespace(**{**vars(args), "model": args.compare})
-        other_det = build_detector(other_args, score_threshold=args.score_threshold, long_side=None)
+        other_det = build_detector(other_args, score_threshold=args.score_threshold, long_side=None,
+                                   refine_landmarks=refine)
         results[str(args.compare)] = evaluate_on_labels(other_det, images, Path(args.labels), long_side, classes,
                                                         labels=labels)[0]
     extra: dict = {}
@@ -119,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"featherface evaluate: error: {args.images} holds none of the {len(listed)} validation images "
                   f"(expected <event>/<image>.jpg, e.g. {listed[0][0]}/{listed[0][1]}.jpg); check --images", file=sys.stderr)
             return 1
-        det = build_detector(args)
+        det = build_detector(args, refine_landmarks=False)  # WIDER FACE scores boxes
         pred_dir = out / "predictions"
         absent = run_model_on_val(det, Path(args.images), gt, pred_dir)
         if absent:
@@ -180,7 +183,7 @@ def register_cli(sub) -> None:
                         "(default: refuse, since their faces would count as missed)")
     p.add_argument("--output", "-o", type=Path, default=Path("eval_out"),
                    help="folder for result.json and the PR curve (default: %(default)s)")
-    add_detector_args(p, score=None, long_side=None, landmarks=False)  # boxes are scored
+    add_detector_args(p, score=None, long_side=None)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("check-data", help="report problems in a WIDER-style dataset (labels and images)")

@@ -111,7 +111,7 @@ def check_teacher(teacher: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     """
     from ..core.files import read_image
 
-    det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
+    det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5, refine_landmarks=False)  # boxes checked
     blank = np.full((320, 320, 3), 127, np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)
     false = [len(det.detect(img)) for img in (blank, noise)]
@@ -149,8 +149,9 @@ def build_dataset(cfg: TrainConfig, teacher, device, rank: int, world: int):
         return WiderFaceDataset(cfg.images, cfg.labels, cfg.image_size, cfg.seed, repeats=cfg.epoch_repeats)
     cache = Path(cfg.out) / "pseudo_labels.json"
     files = list_images(cfg.images)
+    # the teacher's own outputs are the labels: its one look (the second look is a detector-side step)
     det = FaceDetector(TorchRunner(teacher, device), score_threshold=cfg.pseudo_label_threshold,
-                       long_side=cfg.pseudo_label_long_side)
+                       long_side=cfg.pseudo_label_long_side, refine_landmarks=False)
     if rank == 0:
         pseudo_label(det, cfg.images, files, cache, teacher_id=str(cfg.teacher))
     barrier(world)
@@ -544,8 +545,8 @@ def agreement_with_teacher(student, teacher, folder: str, device, student_thresh
     from ..core.files import read_images
 
     was = student.training
-    s_det = FaceDetector(TorchRunner(student, device), score_threshold=student_threshold)
-    t_det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5)
+    s_det = FaceDetector(TorchRunner(student, device), score_threshold=student_threshold, refine_landmarks=False)
+    t_det = FaceDetector(TorchRunner(teacher, device), score_threshold=0.5, refine_landmarks=False)  # boxes compared
     imgs = [img for _, img in read_images(folder)]
     ap = agreement_ap([s_det.detect_arrays(i) for i in imgs], [t_det.detect_arrays(i) for i in imgs])
     student.train(was)

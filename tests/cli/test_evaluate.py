@@ -230,3 +230,30 @@ def test_evaluate_checks_the_output_folder_before_any_work(tmp_path, gt_dir, cap
     blocker.write_text("x")
     assert main(["evaluate", "--gt", str(gt_dir), "--images", str(tmp_path), "--output", str(blocker)]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_evaluate_scores_landmarks_with_the_second_look_when_labels_have_points(tmp_path, capsys):
+    """Labels with five points are compared with the shipped landmarks (second look); labels with
+    none skip it (boxes only are scored)."""
+    from featherface.core.detector import FaceDetector
+    from featherface.core.weights import EXAMPLE_IMAGE
+
+    (tmp_path / "images").mkdir()
+    shutil.copy(EXAMPLE_IMAGE, tmp_path / "images" / "a.jpg")
+    d = FaceDetector.from_pretrained("nano").detect_arrays(cv2.imread(str(EXAMPLE_IMAGE)))  # second look
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"images": {"a.jpg": {"boxes": d.boxes.tolist(),
+                                                      "landmarks": [p.reshape(-1).tolist() for p in d.landmarks]}}}))
+    nme = {}
+    for flag in ("--refine-landmarks", "--no-refine-landmarks"):
+        out = tmp_path / flag
+        assert main(["evaluate", "--images", str(tmp_path / "images"), "--labels", str(labels), "--bootstrap", "0",
+                     "--output", str(out), flag]) == 0
+        result = json.loads((out / "result.json").read_text())
+        nme[flag] = result["nme"]
+        assert result["protocol"]["refine_landmarks"] is (flag == "--refine-landmarks")
+    assert nme["--refine-landmarks"] < 0.01 < nme["--no-refine-landmarks"]
+    labels.write_text(json.dumps({"images": {"a.jpg": {"boxes": d.boxes.tolist()}}}))
+    assert main(["evaluate", "--images", str(tmp_path / "images"), "--labels", str(labels), "--bootstrap", "0",
+                 "--output", str(tmp_path / "boxes")]) == 0
+    assert json.loads((tmp_path / "boxes" / "result.json").read_text())["protocol"]["refine_landmarks"] is False
