@@ -281,7 +281,7 @@ class FaceDetector:
     def detect(self, images, **kwargs) -> list[Detection] | list[list[Detection]]:
         """Detect faces in one image (an array, or a file path; returns ``list[Detection]``) or a
         list of them (returns one list per image). No faces gives ``[]``. Keyword arguments (``color``, ``long_side``,
-        ``score_threshold``, ``nms_iou``, ``top_k``, ``keep_top_k``) override the defaults for
-        this call."""
+        ``score_threshold``, ``nms_iou``, ``top_k``, ``keep_top_k``, ``refine_landmarks``) override the
+        defaults for this call."""
         out = self.detect_arrays(images, **kwargs)
         return out.to_list() if isinstance(out, Detections) else [d.to_list() for d in out]
