@@ -371,6 +371,38 @@ def test_kill_9_mid_video_then_resume_records_each_frame_once(tmp_path, small_cr
     assert [f["frame"] for f in rec["frames"]] == list(range(90))
 
 
+def test_an_encoder_error_is_one_failure_line_and_the_run_goes_on(tmp_path, small_crowd):
+    """ffmpeg dying while a video is written (a broken pipe, its log after it) is that video's one
+    failure line, its partial output removed; the next file is still processed."""
+    from featherface.apps.batch import list_sources, run_batch
+    from featherface.apps.jobs import DetectJob
+    from featherface.core.detector import FaceDetector
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _video(src / "clip.avi", [np.roll(small_crowd, 3 * k, axis=1) for k in range(4)])
+    cv2.imwrite(str(src / "photo.jpg"), small_crowd)
+
+    class DyingEncoder:
+        def __init__(self, path, fps, size, source):
+            self.tmp = path.with_name(f".{path.name}.1.partial.mp4")
+            self.tmp.write_bytes(b"half")
+
+        def write(self, frame):
+            raise BrokenPipeError("[Errno 32] Broken pipe\n\nFFMPEG COMMAND:\nffmpeg -y ...\nFFMPEG STDERR OUTPUT:\n...")
+
+        def abort(self):
+            self.tmp.unlink()
+
+    out = tmp_path / "out"
+    result = run_batch(DetectJob(FaceDetector.from_pretrained("nano"), "nano"), list_sources(str(src)), out,
+                       video_writer=DyingEncoder)
+    assert result.processed == 1 and result.failed == 1
+    (failure,) = json.loads((out / "run.json").read_text())["failures"]
+    assert failure["error"] == f"{src / 'clip.avi'}: [Errno 32] Broken pipe"
+    assert not list(out.glob(".*partial*")) and (out / "photo.jpg").is_file()
+
+
 def test_odd_sized_video_is_written_padded_to_an_even_size(tmp_path, small_crowd):
     """H.264 4:2:0 needs even sizes: a 321x193 video failed with a broken pipe; now one black
     column and row are added (nothing of the picture is cut)."""
