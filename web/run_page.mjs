@@ -96,6 +96,10 @@ try {
     await page.dispatchEvent("#threshold", "change");
     await until(() => /threshold/.test(document.querySelector("#status").textContent));
     ui.badThreshold = { status: await status(), captions: await captions() };
+    await page.fill("#threshold", "0.9");
+    await page.dispatchEvent("#threshold", "change");
+    await until(() => document.querySelector("#status").textContent === "updated");
+    ui.goodThreshold = { status: await status(), captions: await captions() };
     await page.click("#camera");
     await until(() => document.querySelector("#camera").textContent !== "Webcam");
     ui.cameraOn = { button: await page.textContent("#camera"), status: await status() };

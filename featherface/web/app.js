@@ -145,7 +145,10 @@
   $("files").addEventListener("change", (e) => open(e.target.files));
   $("download").addEventListener("click", download);
   $("camera").addEventListener("click", () => camera().catch((e) => { $("status").textContent = e.message; }));
-  for (const id of ["mode", "shape", "threshold"]) $(id).addEventListener("change", () => refresh());
+  // a redraw after a control change replaces an earlier complaint about a control
+  for (const id of ["mode", "shape", "threshold"]) {
+    $(id).addEventListener("change", () => refresh().then((ok) => { if (ok && items.length) $("status").textContent = "updated"; }));
+  }
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));

@@ -195,6 +195,9 @@ def test_page_controls_say_what_happened(server, tmp_path):
     assert n_masked >= n_faces >= 18  # recall first masks more than detection shows
     assert "threshold must be a number from 0 to 1" in ui["badThreshold"]["status"]
     assert ui["badThreshold"]["captions"] == ui["detect"]  # the results stay as they were
+    # a good value again: redrawn (fewer faces at 0.9), the complaint replaced
+    assert ui["goodThreshold"]["status"] == "updated" and len(ui["goodThreshold"]["captions"]) == 1
+    assert int(ui["goodThreshold"]["captions"][0].split(": ")[1].split()[0]) <= n_faces
     assert ui["cameraOn"]["button"] == "Stop webcam" and ui["cameraOff"]["button"] == "Webcam"
 
 
