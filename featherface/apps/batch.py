@@ -193,6 +193,11 @@ RUN_FILES = (RECORDS, SUMMARY, PARQUET)
 LOCK = ".featherface.lock"
 
 
+def out_of_space(folder: Path) -> OutOfSpace:
+    """The one-line error that stops a run whose output disk is full."""
+    return OutOfSpace(f"{folder}: no space left on the device; free some and rerun with --resume")
+
+
 def _is_ours(out_dir: Path, path: Path, written: set[Path]) -> bool:
     return path.name in RUN_FILES or path.name == LOCK or path.resolve() in written
 
@@ -354,8 +359,7 @@ class RecordStream:
             self._fh.flush()
         except OSError as exc:
             if exc.errno == errno.ENOSPC:  # a cut line is ended by the next run's first write
-                raise OutOfSpace(f"{self.path.parent}: no space left on the device; free some and rerun with --resume") \
-                    from None
+                raise out_of_space(self.path.parent) from None
             raise
 
     def close(self) -> None:
@@ -469,9 +473,9 @@ def process_file(job: Job, src: Source, out_dir: Path, draw: bool, max_pixels: i
         raise  # a bad call (options, model, output folder) stops the run: it is never a per-file failure
     except OSError as exc:
         if exc.errno == errno.ENOSPC:  # not this file's fault: every next one would fail alike
-            raise OutOfSpace(f"{out_dir}: no space left on the device; free some and rerun with --resume") from None
+            raise out_of_space(out_dir) from None
         return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
-    except (ValueError, MemoryError, OSError, MissingExtra) as exc:  # MissingExtra: a video without [video]
+    except (ValueError, MemoryError, MissingExtra) as exc:  # MissingExtra: a video without [video]
         return {"type": "error", "file": str(src.path), "error": _one_line(exc, src.path)}
 
 

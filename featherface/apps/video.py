@@ -40,17 +40,19 @@ def _avi_total_frames(path: Path) -> int | None:
     return total or None
 
 
-def base_rate(path: Path) -> float | None:
-    """The video stream's base rate (``tbr`` in ffmpeg's description of the file), or ``None``."""
+def stream_rates(path: Path) -> tuple[float | None, float | None]:
+    """The video stream's mean frame rate and base rate (``fps`` and ``tbr`` in ffmpeg's description
+    of the file), each ``None`` where ffmpeg states none."""
     ffmpeg = require("imageio_ffmpeg", "video")
     try:
         out = subprocess.run([ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
                              text=True, errors="replace", timeout=60).stderr
     except (OSError, subprocess.TimeoutExpired):
-        return None
+        return None, None
     line = next((ln for ln in out.splitlines() if ln.lstrip().startswith("Stream ") and " Video: " in ln), "")
-    m = re.search(r" ([0-9]+(?:\.[0-9]+)?) tbr", line)
-    return float(m.group(1)) if m else None
+    rates = [re.search(rf" ([0-9]+(?:\.[0-9]+)?) {unit}\b", line) for unit in ("fps", "tbr")]
+    mean, base = (float(m.group(1)) if m else None for m in rates)
+    return mean, base
 
 
 class FrameReader:
@@ -62,7 +64,13 @@ class FrameReader:
     def __init__(self, path: Path) -> None:
         ffmpeg = require("imageio_ffmpeg", "video")
         self.path = Path(path)
-        self._gen = ffmpeg.read_frames(str(path), pix_fmt="bgr24")
+        mean, base = stream_rates(self.path)
+        # ffmpeg's raw output repeats frames up to the base rate: the writer must use that rate,
+        # or a 10 s phone video plays for 20 s; stated explicitly (-r) so reader and writer agree
+        # (a stream that states no mean rate is taken as 25 fps, as below)
+        self.variable = base is not None and base > (mean or 25.0) * 1.01
+        self._gen = ffmpeg.read_frames(str(path), pix_fmt="bgr24",
+                                       output_params=["-r", f"{base:g}"] if self.variable else None)
         try:
             meta = next(self._gen)
         except (OSError, RuntimeError, StopIteration):
@@ -70,17 +78,10 @@ class FrameReader:
             raise InputError(f"{path}: cannot be opened as a video") from None
         fps = meta.get("fps")  # the stream's MEAN rate
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0
-        base = base_rate(self.path)
-        # ffmpeg's raw output repeats frames up to the base rate: the writer must use that rate,
-        # or a 10 s phone video plays for 20 s; stated explicitly (-r) so reader and writer agree
-        self.variable = base is not None and base > self.fps * 1.01
         if self.variable:
-            self._gen.close()
-            self.fps = float(base)  # type: ignore[arg-type]
-            self._gen = ffmpeg.read_frames(str(path), pix_fmt="bgr24", output_params=["-r", f"{self.fps:g}"])
-            next(self._gen)
             log.info("%s: variable frame rate (mean %.2f fps): read and written at its base rate, %g fps",
-                     path, float(fps), self.fps)
+                     path, self.fps, base)
+            self.fps = float(base)  # type: ignore[arg-type]
         self.size = tuple(meta["size"])
         duration = meta.get("duration")
         self.total = _avi_total_frames(self.path) or (

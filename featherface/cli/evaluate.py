@@ -44,7 +44,8 @@ def cmd_evaluate_labels(args: argparse.Namespace) -> int:
     if absent:
         log.warning("--skip-missing: %d of %d labelled images are not in %s and are left out of the scores",
                     len(absent), len(names), images)
-        labels = {n: a for n, a in labels.items() if n not in set(absent)}
+        missing_names = set(absent)
+        labels = {n: a for n, a in labels.items() if n not in missing_names}
     # boxes are scored; the landmarks' second look runs only when the labels have points to compare
     refine = args.refine_landmarks and any(a.has_landmarks.any() for a in labels.values())
     det = build_detector(args, score_threshold=args.score_threshold, long_side=None, refine_landmarks=refine)

@@ -188,11 +188,13 @@ class FaceDetector:
         # one image: an array, or anything that is not a list/tuple (None, a PIL image...), which
         # preprocess then rejects with a message saying what to pass instead
         single = not isinstance(images, (list, tuple))
-        batch: Sequence[np.ndarray] = [images] if single else list(images)
+        # file paths are read once, as BGR, for the first look and the second
+        batch = [(read_image(img), "bgr") if isinstance(img, (str, os.PathLike)) else (img, color)
+                 for img in ([images] if single else images)]
         cfg = self._config(score_threshold, nms_iou, top_k, keep_top_k)
         ls = self.long_side if long_side is DEFAULT else long_side
         mean, model_color = self.contract["mean"], self.contract["color"]
-        prepared = [preprocess(img, color, ls, mean, model_color) for img in batch]
+        prepared = [preprocess(img, c, ls, mean, model_color) for img, c in batch]
         results: list[Detections | None] = [None] * len(batch)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, (x, _) in enumerate(prepared):
@@ -206,11 +208,7 @@ class FaceDetector:
                 for j, i in enumerate(chunk):
                     results[i] = postprocess_image(outputs.image(j), hw, prepared[i][1], cfg)
         if self.refine_landmarks if refine_landmarks is DEFAULT else refine_landmarks:
-            for i, img in enumerate(batch):
-                if isinstance(img, (str, os.PathLike)):
-                    img, c = read_image(img), "bgr"  # as preprocess read it
-                else:
-                    c = color
+            for i, (img, c) in enumerate(batch):
                 results[i] = self._second_look(img, results[i], c, nms_iou)  # type: ignore[arg-type]
         return results[0] if single else results  # type: ignore[return-value]
 
