@@ -3,21 +3,26 @@ outputs: its context modules and heads (``--train context``: SSH and heads, 85,1
 parameters) or every layer (``--train all``).
 
 Targets: another detector's five points (SCRFD-2.5G's, from ``scripts/label_pool.py``) on the
-training pool, never on the landmark dev set (``featherface/data/landmark_dev.txt``). With
-``--train context`` the backbone, BiFPN and attention stay frozen (their features are computed
-without gradients); BatchNorm statistics stay the starting ones everywhere. Per photo (long side
-640, or mirrored), the loss is
+training pool, never on the landmark dev set (``featherface/data/landmark_dev.txt``) nor on the
+photos of ``--exclude``. With ``--train context`` the backbone, BiFPN and attention stay frozen
+(their features are computed without gradients); BatchNorm statistics stay the starting ones
+everywhere. Each sample is, with probability ``--look-share``, a second look's input around one
+labelled face (``featherface.core.refine``: 1.5 box sides at 144 px, the box jittered as the first
+look's would be), otherwise a whole photo at long side 640; mirrored half the time. The loss is
 
-* landmarks: Huber (delta 1.0) on the encoded points ``(p - a_c) / (0.1 a_wh)`` of the anchors
-  inference uses for each labelled face (decoded box IoU >= 0.4 with it, starting probability >=
-  0.1), weighted by that probability, as box voting weighs them;
+* landmarks: smooth L1 (``--beta`` in encoded units; 1.0 is Huber with delta 1, small values are
+  near L1) on the encoded points ``(p - a_c) / (0.1 a_wh)`` of the anchors inference uses for each
+  labelled face (decoded box IoU >= 0.4 with it, starting probability >= 0.1), weighted by that
+  probability, as box voting weighs them;
 * detection held: ``--hold`` x the mean squared difference to the starting network's box
   regressions and class logits on every anchor whose starting face probability is >= 0.01, plus
   the class logits of a random 5 % of the rest, so boxes and scores stay where they were.
 
 Resumable: ``OUT.state.pt`` holds the weights, the optimiser and the step; a rerun continues.
+Nano 1.1 (``featherface/weights/README.md``):
 
-    python scripts/finetune_landmarks.py POOL POOL/labels/scrfd_2.5g.json OUT.pt [--steps 2000]
+    python scripts/finetune_landmarks.py POOL POOL/labels/scrfd_2.5g.json OUT.pt --train all \
+        --look-share 0.85 --min-side 48 --beta 0.05 --lr 3e-4 --steps 4000 --exclude scripts/landmark_choice.txt
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ from featherface.core.detector import preprocess
 from featherface.core.files import read_image
 from featherface.core.geometry import iou_matrix
 from featherface.core.priors import decode_boxes, pixel_priors
+from featherface.core.refine import cut_square, face_squares
+from featherface.core.settings import LOOK
 from featherface.core.weights import resolve_weights
 from featherface.data.pool import held_out_photos
 from featherface.models.checkpoint import atomic_save, load_model, make_checkpoint
@@ -60,6 +67,32 @@ def sample(pool: Path, name: str, item: dict, flip: bool, min_score: float):
     return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
 
 
+def look_sample(pool: Path, name: str, item: dict, rng: np.random.Generator, min_score: float,
+                min_side: float):
+    """A second look's input (``featherface.core.refine``) around one labelled face of at least
+    ``min_side`` px: the square of ``LOOK.context`` box sides, mirrored half the time, at long side
+    ``LOOK.context * LOOK.face_px``. The first look's box, which places the square at inference,
+    varies around the label's: side x U(0.85, 1.15), centre moved by up to 5 % of the side."""
+    boxes, points = targets(item, min_score)
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    ok = np.flatnonzero(sides >= min_side)
+    if not len(ok):
+        return None
+    i = int(rng.choice(ok))
+    side = sides[i] * rng.uniform(0.85, 1.15)
+    centre = (boxes[i, :2] + boxes[i, 2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * sides[i]
+    (x0, y0, sq), = face_squares(np.r_[centre - side / 2, centre + side / 2][None], LOOK.context)
+    mirror = bool(rng.random() < 0.5)
+    crop = cut_square(read_image(pool / name), int(x0), int(y0), int(sq), mirror)
+    boxes = boxes - np.array([x0, y0, x0, y0], np.float32)
+    points = points - np.array([x0, y0], np.float32)
+    if mirror:
+        boxes = np.stack([sq - boxes[:, 2], boxes[:, 1], sq - boxes[:, 0], boxes[:, 3]], axis=1)
+        points = points[:, list(MIRROR_ORDER)] * np.array([-1, 1], np.float32) + np.array([sq, 0], np.float32)
+    x, (sx, sy) = preprocess(crop, long_side=round(LOOK.context * LOOK.face_px))
+    return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
+
+
 def context_and_heads(net, feats: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """``(loc, conf, landmark_deltas)`` of one image from Nano's post-BiFPN features (SSH, shuffle, heads)."""
     outs = [head(net.shuffle(ssh(f))) for ssh, head, f in zip(net.ssh, net.heads, feats)]
@@ -72,7 +105,7 @@ def trunk(net, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def step_loss(model, start, x: np.ndarray, boxes: np.ndarray, points: np.ndarray, hold: float,
-              rng: np.random.Generator, train_all: bool) -> tuple[torch.Tensor, float, float]:
+              rng: np.random.Generator, train_all: bool, beta: float = 1.0) -> tuple[torch.Tensor, float, float]:
     xt = torch.from_numpy(x)[None]
     with torch.no_grad():
         feats0 = trunk(start, xt)
@@ -92,7 +125,7 @@ def step_loss(model, start, x: np.ndarray, boxes: np.ndarray, points: np.ndarray
             a = priors[cand]
             enc = torch.from_numpy(((points[best] - a[:, None, :2]) / (0.1 * a[:, None, 2:])).reshape(-1, 10))
             wt = torch.from_numpy(prob0[cand])
-            per = F.huber_loss(lm[cand], enc, delta=1.0, reduction="none").mean(dim=1)
+            per = F.smooth_l1_loss(lm[cand], enc, beta=beta, reduction="none").mean(dim=1)
             lm_loss = (per * wt).sum() / wt.sum()
     active = prob0 >= 0.01
     active |= rng.random(len(prob0)) < 0.05
@@ -115,6 +148,12 @@ def main() -> None:
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--train", choices=("context", "all"), default="context", help="the layers trained")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--look-share", type=float, default=0.0,
+                    help="share of samples that are second-look crops (the rest: whole photos at long side 640)")
+    ap.add_argument("--beta", type=float, default=1.0,
+                    help="smooth-L1 transition of the landmark loss, in encoded units (1.0: Huber; small: L1)")
+    ap.add_argument("--min-side", type=float, default=24.0, help="smallest label face (px) a second-look crop is cut around")
+    ap.add_argument("--exclude", type=Path, default=None, help="a file of photo names (one a line) never trained on")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(a.threads)
@@ -141,6 +180,8 @@ def main() -> None:
 
     labels = json.loads(a.labels.read_text())["images"]
     held = held_out_photos()
+    if a.exclude:
+        held = held | {ln.strip() for ln in a.exclude.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
     names = sorted(n for n in labels if n not in held and (a.pool / n).is_file()
                    and len(targets(labels[n], a.min_score)[0]))
     log.info("%d labelled training photos", len(names))
@@ -159,10 +200,13 @@ def main() -> None:
                 queue = names.copy()
                 order.shuffle(queue)
             name = queue.pop()
-            s = sample(a.pool, name, labels[name], bool(rng.random() < 0.5), a.min_score)
+            if rng.random() < a.look_share:
+                s = look_sample(a.pool, name, labels[name], rng, a.min_score, a.min_side)
+            else:
+                s = sample(a.pool, name, labels[name], bool(rng.random() < 0.5), a.min_score)
             if s is None:
                 continue
-            loss, lm_l, keep_l = step_loss(model, start, *s, a.hold, rng, a.train == "all")
+            loss, lm_l, keep_l = step_loss(model, start, *s, a.hold, rng, a.train == "all", a.beta)
             (loss / a.photos_per_step).backward()
             sums[0] += lm_l / a.photos_per_step
             sums[1] += keep_l / a.photos_per_step
@@ -176,7 +220,8 @@ def main() -> None:
             log.info("step %d: landmark loss %.4f, detection drift %.6f", step, sums[0], sums[1])
     meta = dict(ckpt.get("meta", {}))
     meta["landmark_finetune"] = {"labels": a.labels.name, "steps": a.steps, "photos_per_step": a.photos_per_step,
-                                 "lr": a.lr, "hold": a.hold, "min_score": a.min_score, "trained": a.train}
+                                 "lr": a.lr, "hold": a.hold, "min_score": a.min_score, "trained": a.train,
+                                 "look_share": a.look_share, "beta": a.beta, "min_side": a.min_side}
     atomic_save(make_checkpoint(model, ckpt["arch"], meta), a.out)
     log.info("wrote %s", a.out)
 
