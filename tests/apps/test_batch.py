@@ -281,6 +281,7 @@ def _detect_in_background(tmp_path, workers: int, done: int, files: int = 120):
     """``featherface detect`` on ``files`` copies of the example photo in a subprocess, returned once
     ``done`` of them have records (or after 60 s): ``(source folder, output folder, command, process)``."""
     import shutil
+    import signal
     import subprocess
     import sys
     import time
@@ -292,7 +293,10 @@ def _detect_in_background(tmp_path, workers: int, done: int, files: int = 120):
     for k in range(files):
         shutil.copy(EXAMPLE_IMAGE, src / f"p{k:03d}.jpg")
     cmd = [sys.executable, "-m", "featherface", "-q", "detect", str(src), "--output", str(out), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job ignores SIGINT and its children inherit that (then Python installs no
+    # KeyboardInterrupt handler): the child gets the default disposition, as under a terminal
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         if (out / "run.jsonl").is_file() and (out / "run.jsonl").read_text().count('"type": "image"') >= done:
