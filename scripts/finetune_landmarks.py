@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from featherface.core.constants import MIRROR_ORDER
 from featherface.core.detector import preprocess
 from featherface.core.files import read_image
 from featherface.core.geometry import iou_matrix
@@ -46,25 +45,29 @@ from featherface.core.priors import decode_boxes, pixel_priors
 from featherface.core.refine import cut_square, face_squares
 from featherface.core.settings import LOOK
 from featherface.core.weights import resolve_weights
-from featherface.data.pool import held_out_photos
+from featherface.data.pool import held_out_photos, read_photo_list
+from featherface.data.transforms import Sample, mirror
 from featherface.models.checkpoint import atomic_save, load_model, make_checkpoint
 from fit_landmark_head import targets  # scripts/: the same labelled points
 
 log = logging.getLogger("finetune_landmarks")
 
 
+def network_input(image: np.ndarray, boxes: np.ndarray, points: np.ndarray, flip: bool, long_side: int):
+    """``(CHW input, boxes, points)``: ``image`` (mirrored with ``flip``, labels moving with it,
+    ``featherface.data.transforms.mirror``) resized to ``long_side``, the labels in its pixels."""
+    if flip:
+        s = mirror(Sample(image, boxes, points, np.ones(len(boxes), bool)))
+        image, boxes, points = s.image, s.boxes, s.landmarks
+    x, (sx, sy) = preprocess(image, long_side=long_side)
+    return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
+
+
 def sample(pool: Path, name: str, item: dict, flip: bool, min_score: float):
     boxes, points = targets(item, min_score)
     if not len(boxes):
         return None
-    image = read_image(pool / name)
-    if flip:
-        w = image.shape[1]
-        image = np.ascontiguousarray(image[:, ::-1])
-        boxes = np.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], axis=1)
-        points = points[:, list(MIRROR_ORDER)] * np.array([-1, 1], np.float32) + np.array([w, 0], np.float32)
-    x, (sx, sy) = preprocess(image, long_side=640)
-    return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
+    return network_input(read_image(pool / name), boxes, points, flip, 640)
 
 
 def look_sample(pool: Path, name: str, item: dict, rng: np.random.Generator, min_score: float,
@@ -82,15 +85,10 @@ def look_sample(pool: Path, name: str, item: dict, rng: np.random.Generator, min
     side = sides[i] * rng.uniform(0.85, 1.15)
     centre = (boxes[i, :2] + boxes[i, 2:]) / 2 + rng.uniform(-0.05, 0.05, 2) * sides[i]
     (x0, y0, sq), = face_squares(np.r_[centre - side / 2, centre + side / 2][None], LOOK.context)
-    mirror = bool(rng.random() < 0.5)
-    crop = cut_square(read_image(pool / name), int(x0), int(y0), int(sq), mirror)
-    boxes = boxes - np.array([x0, y0, x0, y0], np.float32)
-    points = points - np.array([x0, y0], np.float32)
-    if mirror:
-        boxes = np.stack([sq - boxes[:, 2], boxes[:, 1], sq - boxes[:, 0], boxes[:, 3]], axis=1)
-        points = points[:, list(MIRROR_ORDER)] * np.array([-1, 1], np.float32) + np.array([sq, 0], np.float32)
-    x, (sx, sy) = preprocess(crop, long_side=round(LOOK.context * LOOK.face_px))
-    return x, boxes / np.array([sx, sy, sx, sy], np.float32), points / np.array([sx, sy], np.float32)
+    flip = bool(rng.random() < 0.5)
+    crop = cut_square(read_image(pool / name), int(x0), int(y0), int(sq))
+    return network_input(crop, boxes - np.array([x0, y0, x0, y0], np.float32), points - np.array([x0, y0], np.float32),
+                         flip, round(LOOK.context * LOOK.face_px))
 
 
 def context_and_heads(net, feats: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -181,7 +179,7 @@ def main() -> None:
     labels = json.loads(a.labels.read_text())["images"]
     held = held_out_photos()
     if a.exclude:
-        held = held | {ln.strip() for ln in a.exclude.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+        held = held | read_photo_list(a.exclude)
     names = sorted(n for n in labels if n not in held and (a.pool / n).is_file()
                    and len(targets(labels[n], a.min_score)[0]))
     log.info("%d labelled training photos", len(names))

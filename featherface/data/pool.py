@@ -184,11 +184,16 @@ def read_pool_labels(paths: str | Path | list, min_score: float = 0.5) -> tuple[
 LANDMARK_DEV = Path(__file__).with_name("landmark_dev.txt")
 
 
+def read_photo_list(path: str | Path) -> frozenset[str]:
+    """The pool-relative photo paths of a list file: one a line, ``#`` comments and blank lines skipped."""
+    lines = Path(path).read_text().splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
 def held_out_photos() -> frozenset[str]:
     """Pool-relative paths of the photos no training run may use: the landmark dev set
     (:data:`LANDMARK_DEV`, one path a line, ``#`` comments)."""
-    lines = LANDMARK_DEV.read_text().splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    return read_photo_list(LANDMARK_DEV)
 
 
 def read_pool(root: str | Path, labels: str | Path | list | None = None,
