@@ -18,11 +18,14 @@ look's would be), otherwise a whole photo at long side 640; mirrored half the ti
   regressions and class logits on every anchor whose starting face probability is >= 0.01, plus
   the class logits of a random 5 % of the rest, so boxes and scores stay where they were.
 
-Resumable: ``OUT.state.pt`` holds the weights, the optimiser and the step; a rerun continues.
-Nano 1.1 (``featherface/weights/README.md``):
+Resumable: ``OUT.state.pt`` holds the weights, the optimiser and the step; a rerun continues. The
+checkpoint's ``meta["landmark_finetune"]`` lists every fine-tune the weights went through. Nano 1.2
+(``featherface/weights/README.md``): three runs, each starting from the previous one's output
+(``--start``; the first from Nano 1.0.1)::
 
     python scripts/finetune_landmarks.py POOL POOL/labels/scrfd_2.5g.json OUT.pt --train all \
         --look-share 0.85 --min-side 48 --beta 0.05 --lr 3e-4 --steps 4000 --exclude scripts/landmark_choice.txt
+    # then twice more with --look-share 0.9: --lr 1.5e-4 --steps 5000, and --lr 1e-4 --steps 3500
 """
 from __future__ import annotations
 
@@ -217,9 +220,12 @@ def main() -> None:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, state_path)
             log.info("step %d: landmark loss %.4f, detection drift %.6f", step, sums[0], sums[1])
     meta = dict(ckpt.get("meta", {}))
-    meta["landmark_finetune"] = {"labels": a.labels.name, "steps": a.steps, "photos_per_step": a.photos_per_step,
-                                 "lr": a.lr, "hold": a.hold, "min_score": a.min_score, "trained": a.train,
-                                 "look_share": a.look_share, "beta": a.beta, "min_side": a.min_side}
+    stage = {"labels": a.labels.name, "steps": a.steps, "photos_per_step": a.photos_per_step, "lr": a.lr,
+             "hold": a.hold, "min_score": a.min_score, "trained": a.train, "look_share": a.look_share,
+             "beta": a.beta, "min_side": a.min_side}
+    # one entry per fine-tune the weights went through, oldest first
+    before = meta.get("landmark_finetune")
+    meta["landmark_finetune"] = (before if isinstance(before, list) else [before] if before else []) + [stage]
     atomic_save(make_checkpoint(model, ckpt["arch"], meta), a.out)
     log.info("wrote %s", a.out)
 

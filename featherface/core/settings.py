@@ -100,7 +100,7 @@ class LookRules:
     Chosen on 500 Caltech WebFaces photos of the training pool (human-marked points), never on the
     landmark dev set or the benchmarks: face 80 to 112 px x crop 1.25 to 1.75 box sides gave 0.120
     to 0.138 of the inter-ocular distance against 0.153 for the first look; 96 px and 1.5 were best
-    there and on the dev set (``docs/experiments.md``). Nano 1.1's landmarks were fine-tuned on
+    there and on the dev set (``docs/experiments.md``). Nano's landmarks (since 1.1) were fine-tuned on
     crops made by these rules (``scripts/finetune_landmarks.py --look-share``)."""
 
     #: the face's box side in the crop, in pixels (Nano's points are most precise around here)
