@@ -19,13 +19,14 @@ look's would be), otherwise a whole photo at long side 640; mirrored half the ti
   the class logits of a random 5 % of the rest, so boxes and scores stay where they were.
 
 Resumable: ``OUT.state.pt`` holds the weights, the optimiser and the step; a rerun continues. The
-checkpoint's ``meta["landmark_finetune"]`` lists every fine-tune the weights went through. Nano 1.2
-(``featherface/weights/README.md``): three runs, each starting from the previous one's output
+checkpoint's ``meta["landmark_finetune"]`` lists every fine-tune the weights went through. Nano 1.3
+(``featherface/weights/README.md``): five runs, each starting from the previous one's output
 (``--start``; the first from Nano 1.0.1)::
 
     python scripts/finetune_landmarks.py POOL POOL/labels/scrfd_2.5g.json OUT.pt --train all \
         --look-share 0.85 --min-side 48 --beta 0.05 --lr 3e-4 --steps 4000 --exclude scripts/landmark_choice.txt
-    # then twice more with --look-share 0.9: --lr 1.5e-4 --steps 5000, and --lr 1e-4 --steps 3500
+    # then four more with --look-share 0.9: --lr 1.5e-4 --steps 5000; --lr 1e-4 --steps 3500 (1.2);
+    # --lr 1e-4 --steps 4000; --lr 1e-4 --steps 3500 (1.3)
 """
 from __future__ import annotations
 
@@ -155,6 +156,8 @@ def main() -> None:
                     help="smooth-L1 transition of the landmark loss, in encoded units (1.0: Huber; small: L1)")
     ap.add_argument("--min-side", type=float, default=24.0, help="smallest label face (px) a second-look crop is cut around")
     ap.add_argument("--exclude", type=Path, default=None, help="a file of photo names (one a line) never trained on")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="sampling seed (0: the draws of the released runs); another seed draws other samples")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(a.threads)
@@ -186,8 +189,9 @@ def main() -> None:
     names = sorted(n for n in labels if n not in held and (a.pool / n).is_file()
                    and len(targets(labels[n], a.min_score)[0]))
     log.info("%d labelled training photos", len(names))
-    rng = np.random.default_rng(step)
-    order = random.Random(0)
+    # a resumed run draws anew from a generator seeded by the step it resumes at (and the seed)
+    rng = np.random.default_rng(step if a.seed == 0 else (a.seed, step))
+    order = random.Random(a.seed)
     queue: list[str] = []
     bar = tqdm(total=a.steps, initial=step, desc="steps")
     while step < a.steps:
@@ -223,6 +227,8 @@ def main() -> None:
     stage = {"labels": a.labels.name, "steps": a.steps, "photos_per_step": a.photos_per_step, "lr": a.lr,
              "hold": a.hold, "min_score": a.min_score, "trained": a.train, "look_share": a.look_share,
              "beta": a.beta, "min_side": a.min_side}
+    if a.seed:
+        stage["seed"] = a.seed
     # one entry per fine-tune the weights went through, oldest first
     before = meta.get("landmark_finetune")
     meta["landmark_finetune"] = (before if isinstance(before, list) else [before] if before else []) + [stage]

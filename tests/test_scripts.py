@@ -1,5 +1,6 @@
-"""The pool-labelling scripts end to end: a peer detector labels a tiny pool (resumably), and the
-box-convention measurement writes its map where ``featherface distill --pool-labels`` reads it."""
+"""The pool scripts end to end: a peer detector labels a tiny pool (resumably), the box-convention
+measurement writes its map where ``featherface distill --pool-labels`` reads it, and the landmark
+fine-tune trains on such labels (resumably)."""
 import json
 import shutil
 import subprocess
@@ -48,3 +49,35 @@ def test_label_pool_then_box_convention(tmp_path):
     assert summary[0]["convention"] == {k: measured[k] for k in ("w_scale", "h_scale", "dx", "dy")}
     assert len(boxes["groups/crowd.jpg"]) == sum(s >= 0.5 for s in crowd["scores"])
 
+
+def _finetune(pool, labels, out, *extra: str) -> subprocess.CompletedProcess:
+    return _run("scripts/finetune_landmarks.py", str(pool), str(labels), str(out), "--train", "all",
+                "--photos-per-step", "2", "--look-share", "0.5", "--min-side", "48", "--save-every", "1", *extra)
+
+
+def test_finetune_landmarks_resumes(tmp_path):
+    """Two steps of the landmark fine-tune on one photo (RetinaFace's points as targets), resumed for a
+    third, with the run recorded in the metadata; a run with another seed draws other samples."""
+    import torch
+
+    from featherface.models.checkpoint import read_checkpoint
+
+    fixture = json.loads((REPO / "tests" / "fixtures" / "retinaface_crowd.json").read_text())
+    pool = tmp_path / "pool"
+    (pool / "groups").mkdir(parents=True)
+    shutil.copy(shared_file("images/crowd_baseball.jpg"), pool / "groups" / "crowd.jpg")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"images": {"groups/crowd.jpg": {k: fixture[k] for k in ("boxes", "scores", "landmarks")}}}))
+
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    _finetune(pool, labels, a, "--steps", "2")
+    assert torch.load(a.with_name("a.pt.state.pt"), weights_only=False)["step"] == 2
+    resumed = _finetune(pool, labels, a, "--steps", "3")
+    assert "resumed at step 2" in resumed.stderr
+    assert torch.load(a.with_name("a.pt.state.pt"), weights_only=False)["step"] == 3
+    stages = read_checkpoint(a)["meta"]["landmark_finetune"]
+    assert stages[-1]["steps"] == 3 and stages[-1]["trained"] == "all" and "seed" not in stages[-1]
+    _finetune(pool, labels, b, "--steps", "3", "--seed", "1")
+    assert read_checkpoint(b)["meta"]["landmark_finetune"][-1]["seed"] == 1
+    sa, sb = (read_checkpoint(p)["state_dict"] for p in (a, b))
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)  # the seeds drew different samples
