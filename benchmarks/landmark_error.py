@@ -114,10 +114,11 @@ print(f"{len(names)} photos, {labelled} labelled faces (inter-ocular distance >=
 print("| detector | faces found % | mean error (x inter-ocular) | median | eyes | error > 0.25 % | scatter |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 rows = []
+face_error: dict[str, np.ndarray] = {}  # per detector: each common face's mean error
 for label, v in table.items():
     c = v[common]
     per_face = np.linalg.norm(c, axis=2)  # (faces, 4) distances
-    err = per_face.mean(axis=1)
+    err = face_error[label] = per_face.mean(axis=1)
     # scatter: the error left when the detector's own mean offset of each point is removed (its
     # annotation convention), i.e. its precision apart from where it puts each point on average
     scatter = np.linalg.norm(c - c.mean(axis=0), axis=2).mean()
@@ -128,15 +129,15 @@ for _, row in sorted(rows):
 
 # paired: the bundled Nano's mean error minus each other detector's on the same faces, with a 95 %
 # interval from 1,000 resamples of the photos (the faces of one photo drawn together)
-ours = np.linalg.norm(table["FeatherFace Nano"][common], axis=2).mean(axis=1)
+ours = face_error["FeatherFace Nano"]
 photo = np.array(photo_of)[common]
 groups = [np.flatnonzero(photo == i) for i in np.unique(photo)]
 rng = np.random.default_rng(0)
 draws = [np.concatenate([groups[j] for j in rng.integers(len(groups), size=len(groups))]) for _ in range(1000)]
 print("\nFeatherFace Nano's mean error minus each detector's (the same faces; 95 % interval from 1,000 "
       "resamples of the photos):\n")
-for label, v in table.items():
+for label, err in face_error.items():
     if label != "FeatherFace Nano":
-        diff = ours - np.linalg.norm(v[common], axis=2).mean(axis=1)
+        diff = ours - err
         lo, hi = np.percentile([diff[d].mean() for d in draws], [2.5, 97.5])
         print(f"* {label}: {diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]")
